@@ -1,0 +1,316 @@
+"""Builds the standalone MJCF of the face from the procedural geometry and the actuator table.
+
+``build_mjcf()`` returns one self-contained XML string (no include, no mesh files): skull, jaw, eyes, eyelids,
+neck, the skin flex with its free vertex bodies, 26 tendons and 26 tendon actuators, the mirror camera and lights.
+The same string is what ``facetwin export-xml`` writes and what ``assets/face/face.xml`` holds.
+
+Variants (same face, same actuators, same landmarks):
+
+* ``"full"``  - the reference model: every skin vertex around the mouth and brows is free (3 slide dofs each).
+* ``"fast"``  - a training variant with a larger physics step (fewer substeps per 30 Hz control step).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import geometry as g
+from .actuators import load_actuators
+
+CONTROL_HZ = 30.0
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    substeps: int  # physics steps per control step (timestep = 1 / (CONTROL_HZ * substeps))
+    description: str
+
+
+VARIANTS = {
+    "full": Variant("full", 10, "reference model: physics at 300 Hz"),
+    "fast": Variant("fast", 5, "training variant: physics at 150 Hz, same face and actuators"),
+}
+
+# Skin material (silicone, e.g. Ecoflex 00-50 class): Young's modulus (Pa), Poisson, thickness (m), Rayleigh
+# damping (s), areal density (kg/m^2).
+SKIN_YOUNG = 8.0e4
+SKIN_POISSON = 0.45
+SKIN_THICKNESS = 0.0025
+SKIN_DAMPING = 0.004
+SKIN_AREAL_DENSITY = 1100.0 * SKIN_THICKNESS
+
+SKIN_RGBA = (0.86, 0.67, 0.56, 1.0)
+LIP_RGBA = (0.72, 0.36, 0.36, 1.0)
+
+# Mirror camera: 0.42 m in front of the face, looking back at it (+y of the face shows on the image's right in
+# the raw image; facetwin.sim.render flips it like a mirror).
+MIRROR_POS = (0.42, 0.0, -0.012)
+MIRROR_FOVY = 32.0
+NECK_PIVOT = (-0.020, 0.0, -0.105)  # in the head frame
+
+
+def _f(v) -> str:
+    return " ".join(f"{float(x):.6g}" for x in np.ravel(v))
+
+
+def _shell_mesh(radius: float, thick: float, el0: float, el1: float, az: float, n_el=6, n_az=14):
+    """A closed spherical shell patch (eyelid): elevation el0..el1, azimuth -az..az (radians), facing +x."""
+    els = np.linspace(el0, el1, n_el)
+    azs = np.linspace(-az, az, n_az)
+    verts = []
+    for r in (radius + thick, radius):
+        for e in els:
+            for a in azs:
+                verts.append((r * math.cos(e) * math.cos(a), r * math.cos(e) * math.sin(a), r * math.sin(e)))
+    verts = np.array(verts)
+    n = n_el * n_az
+
+    def idx(layer, i, j):
+        return layer * n + i * n_az + j
+
+    faces = []
+    for i in range(n_el - 1):
+        for j in range(n_az - 1):
+            a, b, c, d = idx(0, i, j), idx(0, i, j + 1), idx(0, i + 1, j + 1), idx(0, i + 1, j)
+            faces += [(a, b, c), (a, c, d)]
+            a, b, c, d = idx(1, i, j), idx(1, i, j + 1), idx(1, i + 1, j + 1), idx(1, i + 1, j)
+            faces += [(a, c, b), (a, d, c)]
+    # rims (close the shell)
+    for i in (0, n_el - 1):
+        for j in range(n_az - 1):
+            a, b, c, d = idx(0, i, j), idx(0, i, j + 1), idx(1, i, j + 1), idx(1, i, j)
+            faces += [(a, c, b), (a, d, c)] if i == 0 else [(a, b, c), (a, c, d)]
+    for j in (0, n_az - 1):
+        for i in range(n_el - 1):
+            a, b, c, d = idx(0, i, j), idx(0, i + 1, j), idx(1, i + 1, j), idx(1, i, j)
+            faces += [(a, b, c), (a, c, d)] if j == 0 else [(a, c, b), (a, d, c)]
+    return verts, np.array(faces)
+
+
+def eye_center(side: float) -> np.ndarray:
+    x = float(g.surface_x(side * g.EYE_Y, g.EYE_Z)) - g.EYE_RADIUS + 0.0025
+    return np.array([x, side * g.EYE_Y, g.EYE_Z])
+
+
+LID_UPPER_EDGE = math.radians(22.0)  # elevation of the upper lid edge at rest
+LID_LOWER_EDGE = math.radians(-26.0)
+
+
+def build_mjcf(variant: str = "full") -> str:
+    """The complete, standalone MJCF of the face for ``variant`` ("full" or "fast")."""
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown model variant {variant!r}; choose one of {sorted(VARIANTS)}")
+    var = VARIANTS[variant]
+    skin = g.build_skin()
+    acts = load_actuators()
+    dt = 1.0 / (CONTROL_HZ * var.substeps)
+    jaw_pivot = g.JAW_PIVOT
+
+    # lumped vertex masses from triangle areas
+    v = skin.vertices
+    tri = skin.triangles
+    area = 0.5 * np.linalg.norm(np.cross(v[tri[:, 1]] - v[tri[:, 0]], v[tri[:, 2]] - v[tri[:, 0]]), axis=1)
+    vmass = np.zeros(len(v))
+    for k in range(3):
+        np.add.at(vmass, tri[:, k], area / 3.0)
+    vmass = np.maximum(vmass * SKIN_AREAL_DENSITY, 2e-5)
+
+    skin_actuators = {a.insertion: a for a in acts if a.kind == "skin"}
+    insert_sites: dict[int, list[str]] = {}
+    for a in acts:
+        if a.kind == "skin":
+            vid = skin.named[a.insertion]
+            if skin.attach[vid] != "free":
+                raise ValueError(f"actuator {a.name}: insertion {a.insertion} is not a free skin vertex")
+            insert_sites.setdefault(vid, []).append(a.name)
+    del skin_actuators
+
+    L: list[str] = []
+    w = L.append
+    w(f'<mujoco model="facetwin_face_{variant}">')
+    w('  <compiler angle="radian" autolimits="true"/>')
+    w(f'  <option timestep="{dt:.8g}" integrator="discrete" solver="Newton" iterations="20" tolerance="1e-8"/>')
+    w('  <size memory="40M"/>')
+    w('  <custom>')
+    w(f'    <numeric name="control_hz" data="{CONTROL_HZ:g}"/>')
+    w(f'    <numeric name="substeps" data="{var.substeps}"/>')
+    w(f'    <text name="variant" data="{variant}"/>')
+    w('  </custom>')
+    w('  <visual>')
+    w('    <global offwidth="1280" offheight="960" fovy="32"/>')
+    w('    <quality shadowsize="4096" offsamples="4"/>')
+    w('    <headlight ambient="0.35 0.35 0.35" diffuse="0.45 0.45 0.45" specular="0.05 0.05 0.05"/>')
+    w('    <map znear="0.01" zfar="20"/>')
+    w('  </visual>')
+    w('  <asset>')
+    w(f'    <material name="skin" rgba="{_f(SKIN_RGBA)}" specular="0.15" shininess="0.25"/>')
+    w(f'    <material name="lip" rgba="{_f(LIP_RGBA)}" specular="0.3" shininess="0.4"/>')
+    w('    <material name="sclera" rgba="0.96 0.95 0.92 1" specular="0.6" shininess="0.9"/>')
+    w('    <material name="iris" rgba="0.30 0.45 0.62 1" specular="0.6" shininess="0.9"/>')
+    w('    <material name="pupil" rgba="0.02 0.02 0.02 1" specular="0.8" shininess="1"/>')
+    w('    <material name="mouth" rgba="0.25 0.06 0.07 1" specular="0.1"/>')
+    w('    <material name="teeth" rgba="0.95 0.93 0.86 1" specular="0.4" shininess="0.6"/>')
+    w('    <material name="tongue" rgba="0.70 0.30 0.32 1" specular="0.3"/>')
+    w('    <material name="hair" rgba="0.16 0.11 0.08 1" specular="0.1"/>')
+    w('    <material name="shirt" rgba="0.25 0.32 0.42 1" specular="0.1"/>')
+    w('    <material name="backdrop" rgba="0.80 0.82 0.85 1" specular="0"/>')
+    for tag, e0, e1, ax in (("upper", LID_UPPER_EDGE, math.radians(88), 1), ("lower", math.radians(-88), LID_LOWER_EDGE, 0)):
+        mv, mf = _shell_mesh(g.EYE_RADIUS + 0.0006, 0.0012, e0, e1, math.radians(80))
+        w(f'    <mesh name="eyelid_{tag}" vertex="{_f(mv)}" face="{" ".join(str(int(i)) for i in mf.ravel())}"/>')
+    w('  </asset>')
+    w('  <default>')
+    w('    <geom contype="0" conaffinity="0" group="1"/>')
+    w('    <site group="4" size="0.001" rgba="0.1 0.8 0.1 1"/>')
+    w('    <tendon width="0.0005" rgba="0.2 0.6 0.9 1" group="4"/>')
+    w('  </default>')
+    w('  <worldbody>')
+    # The world frame IS the head frame. MuJoCo 4 flex elasticity is fast and well conditioned only when the skin
+    # vertices hang from a body without joints, so the neck is modelled in the head's frame: its three joints move
+    # the "room" (torso, mirror camera, lights, backdrop) around the fixed head. The relative motion, which is all the
+    # mirror camera and the landmarks see, is the same; FaceModel rotates gravity with the room each control step.
+    w('    <body name="room" pos="0 0 0">')
+    w('      <inertial pos="-0.02 0 -0.1" mass="1.2" diaginertia="0.006 0.006 0.005"/>')
+    for jn, axis, rng in (("neck_roll", "-1 0 0", 0.35), ("neck_pitch", "0 1 0", 0.45), ("neck_yaw", "0 0 -1", 0.6)):
+        a = next(a for a in acts if a.insertion == jn)
+        w(f'      <joint name="{jn}" type="hinge" pos="{_f(NECK_PIVOT)}" axis="{axis}" range="{-rng} {rng}" '
+          f'damping="0.05" armature="{a.armature:g}"/>')
+    w('      <light name="key" pos="0.5 -0.35 0.45" dir="-0.7 0.45 -0.45" diffuse="0.55 0.53 0.5" castshadow="true"/>')
+    w('      <light name="fill" pos="0.5 0.45 0.1" dir="-0.8 -0.6 -0.1" diffuse="0.25 0.25 0.28" castshadow="false"/>')
+    w(f'      <camera name="mirror" pos="{_f(MIRROR_POS)}" xyaxes="0 1 0 0 0 1" fovy="{MIRROR_FOVY}"/>')
+    w('      <camera name="mouth" pos="0.20 0 -0.058" xyaxes="0 1 0 0 0 1" fovy="24"/>')
+    w('      <camera name="three_quarter" pos="0.34 0.26 0.02" xyaxes="-0.6 0.8 0 -0.05 -0.04 1" fovy="34"/>')
+    w('      <geom name="backdrop" type="box" pos="-0.35 0 0" size="0.01 1 1" material="backdrop" group="2"/>')
+    w('      <geom name="shoulders" type="capsule" fromto="-0.03 -0.14 -0.25 -0.03 0.14 -0.25" size="0.07" material="shirt"/>')
+    w('      <geom name="chest" type="box" pos="-0.03 0 -0.33" size="0.07 0.20 0.08" material="shirt"/>')
+    w('      <geom name="neck" type="capsule" fromto="-0.02 0 -0.22 -0.015 0 -0.09" size="0.038" material="skin"/>')
+    w('    </body>')
+    w('    <body name="head" pos="0 0 0">')
+    w('      <inertial pos="0 0 0" mass="1.2" diaginertia="0.006 0.006 0.005"/>')
+    w(f'      <geom name="skull" type="ellipsoid" size="{g.HEAD_DEPTH * 0.985:.5g} {g.HEAD_HALF_WIDTH * 0.985:.5g} '
+      f'{g.HEAD_HALF_HEIGHT * 0.985:.5g}" pos="-0.004 0 0" material="skin"/>')
+    w('      <geom name="cranium" type="ellipsoid" size="0.100 0.078 0.100" pos="-0.030 0 0.018" material="skin"/>')
+    w('      <geom name="hair" type="ellipsoid" size="0.104 0.083 0.086" pos="-0.040 0 0.040" material="hair"/>')
+    w('      <geom name="hair_fringe" type="ellipsoid" size="0.05 0.074 0.022" pos="0.030 0 0.079" euler="0 0.5 0" material="hair"/>')
+    for side, tag in ((-1, "R"), (1, "L")):
+        w(f'      <geom name="ear_{tag}" type="ellipsoid" size="0.010 0.008 0.028" pos="-0.016 {side * 0.074} -0.005" material="skin"/>')
+    # mouth interior: dark cavity, teeth
+    w(f'      <geom name="mouth_cavity" type="ellipsoid" size="0.020 0.024 0.018" pos="0.066 0 {g.MOUTH_Z:.4g}" material="mouth"/>')
+    w(f'      <geom name="teeth_upper" type="ellipsoid" size="0.006 0.019 0.0045" pos="0.081 0 {g.MOUTH_Z + 0.0055:.4g}" material="teeth"/>')
+    w(f'      <site name="head_origin" pos="0 0 0"/>')
+    # anchors on the head
+    for a in acts:
+        if a.kind == "skin" and a.anchor_body == "head":
+            w(f'      <site name="anchor_{a.name}" pos="{_f(np.array(a.anchor_mm) / 1000.0)}"/>')
+    # eyes and eyelids
+    for side, tag in ((-1, "R"), (1, "L")):
+        c = eye_center(side)
+        ay = next(a for a in acts if a.insertion == f"eye_yaw_{tag}")
+        w(f'      <body name="eye_{tag}" pos="{_f(c)}">')
+        w('        <inertial pos="0 0 0" mass="0.007" diaginertia="4e-7 4e-7 4e-7"/>')
+        w(f'        <joint name="eye_yaw_{tag}" type="hinge" axis="0 0 1" range="-0.55 0.55" damping="1e-4" armature="{ay.armature:g}"/>')
+        w(f'        <joint name="eye_pitch_{tag}" type="hinge" axis="0 -1 0" range="-0.45 0.45" damping="1e-4" armature="{ay.armature:g}"/>')
+        r = g.EYE_RADIUS
+        w(f'        <geom name="sclera_{tag}" type="sphere" size="{r}" material="sclera"/>')
+        w(f'        <geom name="iris_{tag}" type="ellipsoid" size="0.0012 0.0056 0.0056" pos="{r - 0.0008:.5g} 0 0" material="iris"/>')
+        w(f'        <geom name="pupil_{tag}" type="ellipsoid" size="0.0006 0.0024 0.0024" pos="{r + 0.0002:.5g} 0 0" material="pupil"/>')
+        w(f'        <site name="iris_center_{tag}" pos="{r + 0.0008:.5g} 0 0"/>')
+        w('      </body>')
+        for lid, mesh_tag, axis, edge in (("upper", "upper", "0 1 0", LID_UPPER_EDGE), ("lower", "lower", "0 -1 0", LID_LOWER_EDGE)):
+            a = next(a for a in acts if a.insertion == f"eyelid_{lid}_{tag}")
+            rng = (-0.35, 1.1) if lid == "upper" else (-0.3, 0.6)
+            rr = g.EYE_RADIUS + 0.0018
+            w(f'      <body name="eyelid_{lid}_{tag}" pos="{_f(c)}">')
+            w('        <inertial pos="0.006 0 0" mass="0.002" diaginertia="1e-7 1e-7 1e-7"/>')
+            w(f'        <joint name="eyelid_{lid}_{tag}" type="hinge" axis="{axis}" range="{rng[0]} {rng[1]}" damping="1e-4" armature="{a.armature:g}"/>')
+            w(f'        <geom name="eyelid_{lid}_{tag}" type="mesh" mesh="eyelid_{mesh_tag}" material="skin"/>')
+            w(f'        <site name="lid_edge_{lid}_{tag}" pos="{rr * math.cos(edge):.5g} 0 {rr * math.sin(edge):.5g}"/>')
+            w('      </body>')
+    # jaw
+    aj = next(a for a in acts if a.insertion == "jaw")
+    w(f'      <body name="jaw" pos="{_f(jaw_pivot)}">')
+    w('        <inertial pos="0.06 0 -0.05" mass="0.15" diaginertia="2e-4 2e-4 2e-4"/>')
+    w(f'        <joint name="jaw" type="hinge" axis="0 1 0" range="-0.03 0.34" damping="0.01" armature="{aj.armature:g}"/>')
+    lt = np.array([0.0805, 0.0, g.MOUTH_Z - 0.0055]) - jaw_pivot
+    w(f'        <geom name="teeth_lower" type="ellipsoid" size="0.006 0.018 0.0045" pos="{_f(lt)}" material="teeth"/>')
+    tg = np.array([0.060, 0.0, g.MOUTH_Z - 0.012]) - jaw_pivot
+    w(f'        <geom name="tongue" type="ellipsoid" size="0.022 0.018 0.007" pos="{_f(tg)}" material="tongue"/>')
+    mc = np.array([0.062, 0.0, g.MOUTH_Z - 0.014]) - jaw_pivot
+    w(f'        <geom name="mouth_floor" type="ellipsoid" size="0.022 0.025 0.012" pos="{_f(mc)}" material="mouth"/>')
+    for a in acts:
+        if a.kind == "skin" and a.anchor_body == "jaw":
+            w(f'        <site name="anchor_{a.name}" pos="{_f(np.array(a.anchor_mm) / 1000.0 - jaw_pivot)}"/>')
+    w('      </body>')
+    # free skin vertices: one body with three slide joints each
+    for i in skin.free:
+        w(f'      <body name="skin_{i}" pos="{_f(v[i])}">')
+        w(f'        <inertial pos="0 0 0" mass="{vmass[i]:.4g}" diaginertia="1e-9 1e-9 1e-9"/>')
+        for ax, an in (("1 0 0", "x"), ("0 1 0", "y"), ("0 0 1", "z")):
+            w(f'        <joint name="skin_{i}_{an}" type="slide" axis="{ax}"/>')
+        for name in insert_sites.get(int(i), []):
+            w(f'        <site name="insert_{name}"/>')
+        w('      </body>')
+    w('    </body>')
+    w('  </worldbody>')
+
+    # the skin flex
+    bodies, local = [], []
+    for i in range(len(v)):
+        if skin.attach[i] == "free":
+            bodies.append(f"skin_{i}")
+            local.append((0.0, 0.0, 0.0))
+        elif skin.attach[i] == "jaw":
+            bodies.append("jaw")
+            local.append(v[i] - jaw_pivot)
+        else:
+            bodies.append("head")
+            local.append(v[i])
+    mats = " ".join(str(m) for m in skin.tri_material)
+    w('  <deformable>')
+    w(f'    <flex name="skin" dim="2" radius="0.0008" body="{" ".join(bodies)}" vertex="{_f(np.array(local))}" '
+      f'element="{" ".join(str(int(k)) for k in tri.ravel())}" material="{mats}">')
+    w(f'      <elasticity young="{SKIN_YOUNG:g}" poisson="{SKIN_POISSON:g}" thickness="{SKIN_THICKNESS:g}" '
+      f'damping="{SKIN_DAMPING:g}" elastic2d="stretch"/>')
+    w('      <contact contype="0" conaffinity="0"/>')
+    w('    </flex>')
+    w('  </deformable>')
+
+    # tendons: spatial (skin) or fixed (joints)
+    w('  <tendon>')
+    for a in acts:
+        if a.kind == "skin":
+            w(f'    <spatial name="{a.name}" armature="{a.armature:g}">')
+            w(f'      <site site="anchor_{a.name}"/>')
+            w(f'      <site site="insert_{a.name}"/>')
+            w('    </spatial>')
+        else:
+            w(f'    <fixed name="{a.name}"><joint joint="{a.insertion}" coef="1"/></fixed>')
+    w('  </tendon>')
+
+    # actuators: position servos in normalized units, written as affine general actuators:
+    # force = kp * (target(ctrl) - length) - kv * velocity, target affine in ctrl in [-1, 1]
+    w('  <actuator>')
+    for a in acts:
+        if a.kind == "skin":
+            p_anchor = np.array(a.anchor_mm) / 1000.0
+            length0 = float(np.linalg.norm(p_anchor - v[skin.named[a.insertion]]))
+            slope = -a.sign * a.stroke / 1000.0  # target length change per unit ctrl
+            offset = length0
+            m_eff = a.armature
+        else:
+            slope = math.radians(a.stroke)
+            offset = math.radians(a.offset_deg)
+            m_eff = a.armature
+        kv = 2.0 * math.sqrt(a.kp * max(m_eff, 1e-9))
+        w(f'    <general name="{a.name}" tendon="{a.name}" ctrlrange="-1 1" forcerange="{-a.force_max:g} {a.force_max:g}" '
+          f'gainprm="{a.kp * slope:.6g}" biastype="affine" biasprm="{a.kp * offset:.6g} {-a.kp:.6g} {-kv:.6g}"/>')
+    w('  </actuator>')
+    rest = " ".join(f"{a.rest:g}" for a in acts)
+    w('  <keyframe>')
+    w(f'    <key name="neutral" ctrl="{rest}"/>')
+    w('  </keyframe>')
+    w('</mujoco>')
+    return "\n".join(L) + "\n"

@@ -1,0 +1,284 @@
+"""Procedural geometry of the facetwin face: skin surface, skin mesh, skull parts.
+
+Everything here is pure numpy/scipy and deterministic: the same code always yields the same mesh, so the
+MJCF built from it (see :mod:`facetwin.sim.model`) is reproducible and can be checked in.
+
+Head frame (used everywhere in facetwin): origin at the centre of the head at eye depth, ``+x`` out of the face
+(forward), ``+y`` to the face's own left, ``+z`` up. Lengths here are metres; landmark APIs convert to mm.
+
+The skin is one triangle mesh seen from the front as a height field ``x = surface_x(y, z)``. Around the mouth it is
+built from explicit rings that share one parametrisation ``s in [-1, 1]`` (``s=-1`` the face's right corner,
+MediaPipe 61/78; ``s=+1`` the left corner, 291/308), so that each lip contour of the landmark schema falls exactly
+on a vertex. Ring 0 is the inner lip edge (the mouth slit), ring 1 the vermilion border, ring 2 the perioral skin,
+ring 3 the ring where the skin is glued (pinned) to the skull above and to the jaw below.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.spatial import Delaunay
+
+# ---------------------------------------------------------------------------------------------------------------
+# Face proportions (metres). One place for them; the builder and tests read these names.
+HEAD_DEPTH = 0.092  # skull ellipsoid semi-axis along x (face front at x ~ HEAD_DEPTH)
+HEAD_HALF_WIDTH = 0.074
+HEAD_HALF_HEIGHT = 0.112
+MOUTH_Z = -0.060  # height of the mouth slit
+EYE_Y = 0.032  # eye centres at y = +-EYE_Y
+EYE_Z = 0.012
+EYE_RADIUS = 0.0125
+EYE_HOLE = (0.0135, 0.0068)  # half-width, half-height of the palpebral fissure in the skin
+BROW_Z = 0.031
+NOSE_TIP_Z = -0.030
+JAW_PIVOT = np.array([-0.008, 0.0, -0.018])  # temporomandibular joint axis point (axis = y)
+NEUTRAL_LIP_GAP = 0.001  # half the neutral midline aperture (lips slightly parted at rest)
+
+# Mouth rings: (corner half-width, upper height, lower height), heights measured from MOUTH_Z at the midline.
+RING_SHAPES = (
+    (0.0225, NEUTRAL_LIP_GAP, NEUTRAL_LIP_GAP),  # 0: inner lip edge
+    (0.0250, 0.0085, 0.0100),  # 1: vermilion border (outer lip contour)
+    (0.0340, 0.0160, 0.0210),  # 2: perioral skin
+    (0.0450, 0.0235, 0.0340),  # 3: glued ring (pinned)
+)
+RING_S = np.linspace(-1.0, 1.0, 11)  # parameter of the 11 points of each upper / lower contour
+
+
+def _gauss(y, z, cy, cz, sy, sz):
+    return np.exp(-(((y - cy) / sy) ** 2) - ((z - cz) / sz) ** 2)
+
+
+def surface_x(y, z):
+    """Forward coordinate (x) of the face surface at (y, z): skull ellipsoid plus facial features."""
+    y = np.asarray(y, dtype=float)
+    z = np.asarray(z, dtype=float)
+    r2 = (y / HEAD_HALF_WIDTH) ** 2 + (z / HEAD_HALF_HEIGHT) ** 2
+    base = HEAD_DEPTH * np.clip(1.0 - r2, 0.0, None) ** 0.5
+    # flatten the front a little (a face is flatter than an egg)
+    base = base - 0.010 * np.clip(1.0 - r2, 0.0, None) ** 2
+    x = base
+    for sgn in (-1.0, 1.0):
+        x = x - 0.009 * _gauss(y, z, sgn * EYE_Y, EYE_Z, 0.016, 0.012)  # eye sockets
+        x = x + 0.004 * _gauss(y, z, sgn * 0.030, BROW_Z + 0.002, 0.020, 0.006)  # brow ridge
+        x = x + 0.006 * _gauss(y, z, sgn * 0.042, -0.022, 0.016, 0.016)  # cheekbones
+        x = x + 0.005 * _gauss(y, z, sgn * 0.013, -0.031, 0.006, 0.005)  # nostril wings
+    # nose: ridge from the bridge down to the tip, a tip bulb and a columella
+    ridge = np.clip((EYE_Z + 0.004 - z) / (EYE_Z + 0.004 - NOSE_TIP_Z), 0.0, 1.0)
+    x = x + 0.020 * ridge**1.2 * np.exp(-((y / (0.0055 + 0.004 * ridge)) ** 2)) * (z > NOSE_TIP_Z - 0.004)
+    x = x + 0.021 * _gauss(y, z, 0.0, NOSE_TIP_Z, 0.0085, 0.0075)
+    x = x + 0.008 * _gauss(y, z, 0.0, NOSE_TIP_Z - 0.006, 0.005, 0.004)
+    # lips, philtrum and chin
+    x = x + 0.0075 * _gauss(y, z, 0.0, MOUTH_Z + 0.004, 0.020, 0.006)  # upper lip
+    x = x + 0.0065 * _gauss(y, z, 0.0, MOUTH_Z - 0.006, 0.018, 0.006)  # lower lip
+    x = x + 0.0030 * _gauss(y, z, 0.0, MOUTH_Z + 0.013, 0.006, 0.006)  # philtrum
+    x = x - 0.0030 * _gauss(y, z, 0.0, MOUTH_Z - 0.018, 0.020, 0.005)  # labiomental fold
+    x = x + 0.0070 * _gauss(y, z, 0.0, -0.100, 0.018, 0.012)  # chin
+    return x
+
+
+def ring_points(k: int) -> np.ndarray:
+    """(20, 2) array of (y, z) points of mouth ring ``k``: 11 upper from s=-1..1, then 9 lower from s=+0.8..-0.8.
+
+    The ring runs counter-clockwise seen from the front (+x): right corner, along the upper contour to the left
+    corner, back along the lower contour.
+    """
+    half_w, up, low = RING_SHAPES[k]
+    s = RING_S
+    shape = np.sqrt(np.clip(1.0 - s**2, 0.0, None))
+    if k == 0:
+        prof_u = prof_l = shape
+    else:
+        bow = 1.0 - (0.18 * np.exp(-((s / 0.16) ** 2)) if k == 1 else 0.0)  # cupid's bow
+        prof_u = shape**0.7 * bow
+        prof_l = shape**0.8
+    upper = np.stack([half_w * s, MOUTH_Z + up * prof_u], axis=1)
+    lower = np.stack([half_w * s, MOUTH_Z - low * prof_l], axis=1)[1:-1][::-1]
+    return np.concatenate([upper, lower])
+
+
+def ring_index(upper: bool, j: int) -> int:
+    """Index inside a ring of contour point j (0..10 from s=-1 to s=+1) on the upper or lower contour."""
+    if j in (0, 10) or upper:
+        return j
+    return 10 + (10 - j)  # lower points stored from s=+0.8 (j=9) back to s=-0.8 (j=1)
+
+
+def eye_ring(side: float, n: int = 16) -> np.ndarray:
+    a = np.linspace(0.0, 2.0 * np.pi, n, endpoint=False)
+    hw, hh = EYE_HOLE
+    return np.stack([side * EYE_Y + hw * np.cos(a), EYE_Z + hh * np.sin(a)], axis=1)
+
+
+def brow_points(side: float) -> np.ndarray:
+    """(5, 2) brow points from the inner (medial) end to the outer end of the brow on ``side`` (+1 left)."""
+    u = np.linspace(0.0, 1.0, 5)
+    y = side * (0.013 + 0.036 * u)
+    z = BROW_Z + 0.004 * np.sin(np.pi * (0.25 + 0.75 * u)) - 0.003 * u
+    return np.stack([y, z], axis=1)
+
+
+def in_cheek_band(y, z) -> bool:
+    """Lower cheeks beside the mouth: skin that slides between the skull and the jaw (free vertices)."""
+    return 0.028 < abs(y) < 0.060 and MOUTH_Z - 0.028 < z < MOUTH_Z + 0.022
+
+
+def _in_polygon(pts: np.ndarray, poly: np.ndarray) -> np.ndarray:
+    """Even-odd point in polygon test for (N, 2) points."""
+    inside = np.zeros(len(pts), dtype=bool)
+    px, py = pts[:, 0], pts[:, 1]
+    for i in range(len(poly)):
+        (x1, y1), (x2, y2) = poly[i], poly[(i + 1) % len(poly)]
+        cond = (y1 > py) != (y2 > py)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            xin = x1 + (py - y1) * (x2 - x1) / (y2 - y1)
+        inside ^= cond & (px < xin)
+    return inside
+
+
+@dataclass
+class SkinMesh:
+    """The skin: vertices (head frame, m), CCW triangles seen from the front, and per-vertex attachment."""
+
+    vertices: np.ndarray  # (N, 3)
+    triangles: np.ndarray  # (M, 3) int
+    attach: np.ndarray  # (N,) str: "free", "head" or "jaw"
+    tri_material: np.ndarray  # (M,) str: "skin" or "lip"
+    named: dict[str, int] = field(default_factory=dict)  # named vertices (ring points, brows)
+
+    @property
+    def free(self) -> np.ndarray:
+        return np.flatnonzero(self.attach == "free")
+
+
+def build_skin(grid_step: float = 0.0065) -> SkinMesh:
+    """Build the skin mesh. Deterministic."""
+    rings = [ring_points(k) for k in range(4)]
+    pts: list[np.ndarray] = []
+    attach: list[str] = []
+    named: dict[str, int] = {}
+
+    def add(p, how, name=None):
+        pts.append(np.asarray(p, dtype=float))
+        attach.append(how)
+        if name is not None:
+            named[name] = len(pts) - 1
+        return len(pts) - 1
+
+    ring_ids = []
+    for k, ring in enumerate(rings):
+        ids = []
+        for i, (y, z) in enumerate(ring):
+            upper = i <= 10
+            j = i if upper else 10 - (i - 10)
+            if k == 2 and not upper and 3 <= j <= 7:
+                how = "jaw"  # the lower lip's base rides on the jaw
+            elif k < 3 or abs(RING_S[j]) > 0.5:
+                how = "free"  # lips, perioral skin, and the cheeks beside the mouth corners
+            else:
+                how = "jaw" if z < MOUTH_Z - 0.004 else "head"  # glued under the nose and on the chin
+            upper = i <= 10
+            j = i if upper else 10 - (i - 10)
+            ids.append(add((y, z), how, f"ring{k}_{'u' if upper else 'l'}{j}"))
+        ring_ids.append(ids)
+    # shared corner names for the lower contour
+    for k in range(4):
+        named[f"ring{k}_l0"] = ring_ids[k][0]
+        named[f"ring{k}_l10"] = ring_ids[k][10]
+
+    eye_ids = {}
+    for side, tag in ((-1.0, "R"), (1.0, "L")):
+        eye_ids[tag] = [add(p, "head", f"eye{tag}_{i}") for i, p in enumerate(eye_ring(side))]
+    brow_ids = {}
+    for side, tag in ((-1.0, "R"), (1.0, "L")):
+        brow_ids[tag] = [add(p, "free", f"brow{tag}_{i}") for i, p in enumerate(brow_points(side))]
+
+    # background grid, kept clear of the explicit features
+    ys = np.arange(-0.072, 0.0721, grid_step)
+    zs = np.arange(-0.118, 0.080, grid_step)
+    gy, gz = np.meshgrid(ys, zs)
+    grid = np.stack([gy.ravel(), gz.ravel()], axis=1)
+    keep = (grid[:, 0] / 0.070) ** 2 + ((grid[:, 1] + 0.018) / 0.099) ** 2 < 1.0
+    keep &= ~_in_polygon(grid, _inflate(rings[3], 0.004))
+    for side in (-1.0, 1.0):
+        ring = eye_ring(side)
+        keep &= ~_in_polygon(grid, _inflate(ring, 0.0035))
+        bp = brow_points(side)
+        d = np.min(np.linalg.norm(grid[:, None, :] - bp[None], axis=2), axis=1)
+        keep &= d > 0.0045
+    grid = grid[keep]
+    for p in grid:
+        y, z = p
+        free = False
+        for side in (-1.0, 1.0):  # skin around the brows is free to slide
+            if ((y - side * 0.031) / 0.030) ** 2 + ((z - BROW_Z) / 0.011) ** 2 < 1.0:
+                free = True
+        if in_cheek_band(y, z):
+            free = True
+        if free:
+            how = "free"
+        elif z < MOUTH_Z - 0.012 and abs(y) < 0.056:
+            how = "jaw"
+        else:
+            how = "head"
+        add(p, how)
+
+    yz = np.array(pts)
+    n_mouth = 4 * 20
+    tris: list[tuple[int, int, int]] = []
+    mats: list[str] = []
+    # explicit strips between mouth rings (ring k -> k+1)
+    for k in range(3):
+        a, b = ring_ids[k], ring_ids[k + 1]
+        for i in range(20):
+            i2 = (i + 1) % 20
+            tris.append((a[i], b[i], b[i2]))
+            tris.append((a[i], b[i2], a[i2]))
+            mats += ["lip" if k == 0 else "skin"] * 2
+    # Delaunay for everything outside ring 3; drop triangles inside ring 3 and inside the eyes
+    outer_ids = np.array(ring_ids[3] + list(range(n_mouth, len(yz))))
+    dl = Delaunay(yz[outer_ids])
+    simp = outer_ids[dl.simplices]
+    cent = yz[simp].mean(axis=1)
+    bad = _in_polygon(cent, rings[3])
+    for side in (-1.0, 1.0):
+        bad |= _in_polygon(cent, eye_ring(side))
+    # drop slivers on the convex hull of the outline
+    e = np.stack([yz[simp[:, 1]] - yz[simp[:, 0]], yz[simp[:, 2]] - yz[simp[:, 1]], yz[simp[:, 0]] - yz[simp[:, 2]]])
+    longest = np.linalg.norm(e, axis=2).max(axis=0)
+    bad |= longest > 3.0 * grid_step
+    for t in simp[~bad]:
+        tris.append(tuple(int(v) for v in t))
+        mats.append("skin")
+    tri = np.array(tris, dtype=int)
+    # orient every triangle counter-clockwise seen from the front (+x): in (y, z) that is CCW too
+    p0, p1, p2 = yz[tri[:, 0]], yz[tri[:, 1]], yz[tri[:, 2]]
+    cross = (p1[:, 0] - p0[:, 0]) * (p2[:, 1] - p0[:, 1]) - (p1[:, 1] - p0[:, 1]) * (p2[:, 0] - p0[:, 0])
+    flip = cross < 0
+    tri[flip] = tri[flip][:, [0, 2, 1]]
+    # drop triangles of (near) zero area: they destabilise flex elasticity
+    area = 0.5 * np.abs(cross)
+    ok = area > 1e-7
+    tri, mats = tri[ok], np.array(mats)[ok]
+
+    used = np.zeros(len(yz), dtype=bool)
+    used[tri.ravel()] = True
+    if not used.all():  # remove unreferenced points and reindex
+        remap = -np.ones(len(yz), dtype=int)
+        remap[used] = np.arange(used.sum())
+        tri = remap[tri]
+        named = {k: int(remap[v]) for k, v in named.items() if used[v]}
+        yz, attach = yz[used], list(np.array(attach)[used])
+    verts = np.stack([surface_x(yz[:, 0], yz[:, 1]), yz[:, 0], yz[:, 1]], axis=1)
+    # the inner lip edge curls slightly inwards, so the lips read as lips
+    for name, vid in named.items():
+        if name.startswith("ring0_"):
+            verts[vid, 0] -= 0.002
+    return SkinMesh(verts, tri, np.array(attach), np.asarray(mats), named)
+
+
+def _inflate(poly: np.ndarray, d: float) -> np.ndarray:
+    c = poly.mean(axis=0)
+    v = poly - c
+    n = np.linalg.norm(v, axis=1, keepdims=True)
+    return c + v * (1.0 + d / np.maximum(n, 1e-9))
