@@ -6,8 +6,11 @@ The same string is what ``facetwin export-xml`` writes and what ``assets/face/fa
 
 Variants (same face, same actuators, same landmarks):
 
-* ``"full"``  - the reference model: every skin vertex around the mouth and brows is free (3 slide dofs each).
-* ``"fast"``  - a training variant with a larger physics step (fewer substeps per 30 Hz control step).
+* ``"full"``  - the reference model: physics at 300 Hz (10 substeps per 30 Hz control step).
+* ``"fast"``  - the training variant: the same model with physics at 120 Hz (4 substeps), >= 10x real time.
+
+The skin integrator (``discrete``) is unconditionally stable, so the step size trades accuracy of fast transients,
+not stability; the steady shapes (seal, opening, spread, rounding) are the same in both.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ class Variant:
 
 VARIANTS = {
     "full": Variant("full", 10, "reference model: physics at 300 Hz"),
-    "fast": Variant("fast", 5, "training variant: physics at 150 Hz, same face and actuators"),
+    "fast": Variant("fast", 4, "training variant: physics at 120 Hz, same face and actuators"),
 }
 
 # Skin material (silicone, e.g. Ecoflex 00-50 class): Young's modulus (Pa), Poisson, thickness (m), Rayleigh
@@ -91,6 +94,41 @@ def _shell_mesh(radius: float, thick: float, el0: float, el1: float, az: float, 
     return verts, np.array(faces)
 
 
+def skin_vertex_frames(skin: g.SkinMesh) -> tuple[list[str], np.ndarray]:
+    """For every skin vertex: the body that carries it and its position in that body's frame."""
+    bodies, local = [], np.zeros_like(skin.vertices)
+    for i, (how, p) in enumerate(zip(skin.attach, skin.vertices)):
+        if how == "free":
+            bodies.append(f"skin_{i}")
+        elif how == "jaw":
+            bodies.append("jaw")
+            local[i] = p - g.JAW_PIVOT
+        else:
+            bodies.append("head")
+            local[i] = p
+    return bodies, local
+
+
+def partition_skin(skin: g.SkinMesh) -> dict[str, np.ndarray]:
+    """Triangle indices of the deformable part (touching a free vertex) and of the parts glued to head / jaw.
+
+    Only the deformable part is simulated as a flex; the glued parts never deform and are rendered as rigid meshes
+    of the same surface, which keeps the flex small (its cost grows with its elements, pinned or not).
+    """
+    att = skin.attach[skin.triangles]
+    head = (att == "head").all(axis=1)
+    jaw = (att == "jaw").all(axis=1)
+    return {"flex": np.flatnonzero(~head & ~jaw), "head": np.flatnonzero(head), "jaw": np.flatnonzero(jaw)}
+
+
+def _mesh_xml(name: str, verts: np.ndarray, tris: np.ndarray) -> str:
+    used = np.unique(tris)
+    remap = -np.ones(len(verts), dtype=int)
+    remap[used] = np.arange(len(used))
+    faces = " ".join(str(int(k)) for k in remap[tris].ravel())
+    return f'    <mesh name="{name}" inertia="shell" vertex="{_f(verts[used])}" face="{faces}"/>'
+
+
 def eye_center(side: float) -> np.ndarray:
     x = float(g.surface_x(side * g.EYE_Y, g.EYE_Z)) - g.EYE_RADIUS + 0.0025
     return np.array([x, side * g.EYE_Y, g.EYE_Z])
@@ -133,7 +171,7 @@ def build_mjcf(variant: str = "full") -> str:
     w = L.append
     w(f'<mujoco model="facetwin_face_{variant}">')
     w('  <compiler angle="radian" autolimits="true"/>')
-    w(f'  <option timestep="{dt:.8g}" integrator="discrete" solver="Newton" iterations="20" tolerance="1e-8"/>')
+    w(f'  <option timestep="{dt:.8g}" integrator="discrete" solver="Newton" iterations="50" tolerance="1e-6"/>')
     w('  <size memory="40M"/>')
     w('  <custom>')
     w(f'    <numeric name="control_hz" data="{CONTROL_HZ:g}"/>')
@@ -161,6 +199,10 @@ def build_mjcf(variant: str = "full") -> str:
     for tag, e0, e1, ax in (("upper", LID_UPPER_EDGE, math.radians(88), 1), ("lower", math.radians(-88), LID_LOWER_EDGE, 0)):
         mv, mf = _shell_mesh(g.EYE_RADIUS + 0.0006, 0.0012, e0, e1, math.radians(80))
         w(f'    <mesh name="eyelid_{tag}" vertex="{_f(mv)}" face="{" ".join(str(int(i)) for i in mf.ravel())}"/>')
+    parts = partition_skin(skin)
+    frame_bodies, frame_local = skin_vertex_frames(skin)
+    w(_mesh_xml("skin_head", frame_local, tri[parts["head"]]))
+    w(_mesh_xml("skin_jaw", frame_local, tri[parts["jaw"]]))
     w('  </asset>')
     w('  <default>')
     w('    <geom contype="0" conaffinity="0" group="1"/>')
@@ -200,6 +242,7 @@ def build_mjcf(variant: str = "full") -> str:
     # mouth interior: dark cavity, teeth
     w(f'      <geom name="mouth_cavity" type="ellipsoid" size="0.020 0.024 0.018" pos="0.066 0 {g.MOUTH_Z:.4g}" material="mouth"/>')
     w(f'      <geom name="teeth_upper" type="ellipsoid" size="0.006 0.019 0.0045" pos="0.081 0 {g.MOUTH_Z + 0.0055:.4g}" material="teeth"/>')
+    w('      <geom name="skin_head" type="mesh" mesh="skin_head" material="skin"/>')
     w(f'      <site name="head_origin" pos="0 0 0"/>')
     # anchors on the head
     for a in acts:
@@ -235,6 +278,7 @@ def build_mjcf(variant: str = "full") -> str:
     w('        <inertial pos="0.06 0 -0.05" mass="0.15" diaginertia="2e-4 2e-4 2e-4"/>')
     w(f'        <joint name="jaw" type="hinge" axis="0 1 0" range="-0.03 0.34" damping="0.01" armature="{aj.armature:g}"/>')
     lt = np.array([0.0805, 0.0, g.MOUTH_Z - 0.0055]) - jaw_pivot
+    w('        <geom name="skin_jaw" type="mesh" mesh="skin_jaw" material="skin"/>')
     w(f'        <geom name="teeth_lower" type="ellipsoid" size="0.006 0.018 0.0045" pos="{_f(lt)}" material="teeth"/>')
     tg = np.array([0.060, 0.0, g.MOUTH_Z - 0.012]) - jaw_pivot
     w(f'        <geom name="tongue" type="ellipsoid" size="0.022 0.018 0.007" pos="{_f(tg)}" material="tongue"/>')
@@ -256,24 +300,20 @@ def build_mjcf(variant: str = "full") -> str:
     w('    </body>')
     w('  </worldbody>')
 
-    # the skin flex
-    bodies, local = [], []
-    for i in range(len(v)):
-        if skin.attach[i] == "free":
-            bodies.append(f"skin_{i}")
-            local.append((0.0, 0.0, 0.0))
-        elif skin.attach[i] == "jaw":
-            bodies.append("jaw")
-            local.append(v[i] - jaw_pivot)
-        else:
-            bodies.append("head")
-            local.append(v[i])
-    mats = " ".join(str(m) for m in skin.tri_material)
+    # the skin flex: the deformable part only, its vertices renumbered
+    ftri = tri[parts["flex"]]
+    fverts = np.unique(ftri)
+    remap = -np.ones(len(v), dtype=int)
+    remap[fverts] = np.arange(len(fverts))
+    bodies = [frame_bodies[i] for i in fverts]
+    local = frame_local[fverts]
+    mats = " ".join(str(m) for m in skin.tri_material[parts["flex"]])
+    tri_flex = remap[ftri]
     w('  <deformable>')
     w(f'    <flex name="skin" dim="2" radius="0.0008" body="{" ".join(bodies)}" vertex="{_f(np.array(local))}" '
-      f'element="{" ".join(str(int(k)) for k in tri.ravel())}" material="{mats}">')
+      f'element="{" ".join(str(int(k)) for k in tri_flex.ravel())}" material="{mats}">')
     w(f'      <elasticity young="{SKIN_YOUNG:g}" poisson="{SKIN_POISSON:g}" thickness="{SKIN_THICKNESS:g}" '
-      f'damping="{SKIN_DAMPING:g}" elastic2d="stretch"/>')
+      f'damping="{SKIN_DAMPING:g}" elastic2d="both"/>')
     w('      <contact contype="0" conaffinity="0"/>')
     w('    </flex>')
     w('  </deformable>')

@@ -120,7 +120,7 @@ def brow_points(side: float) -> np.ndarray:
 
 def in_cheek_band(y, z) -> bool:
     """Lower cheeks beside the mouth: skin that slides between the skull and the jaw (free vertices)."""
-    return 0.028 < abs(y) < 0.060 and MOUTH_Z - 0.028 < z < MOUTH_Z + 0.022
+    return 0.030 < abs(y) < 0.056 and MOUTH_Z - 0.024 < z < MOUTH_Z + 0.016
 
 
 def _in_polygon(pts: np.ndarray, poly: np.ndarray) -> np.ndarray:
@@ -211,7 +211,7 @@ def build_skin(grid_step: float = 0.0065) -> SkinMesh:
         y, z = p
         free = False
         for side in (-1.0, 1.0):  # skin around the brows is free to slide
-            if ((y - side * 0.031) / 0.030) ** 2 + ((z - BROW_Z) / 0.011) ** 2 < 1.0:
+            if ((y - side * 0.031) / 0.024) ** 2 + ((z - BROW_Z) / 0.0085) ** 2 < 1.0:
                 free = True
         if in_cheek_band(y, z):
             free = True

@@ -9,7 +9,7 @@ import numpy as np
 
 from . import geometry
 from .actuators import load_actuators, rest_controls
-from .builder import CONTROL_HZ, VARIANTS, build_mjcf
+from .builder import CONTROL_HZ, VARIANTS, build_mjcf, skin_vertex_frames
 from .landmarks import landmark_ids, load_schema, mouth_measures
 
 GRAVITY = np.array([0.0, 0.0, -9.81])
@@ -61,29 +61,28 @@ class FaceModel:
         return path
 
     def _resolve_landmarks(self):
+        """Each landmark is a point fixed in some body: a free skin vertex body, the head, the jaw or a site."""
         skin = geometry.build_skin()
+        frame_bodies, frame_local = skin_vertex_frames(skin)
         m = self.model
-        self.flex_id = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_FLEX, "skin")
-        adr = m.flex_vertadr[self.flex_id]
-        vert_idx, site_idx, vert_cols, site_cols = [], [], [], []
-        for k, lm in enumerate(load_schema()):
+        body, local = [], []
+        for lm in load_schema():
             if lm.source == "site":
-                site_idx.append(m.site(lm.ref).id)
-                site_cols.append(k)
-            elif lm.ref.startswith("yz:"):
+                sid = m.site(lm.ref).id
+                body.append(int(m.site_bodyid[sid]))
+                local.append(m.site_pos[sid].copy())
+                continue
+            if lm.ref.startswith("yz:"):
                 y, z = (float(t) / 1000.0 for t in lm.ref[3:].split(","))
-                d = np.hypot(skin.vertices[:, 1] - y, skin.vertices[:, 2] - z)
-                vert_idx.append(adr + int(np.argmin(d)))
-                vert_cols.append(k)
+                vid = int(np.argmin(np.hypot(skin.vertices[:, 1] - y, skin.vertices[:, 2] - z)))
+            elif lm.ref in skin.named:
+                vid = skin.named[lm.ref]
             else:
-                if lm.ref not in skin.named:
-                    raise ValueError(f"landmark {lm.mp_id}: unknown skin point {lm.ref!r}")
-                vert_idx.append(adr + skin.named[lm.ref])
-                vert_cols.append(k)
-        self._lm_vert = np.array(vert_idx, dtype=int)
-        self._lm_site = np.array(site_idx, dtype=int)
-        self._lm_vert_cols = np.array(vert_cols, dtype=int)
-        self._lm_site_cols = np.array(site_cols, dtype=int)
+                raise ValueError(f"landmark {lm.mp_id}: unknown skin point {lm.ref!r}")
+            body.append(m.body(frame_bodies[vid]).id)
+            local.append(frame_local[vid])
+        self._lm_body = np.array(body, dtype=int)
+        self._lm_local = np.array(local)
         self.landmark_ids = landmark_ids()
         self.n_landmarks = len(self.landmark_ids)
 
@@ -100,6 +99,15 @@ class FaceModel:
             names = [self.actuator_names[i] for i in np.flatnonzero(bad)]
             raise ValueError(f"control vector contains NaN or inf for actuator(s): {', '.join(names)}")
         return np.clip(u, -1.0, 1.0)
+
+    def controls(self, overrides: dict[str, float] | None = None, **kw: float) -> np.ndarray:
+        """Normalized control vector: the rest face with named actuators overridden, e.g. ``controls(jaw_open=1)``."""
+        u = self.rest_ctrl.copy()
+        for name, value in {**(overrides or {}), **kw}.items():
+            if name not in self.actuator_names:
+                raise KeyError(f"unknown actuator {name!r}; see facetwin.sim.actuator_names()")
+            u[self.actuator_names.index(name)] = value
+        return self.validate_controls(u)
 
     def set_controls(self, ctrl) -> None:
         self.data.ctrl[:] = self.validate_controls(ctrl)
@@ -143,11 +151,21 @@ class FaceModel:
         return float(self.model.opt.timestep)
 
     # ------------------------------------------------------------------ observation
-    def landmarks_mm(self) -> np.ndarray:
-        """(N, 3) landmark positions in the head frame, mm, schema order."""
-        out = np.empty((self.n_landmarks, 3))
-        out[self._lm_vert_cols] = self.data.flexvert_xpos[self._lm_vert]
-        out[self._lm_site_cols] = self.data.site_xpos[self._lm_site]
+    def landmarks_mm(self, frame: str = "head") -> np.ndarray:
+        """(N, 3) landmark positions in mm, schema order.
+
+        ``frame="head"`` (default): the head frame, which is MuJoCo's world frame in this model. ``frame="room"``:
+        the frame of the torso/room/mirror, in which the neck's motion shows.
+        """
+        d = self.data
+        rot = d.xmat[self._lm_body].reshape(-1, 3, 3)
+        out = d.xpos[self._lm_body] + np.einsum("nij,nj->ni", rot, self._lm_local)
+        if frame == "room":
+            pos = self.data.xpos[self._room]
+            rot = self.data.xmat[self._room].reshape(3, 3)
+            out = (out - pos) @ rot
+        elif frame != "head":
+            raise ValueError(f"unknown frame {frame!r}; use 'head' or 'room'")
         return out * 1000.0
 
     def mouth(self) -> dict[str, float]:
