@@ -27,7 +27,7 @@ class Actuator:
     side: str  # "L", "R" or "C"
     kind: str  # "skin" (spatial tendon to the skin) or "joint" (fixed tendon on a joint)
     anchor_body: str  # skin: "head" or "jaw"
-    anchor_mm: tuple[float, float, float] | None  # skin: anchor in the head frame (mm)
+    anchor_offset_mm: tuple[float, float, float] | None  # skin: anchor minus insertion rest position (mm)
     insertion: str  # skin: named skin point; joint: joint name
     stroke: float  # mm (skin) or degrees (joint) at ctrl = +-1
     sign: int  # skin: +1 if ctrl +1 shortens the tendon
@@ -54,9 +54,9 @@ def _parse(text: str) -> tuple[Actuator, ...]:
             raise ValueError(f"actuators.csv row {i} ({r['name']}): unknown kind {kind!r}")
         if r["region"] not in REGIONS:
             raise ValueError(f"actuators.csv row {i} ({r['name']}): unknown region {r['region']!r}")
-        anchor = tuple(float(v) for v in r["anchor_mm"].split()) if kind == "skin" else None
+        anchor = tuple(float(v) for v in r["anchor_offset_mm"].split()) if kind == "skin" else None
         if anchor is not None and len(anchor) != 3:
-            raise ValueError(f"actuators.csv row {i} ({r['name']}): anchor_mm needs 3 numbers")
+            raise ValueError(f"actuators.csv row {i} ({r['name']}): anchor_offset_mm needs 3 numbers")
         out.append(
             Actuator(
                 index=i,
@@ -65,7 +65,7 @@ def _parse(text: str) -> tuple[Actuator, ...]:
                 side=r["side"].strip(),
                 kind=kind,
                 anchor_body=r["anchor_body"].strip(),
-                anchor_mm=anchor,
+                anchor_offset_mm=anchor,
                 insertion=r["insertion"].strip(),
                 stroke=float(r["stroke"]),
                 sign=int(r["sign"]),

@@ -121,12 +121,14 @@ def partition_skin(skin: g.SkinMesh) -> dict[str, np.ndarray]:
     return {"flex": np.flatnonzero(~head & ~jaw), "head": np.flatnonzero(head), "jaw": np.flatnonzero(jaw)}
 
 
-def _mesh_xml(name: str, verts: np.ndarray, tris: np.ndarray) -> str:
+def _mesh_xml(name: str, verts: np.ndarray, normals: np.ndarray, tris: np.ndarray) -> str:
     used = np.unique(tris)
     remap = -np.ones(len(verts), dtype=int)
     remap[used] = np.arange(len(used))
     faces = " ".join(str(int(k)) for k in remap[tris].ravel())
-    return f'    <mesh name="{name}" inertia="shell" vertex="{_f(verts[used])}" face="{faces}"/>'
+    # normals of the smooth surface, so the glued skin shades seamlessly into the simulated skin
+    return (f'    <mesh name="{name}" inertia="shell" vertex="{_f(verts[used])}" normal="{_f(normals[used])}" '
+            f'face="{faces}"/>')
 
 
 def eye_center(side: float) -> np.ndarray:
@@ -166,6 +168,8 @@ def build_mjcf(variant: str = "full") -> str:
                 raise ValueError(f"actuator {a.name}: insertion {a.insertion} is not a free skin vertex")
             insert_sites.setdefault(vid, []).append(a.name)
     del skin_actuators
+    anchors = {a.name: v[skin.named[a.insertion]] + np.array(a.anchor_offset_mm) / 1000.0
+               for a in acts if a.kind == "skin"}
 
     L: list[str] = []
     w = L.append
@@ -201,8 +205,9 @@ def build_mjcf(variant: str = "full") -> str:
         w(f'    <mesh name="eyelid_{tag}" vertex="{_f(mv)}" face="{" ".join(str(int(i)) for i in mf.ravel())}"/>')
     parts = partition_skin(skin)
     frame_bodies, frame_local = skin_vertex_frames(skin)
-    w(_mesh_xml("skin_head", frame_local, tri[parts["head"]]))
-    w(_mesh_xml("skin_jaw", frame_local, tri[parts["jaw"]]))
+    normals = g.surface_normal(skin.vertices[:, 1], skin.vertices[:, 2])
+    w(_mesh_xml("skin_head", frame_local, normals, tri[parts["head"]]))
+    w(_mesh_xml("skin_jaw", frame_local, normals, tri[parts["jaw"]]))
     w('  </asset>')
     w('  <default>')
     w('    <geom contype="0" conaffinity="0" group="1"/>')
@@ -220,7 +225,7 @@ def build_mjcf(variant: str = "full") -> str:
         a = next(a for a in acts if a.insertion == jn)
         w(f'      <joint name="{jn}" type="hinge" pos="{_f(NECK_PIVOT)}" axis="{axis}" range="{-rng} {rng}" '
           f'damping="0.05" armature="{a.armature:g}"/>')
-    w('      <light name="key" pos="0.5 -0.35 0.45" dir="-0.7 0.45 -0.45" diffuse="0.55 0.53 0.5" castshadow="true"/>')
+    w('      <light name="key" pos="0.5 -0.35 0.45" dir="-0.7 0.45 -0.45" diffuse="0.55 0.53 0.5" castshadow="false"/>')
     w('      <light name="fill" pos="0.5 0.45 0.1" dir="-0.8 -0.6 -0.1" diffuse="0.25 0.25 0.28" castshadow="false"/>')
     w(f'      <camera name="mirror" pos="{_f(MIRROR_POS)}" xyaxes="0 1 0 0 0 1" fovy="{MIRROR_FOVY}"/>')
     w('      <camera name="mouth" pos="0.20 0 -0.058" xyaxes="0 1 0 0 0 1" fovy="24"/>')
@@ -232,22 +237,23 @@ def build_mjcf(variant: str = "full") -> str:
     w('    </body>')
     w('    <body name="head" pos="0 0 0">')
     w('      <inertial pos="0 0 0" mass="1.2" diaginertia="0.006 0.006 0.005"/>')
-    w(f'      <geom name="skull" type="ellipsoid" size="{g.HEAD_DEPTH * 0.985:.5g} {g.HEAD_HALF_WIDTH * 0.985:.5g} '
-      f'{g.HEAD_HALF_HEIGHT * 0.985:.5g}" pos="-0.004 0 0" material="skin"/>')
+    # skull: kept >= 6 mm behind the skin everywhere on the face (the skin covers the front; the skull the sides)
+    w(f'      <geom name="skull" type="ellipsoid" size="0.062 {g.HEAD_HALF_WIDTH * 0.993:.5g} '
+      f'{g.HEAD_HALF_HEIGHT * 0.993:.5g}" material="skin"/>')
     w('      <geom name="cranium" type="ellipsoid" size="0.100 0.078 0.100" pos="-0.030 0 0.018" material="skin"/>')
-    w('      <geom name="hair" type="ellipsoid" size="0.104 0.083 0.086" pos="-0.040 0 0.040" material="hair"/>')
-    w('      <geom name="hair_fringe" type="ellipsoid" size="0.05 0.074 0.022" pos="0.030 0 0.079" euler="0 0.5 0" material="hair"/>')
+    w('      <geom name="hair" type="ellipsoid" size="0.102 0.080 0.094" pos="-0.030 0 0.028" material="hair"/>')
     for side, tag in ((-1, "R"), (1, "L")):
         w(f'      <geom name="ear_{tag}" type="ellipsoid" size="0.010 0.008 0.028" pos="-0.016 {side * 0.074} -0.005" material="skin"/>')
     # mouth interior: dark cavity, teeth
-    w(f'      <geom name="mouth_cavity" type="ellipsoid" size="0.020 0.024 0.018" pos="0.066 0 {g.MOUTH_Z:.4g}" material="mouth"/>')
-    w(f'      <geom name="teeth_upper" type="ellipsoid" size="0.006 0.019 0.0045" pos="0.081 0 {g.MOUTH_Z + 0.0055:.4g}" material="teeth"/>')
+    lip_x = float(g.surface_x(0.0, g.MOUTH_Z))  # the lips' forward position at the midline
+    w(f'      <geom name="mouth_cavity" type="ellipsoid" size="0.016 0.020 0.014" pos="{lip_x - 0.030:.4g} 0 {g.MOUTH_Z:.4g}" material="mouth"/>')
+    w(f'      <geom name="teeth_upper" type="ellipsoid" size="0.005 0.017 0.004" pos="{lip_x - 0.014:.4g} 0 {g.MOUTH_Z + 0.0045:.4g}" material="teeth"/>')
     w('      <geom name="skin_head" type="mesh" mesh="skin_head" material="skin"/>')
     w(f'      <site name="head_origin" pos="0 0 0"/>')
     # anchors on the head
     for a in acts:
         if a.kind == "skin" and a.anchor_body == "head":
-            w(f'      <site name="anchor_{a.name}" pos="{_f(np.array(a.anchor_mm) / 1000.0)}"/>')
+            w(f'      <site name="anchor_{a.name}" pos="{_f(anchors[a.name])}"/>')
     # eyes and eyelids
     for side, tag in ((-1, "R"), (1, "L")):
         c = eye_center(side)
@@ -277,16 +283,18 @@ def build_mjcf(variant: str = "full") -> str:
     w(f'      <body name="jaw" pos="{_f(jaw_pivot)}">')
     w('        <inertial pos="0.06 0 -0.05" mass="0.15" diaginertia="2e-4 2e-4 2e-4"/>')
     w(f'        <joint name="jaw" type="hinge" axis="0 1 0" range="-0.03 0.34" damping="0.01" armature="{aj.armature:g}"/>')
-    lt = np.array([0.0805, 0.0, g.MOUTH_Z - 0.0055]) - jaw_pivot
     w('        <geom name="skin_jaw" type="mesh" mesh="skin_jaw" material="skin"/>')
-    w(f'        <geom name="teeth_lower" type="ellipsoid" size="0.006 0.018 0.0045" pos="{_f(lt)}" material="teeth"/>')
-    tg = np.array([0.060, 0.0, g.MOUTH_Z - 0.012]) - jaw_pivot
-    w(f'        <geom name="tongue" type="ellipsoid" size="0.022 0.018 0.007" pos="{_f(tg)}" material="tongue"/>')
-    mc = np.array([0.062, 0.0, g.MOUTH_Z - 0.014]) - jaw_pivot
-    w(f'        <geom name="mouth_floor" type="ellipsoid" size="0.022 0.025 0.012" pos="{_f(mc)}" material="mouth"/>')
+    lt = np.array([lip_x - 0.015, 0.0, g.MOUTH_Z - 0.0045]) - jaw_pivot
+    w(f'        <geom name="teeth_lower" type="ellipsoid" size="0.005 0.016 0.004" pos="{_f(lt)}" material="teeth"/>')
+    tg = np.array([lip_x - 0.034, 0.0, g.MOUTH_Z - 0.008]) - jaw_pivot
+    w(f'        <geom name="tongue" type="ellipsoid" size="0.015 0.014 0.005" pos="{_f(tg)}" material="tongue"/>')
+    mc = np.array([lip_x - 0.040, 0.0, g.MOUTH_Z - 0.009]) - jaw_pivot
+    w(f'        <geom name="mouth_floor" type="ellipsoid" size="0.016 0.018 0.008" pos="{_f(mc)}" material="mouth"/>')
+    mb = np.array([0.030, 0.0, -0.106]) - jaw_pivot
+    w(f'        <geom name="mandible" type="ellipsoid" size="0.040 0.045 0.014" pos="{_f(mb)}" material="skin"/>')
     for a in acts:
         if a.kind == "skin" and a.anchor_body == "jaw":
-            w(f'        <site name="anchor_{a.name}" pos="{_f(np.array(a.anchor_mm) / 1000.0 - jaw_pivot)}"/>')
+            w(f'        <site name="anchor_{a.name}" pos="{_f(anchors[a.name] - jaw_pivot)}"/>')
     w('      </body>')
     # free skin vertices: one body with three slide joints each
     for i in skin.free:
@@ -310,7 +318,7 @@ def build_mjcf(variant: str = "full") -> str:
     mats = " ".join(str(m) for m in skin.tri_material[parts["flex"]])
     tri_flex = remap[ftri]
     w('  <deformable>')
-    w(f'    <flex name="skin" dim="2" radius="0.0008" body="{" ".join(bodies)}" vertex="{_f(np.array(local))}" '
+    w(f'    <flex name="skin" dim="2" radius="0.0003" body="{" ".join(bodies)}" vertex="{_f(np.array(local))}" '
       f'element="{" ".join(str(int(k)) for k in tri_flex.ravel())}" material="{mats}">')
     w(f'      <elasticity young="{SKIN_YOUNG:g}" poisson="{SKIN_POISSON:g}" thickness="{SKIN_THICKNESS:g}" '
       f'damping="{SKIN_DAMPING:g}" elastic2d="both"/>')
@@ -335,7 +343,7 @@ def build_mjcf(variant: str = "full") -> str:
     w('  <actuator>')
     for a in acts:
         if a.kind == "skin":
-            p_anchor = np.array(a.anchor_mm) / 1000.0
+            p_anchor = anchors[a.name]
             length0 = float(np.linalg.norm(p_anchor - v[skin.named[a.insertion]]))
             slope = -a.sign * a.stroke / 1000.0  # target length change per unit ctrl
             offset = length0

@@ -32,6 +32,7 @@ EYE_RADIUS = 0.0125
 EYE_HOLE = (0.0135, 0.0068)  # half-width, half-height of the palpebral fissure in the skin
 BROW_Z = 0.031
 NOSE_TIP_Z = -0.030
+CHIN_Z = 0.119  # depth of the outline below the origin used by the face profile
 JAW_PIVOT = np.array([-0.008, 0.0, -0.018])  # temporomandibular joint axis point (axis = y)
 NEUTRAL_LIP_GAP = 0.001  # half the neutral midline aperture (lips slightly parted at rest)
 
@@ -42,49 +43,67 @@ RING_SHAPES = (
     (0.0340, 0.0160, 0.0210),  # 2: perioral skin
     (0.0450, 0.0235, 0.0340),  # 3: glued ring (pinned)
 )
-RING_S = np.linspace(-1.0, 1.0, 11)  # parameter of the 11 points of each upper / lower contour
 
 
 def _gauss(y, z, cy, cz, sy, sz):
     return np.exp(-(((y - cy) / sy) ** 2) - ((z - cz) / sz) ** 2)
 
 
+def _profile_r2(y, z):
+    """Normalised 'radius' of the face outline: an ellipse across, flatter below the eyes (a face, not an egg)."""
+    zn = np.where(z > 0.0, (z / HEAD_HALF_HEIGHT) ** 2, np.abs(z / CHIN_Z) ** 8)
+    return (y / HEAD_HALF_WIDTH) ** 2 + zn
+
+
 def surface_x(y, z):
-    """Forward coordinate (x) of the face surface at (y, z): skull ellipsoid plus facial features."""
+    """Forward coordinate (x) of the face surface at (y, z): head profile plus facial features."""
     y = np.asarray(y, dtype=float)
     z = np.asarray(z, dtype=float)
-    r2 = (y / HEAD_HALF_WIDTH) ** 2 + (z / HEAD_HALF_HEIGHT) ** 2
+    r2 = _profile_r2(y, z)
     base = HEAD_DEPTH * np.clip(1.0 - r2, 0.0, None) ** 0.5
-    # flatten the front a little (a face is flatter than an egg)
-    base = base - 0.010 * np.clip(1.0 - r2, 0.0, None) ** 2
+    # flatten the front a little
+    base = base - 0.008 * np.clip(1.0 - r2, 0.0, None) ** 2
     x = base
     for sgn in (-1.0, 1.0):
-        x = x - 0.009 * _gauss(y, z, sgn * EYE_Y, EYE_Z, 0.016, 0.012)  # eye sockets
+        x = x - 0.010 * _gauss(y, z, sgn * EYE_Y, EYE_Z, 0.016, 0.012)  # eye sockets
         x = x + 0.004 * _gauss(y, z, sgn * 0.030, BROW_Z + 0.002, 0.020, 0.006)  # brow ridge
-        x = x + 0.006 * _gauss(y, z, sgn * 0.042, -0.022, 0.016, 0.016)  # cheekbones
-        x = x + 0.005 * _gauss(y, z, sgn * 0.013, -0.031, 0.006, 0.005)  # nostril wings
+        x = x + 0.005 * _gauss(y, z, sgn * 0.042, -0.020, 0.016, 0.016)  # cheekbones
+        x = x + 0.004 * _gauss(y, z, sgn * 0.012, NOSE_TIP_Z - 0.002, 0.0055, 0.0055)  # nostril wings
+        x = x - 0.003 * _gauss(y, z, sgn * 0.022, -0.040, 0.004, 0.012)  # nasolabial folds
     # nose: ridge from the bridge down to the tip, a tip bulb and a columella
-    ridge = np.clip((EYE_Z + 0.004 - z) / (EYE_Z + 0.004 - NOSE_TIP_Z), 0.0, 1.0)
-    x = x + 0.020 * ridge**1.2 * np.exp(-((y / (0.0055 + 0.004 * ridge)) ** 2)) * (z > NOSE_TIP_Z - 0.004)
-    x = x + 0.021 * _gauss(y, z, 0.0, NOSE_TIP_Z, 0.0085, 0.0075)
-    x = x + 0.008 * _gauss(y, z, 0.0, NOSE_TIP_Z - 0.006, 0.005, 0.004)
-    # lips, philtrum and chin
-    x = x + 0.0075 * _gauss(y, z, 0.0, MOUTH_Z + 0.004, 0.020, 0.006)  # upper lip
-    x = x + 0.0065 * _gauss(y, z, 0.0, MOUTH_Z - 0.006, 0.018, 0.006)  # lower lip
-    x = x + 0.0030 * _gauss(y, z, 0.0, MOUTH_Z + 0.013, 0.006, 0.006)  # philtrum
-    x = x - 0.0030 * _gauss(y, z, 0.0, MOUTH_Z - 0.018, 0.020, 0.005)  # labiomental fold
-    x = x + 0.0070 * _gauss(y, z, 0.0, -0.100, 0.018, 0.012)  # chin
+    ridge = np.clip((EYE_Z + 0.006 - z) / (EYE_Z + 0.006 - NOSE_TIP_Z), 0.0, 1.0)
+    width = 0.0045 + 0.0045 * ridge
+    nose = 0.019 * ridge**1.3 * np.exp(-((y / width) ** 2))
+    nose = nose * (1.0 / (1.0 + np.exp(-(z - (NOSE_TIP_Z - 0.006)) / 0.0018)))  # ends under the tip
+    x = x + nose + 0.008 * _gauss(y, z, 0.0, NOSE_TIP_Z, 0.0075, 0.0065)
+    # lips, philtrum, chin
+    x = x + 0.0060 * _gauss(y, z, 0.0, MOUTH_Z + 0.004, 0.020, 0.0055)  # upper lip
+    x = x + 0.0050 * _gauss(y, z, 0.0, MOUTH_Z - 0.006, 0.018, 0.0055)  # lower lip
+    x = x + 0.0020 * _gauss(y, z, 0.0, MOUTH_Z + 0.014, 0.005, 0.006)  # philtrum
+    x = x - 0.0030 * _gauss(y, z, 0.0, MOUTH_Z - 0.020, 0.020, 0.005)  # labiomental fold
+    x = x + 0.0080 * _gauss(y, z, 0.0, -0.100, 0.016, 0.010)  # chin
     return x
 
 
-def ring_points(k: int) -> np.ndarray:
-    """(20, 2) array of (y, z) points of mouth ring ``k``: 11 upper from s=-1..1, then 9 lower from s=+0.8..-0.8.
+def surface_normal(y, z, h: float = 1e-4) -> np.ndarray:
+    """Unit outward normals (..., 3) of the face surface at (y, z), by central differences."""
+    y = np.asarray(y, dtype=float)
+    z = np.asarray(z, dtype=float)
+    fy = (surface_x(y + h, z) - surface_x(y - h, z)) / (2 * h)
+    fz = (surface_x(y, z + h) - surface_x(y, z - h)) / (2 * h)
+    n = np.stack([np.ones_like(fy), -fy, -fz], axis=-1)
+    return n / np.linalg.norm(n, axis=-1, keepdims=True)
 
-    The ring runs counter-clockwise seen from the front (+x): right corner, along the upper contour to the left
-    corner, back along the lower contour.
+
+def ring_points(k: int, density: int = 1) -> np.ndarray:
+    """(20 * density, 2) array of (y, z) points of mouth ring ``k``.
+
+    ``10 * density + 1`` upper points from s=-1 to 1, then the lower points from s just below +1 back to just above
+    -1: the ring runs counter-clockwise seen from the front (+x): right corner, along the upper contour to the left
+    corner, back along the lower contour. With ``density=1`` the contour points are the landmark points.
     """
     half_w, up, low = RING_SHAPES[k]
-    s = RING_S
+    s = np.linspace(-1.0, 1.0, 10 * density + 1)
     shape = np.sqrt(np.clip(1.0 - s**2, 0.0, None))
     if k == 0:
         prof_u = prof_l = shape
@@ -95,13 +114,6 @@ def ring_points(k: int) -> np.ndarray:
     upper = np.stack([half_w * s, MOUTH_Z + up * prof_u], axis=1)
     lower = np.stack([half_w * s, MOUTH_Z - low * prof_l], axis=1)[1:-1][::-1]
     return np.concatenate([upper, lower])
-
-
-def ring_index(upper: bool, j: int) -> int:
-    """Index inside a ring of contour point j (0..10 from s=-1 to s=+1) on the upper or lower contour."""
-    if j in (0, 10) or upper:
-        return j
-    return 10 + (10 - j)  # lower points stored from s=+0.8 (j=9) back to s=-0.8 (j=1)
 
 
 def eye_ring(side: float, n: int = 16) -> np.ndarray:
@@ -151,9 +163,23 @@ class SkinMesh:
         return np.flatnonzero(self.attach == "free")
 
 
-def build_skin(grid_step: float = 0.0065) -> SkinMesh:
+def _free_region(y: float, z: float) -> bool:
+    """Background-grid skin that slides (free vertices): around the brows and on the lower cheeks."""
+    for side in (-1.0, 1.0):
+        if ((y - side * 0.031) / 0.024) ** 2 + ((z - BROW_Z) / 0.0085) ** 2 < 1.0:
+            return True
+    return in_cheek_band(y, z)
+
+
+def build_skin(grid_step: float = 0.0065, glued_refine: int = 2) -> SkinMesh:
+    """Build the skin mesh. Deterministic.
+
+    ``grid_step`` is the spacing of the simulated (free) skin outside the mouth rings; glued skin, which is rendered
+    as a rigid mesh and costs no simulation time, is ``glued_refine`` times finer.
+    """
     """Build the skin mesh. Deterministic."""
-    rings = [ring_points(k) for k in range(4)]
+    # the glued ring is twice as dense, so that the Delaunay triangulation outside it keeps every ring edge
+    rings = [ring_points(k) for k in range(3)] + [ring_points(3, density=2)]
     pts: list[np.ndarray] = []
     attach: list[str] = []
     named: dict[str, int] = {}
@@ -167,22 +193,22 @@ def build_skin(grid_step: float = 0.0065) -> SkinMesh:
 
     ring_ids = []
     for k, ring in enumerate(rings):
+        n_up = len(ring) // 2  # index of the left corner
         ids = []
         for i, (y, z) in enumerate(ring):
-            upper = i <= 10
-            j = i if upper else 10 - (i - 10)
-            if k == 2 and not upper and 3 <= j <= 7:
+            upper = i <= n_up
+            j = i if upper else 2 * n_up - i  # contour index from the right corner
+            s = -1.0 + 2.0 * j / n_up
+            if k == 2 and not upper and abs(s) <= 0.45:
                 how = "jaw"  # the lower lip's base rides on the jaw
-            elif k < 3 or abs(RING_S[j]) > 0.5:
+            elif k < 3 or abs(s) > 0.5:
                 how = "free"  # lips, perioral skin, and the cheeks beside the mouth corners
             else:
                 how = "jaw" if z < MOUTH_Z - 0.004 else "head"  # glued under the nose and on the chin
-            upper = i <= 10
-            j = i if upper else 10 - (i - 10)
-            ids.append(add((y, z), how, f"ring{k}_{'u' if upper else 'l'}{j}"))
+            ids.append(add((y, z), how, f"ring{k}_{'u' if upper else 'l'}{j}" if k < 3 else None))
         ring_ids.append(ids)
     # shared corner names for the lower contour
-    for k in range(4):
+    for k in range(3):
         named[f"ring{k}_l0"] = ring_ids[k][0]
         named[f"ring{k}_l10"] = ring_ids[k][10]
 
@@ -194,11 +220,15 @@ def build_skin(grid_step: float = 0.0065) -> SkinMesh:
         brow_ids[tag] = [add(p, "free", f"brow{tag}_{i}") for i, p in enumerate(brow_points(side))]
 
     # background grid, kept clear of the explicit features
-    ys = np.arange(-0.072, 0.0721, grid_step)
-    zs = np.arange(-0.118, 0.080, grid_step)
-    gy, gz = np.meshgrid(ys, zs)
-    grid = np.stack([gy.ravel(), gz.ravel()], axis=1)
-    keep = (grid[:, 0] / 0.070) ** 2 + ((grid[:, 1] + 0.018) / 0.099) ** 2 < 1.0
+    fine = grid_step / glued_refine
+    iy = np.arange(-round(0.072 / fine), round(0.072 / fine) + 1)
+    iz = np.arange(-round(0.118 / fine), round(0.080 / fine) + 1)
+    gi, gk = np.meshgrid(iy, iz)
+    coarse = (gi.ravel() % glued_refine == 0) & (gk.ravel() % glued_refine == 0)
+    grid = np.stack([gi.ravel() * fine, gk.ravel() * fine], axis=1)
+    is_free = np.array([_free_region(y, z) for y, z in grid])
+    keep_lattice = coarse | ~is_free
+    keep = keep_lattice & ((grid[:, 0] / 0.070) ** 2 + ((grid[:, 1] + 0.018) / 0.099) ** 2 < 1.0)
     keep &= ~_in_polygon(grid, _inflate(rings[3], 0.004))
     for side in (-1.0, 1.0):
         ring = eye_ring(side)
@@ -206,15 +236,9 @@ def build_skin(grid_step: float = 0.0065) -> SkinMesh:
         bp = brow_points(side)
         d = np.min(np.linalg.norm(grid[:, None, :] - bp[None], axis=2), axis=1)
         keep &= d > 0.0045
-    grid = grid[keep]
-    for p in grid:
+    grid, grid_free = grid[keep], is_free[keep]
+    for p, free in zip(grid, grid_free):
         y, z = p
-        free = False
-        for side in (-1.0, 1.0):  # skin around the brows is free to slide
-            if ((y - side * 0.031) / 0.024) ** 2 + ((z - BROW_Z) / 0.0085) ** 2 < 1.0:
-                free = True
-        if in_cheek_band(y, z):
-            free = True
         if free:
             how = "free"
         elif z < MOUTH_Z - 0.012 and abs(y) < 0.056:
@@ -224,17 +248,22 @@ def build_skin(grid_step: float = 0.0065) -> SkinMesh:
         add(p, how)
 
     yz = np.array(pts)
-    n_mouth = 4 * 20
+    n_mouth = sum(len(r) for r in rings)
     tris: list[tuple[int, int, int]] = []
     mats: list[str] = []
     # explicit strips between mouth rings (ring k -> k+1)
-    for k in range(3):
+    for k in range(2):
         a, b = ring_ids[k], ring_ids[k + 1]
         for i in range(20):
             i2 = (i + 1) % 20
             tris.append((a[i], b[i], b[i2]))
             tris.append((a[i], b[i2], a[i2]))
             mats += ["lip" if k == 0 else "skin"] * 2
+    a, b = ring_ids[2], ring_ids[3]  # ring 2 (20 points) -> ring 3 (40 points)
+    for i in range(20):
+        i2, b0, b1, b2 = (i + 1) % 20, b[2 * i], b[2 * i + 1], b[(2 * i + 2) % 40]
+        tris += [(a[i], b0, b1), (a[i], b1, a[i2]), (a[i2], b1, b2)]
+        mats += ["skin"] * 3
     # Delaunay for everything outside ring 3; drop triangles inside ring 3 and inside the eyes
     outer_ids = np.array(ring_ids[3] + list(range(n_mouth, len(yz))))
     dl = Delaunay(yz[outer_ids])

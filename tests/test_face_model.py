@@ -111,8 +111,8 @@ SEAL = {"lip_lower_depress_R": -0.8, "lip_lower_depress_L": -0.8}  # "mm": lower
 OPEN = {"jaw_open": 1.0}  # "ah"
 SPREAD = {"lip_corner_pull_R": 1.0, "lip_corner_pull_L": 1.0, "lip_corner_depress_R": 1.0,
           "lip_corner_depress_L": 1.0}  # "ee": corners pulled out
-ROUND = {"lip_corner_pull_R": -0.7, "lip_corner_pull_L": -0.7, "lip_corner_depress_R": -0.7,
-         "lip_corner_depress_L": -0.7, "lip_pucker_upper": 0.4, "lip_pucker_lower": 0.4}  # "oo": corners in, lips out
+ROUND = {"lip_corner_pull_R": -0.85, "lip_corner_pull_L": -0.85, "lip_corner_depress_R": -0.85,
+         "lip_corner_depress_L": -0.85, "lip_pucker_upper": 0.4, "lip_pucker_lower": 0.4}  # "oo": corners in, lips out
 
 
 @pytest.fixture(scope="module", params=["full", "fast"])
