@@ -247,7 +247,7 @@ def build_mjcf(variant: str = "full") -> str:
     # mouth interior: dark cavity, teeth
     lip_x = float(g.surface_x(0.0, g.MOUTH_Z))  # the lips' forward position at the midline
     w(f'      <geom name="mouth_cavity" type="ellipsoid" size="0.016 0.020 0.014" pos="{lip_x - 0.030:.4g} 0 {g.MOUTH_Z:.4g}" material="mouth"/>')
-    w(f'      <geom name="teeth_upper" type="ellipsoid" size="0.005 0.017 0.004" pos="{lip_x - 0.014:.4g} 0 {g.MOUTH_Z + 0.0045:.4g}" material="teeth"/>')
+    w(f'      <geom name="teeth_upper" type="ellipsoid" size="0.005 0.017 0.004" pos="{lip_x - 0.017:.4g} 0 {g.MOUTH_Z + 0.0045:.4g}" material="teeth"/>')
     w('      <geom name="skin_head" type="mesh" mesh="skin_head" material="skin"/>')
     w(f'      <site name="head_origin" pos="0 0 0"/>')
     # anchors on the head
@@ -284,14 +284,12 @@ def build_mjcf(variant: str = "full") -> str:
     w('        <inertial pos="0.06 0 -0.05" mass="0.15" diaginertia="2e-4 2e-4 2e-4"/>')
     w(f'        <joint name="jaw" type="hinge" axis="0 1 0" range="-0.03 0.34" damping="0.01" armature="{aj.armature:g}"/>')
     w('        <geom name="skin_jaw" type="mesh" mesh="skin_jaw" material="skin"/>')
-    lt = np.array([lip_x - 0.015, 0.0, g.MOUTH_Z - 0.0045]) - jaw_pivot
+    lt = np.array([lip_x - 0.019, 0.0, g.MOUTH_Z - 0.0045]) - jaw_pivot
     w(f'        <geom name="teeth_lower" type="ellipsoid" size="0.005 0.016 0.004" pos="{_f(lt)}" material="teeth"/>')
     tg = np.array([lip_x - 0.034, 0.0, g.MOUTH_Z - 0.008]) - jaw_pivot
     w(f'        <geom name="tongue" type="ellipsoid" size="0.015 0.014 0.005" pos="{_f(tg)}" material="tongue"/>')
     mc = np.array([lip_x - 0.040, 0.0, g.MOUTH_Z - 0.009]) - jaw_pivot
     w(f'        <geom name="mouth_floor" type="ellipsoid" size="0.016 0.018 0.008" pos="{_f(mc)}" material="mouth"/>')
-    mb = np.array([0.030, 0.0, -0.106]) - jaw_pivot
-    w(f'        <geom name="mandible" type="ellipsoid" size="0.040 0.045 0.014" pos="{_f(mb)}" material="skin"/>')
     for a in acts:
         if a.kind == "skin" and a.anchor_body == "jaw":
             w(f'        <site name="anchor_{a.name}" pos="{_f(anchors[a.name] - jaw_pivot)}"/>')

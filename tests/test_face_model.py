@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from facetwin.sim import FaceModel, actuator_names, landmark_ids, load_actuators, load_schema
+from facetwin.sim.expressions import EXPRESSIONS
 from facetwin.sim.landmarks import region_mask
 
 # Actuator region -> landmark regions it must move (>= 2 mm over its range) and regions it must leave alone.
@@ -68,6 +69,20 @@ def test_model_compiles_with_26_tendon_actuators(face):
     assert mats == {"skin", "lip"}
 
 
+def test_skin_tendons_run_inside_the_head(face):
+    """Every skin anchor sits on the skull or jaw under the skin (>= 3 mm deep), as cables in a real face robot."""
+    from facetwin.sim import geometry
+
+    face.reset()
+    m, d = face.model, face.data
+    for a in load_actuators():
+        if a.kind != "skin":
+            continue
+        p = d.site_xpos[m.site(f"anchor_{a.name}").id]
+        depth_mm = (geometry.surface_x(p[1], p[2]) - p[0]) * 1000.0
+        assert depth_mm >= 3.0, f"{a.name}: anchor {depth_mm:.1f} mm under the skin surface"
+
+
 def test_neutral_face_is_at_rest(face):
     face.reset()
     lm0 = face.landmarks_mm()
@@ -106,13 +121,12 @@ def test_neck_moves_the_head_in_the_mirror(face, name):
     assert np.linalg.norm(face.landmarks_mm() - face.neutral_landmarks_mm, axis=1).max() < 2.0
 
 
-# The control vectors that reach the mouth targets of the issue (normalized controls, rest face otherwise).
-SEAL = {"lip_lower_depress_R": -0.8, "lip_lower_depress_L": -0.8}  # "mm": lower lip pressed up
-OPEN = {"jaw_open": 1.0}  # "ah"
-SPREAD = {"lip_corner_pull_R": 1.0, "lip_corner_pull_L": 1.0, "lip_corner_depress_R": 1.0,
-          "lip_corner_depress_L": 1.0}  # "ee": corners pulled out
-ROUND = {"lip_corner_pull_R": -0.85, "lip_corner_pull_L": -0.85, "lip_corner_depress_R": -0.85,
-         "lip_corner_depress_L": -0.85, "lip_pucker_upper": 0.4, "lip_pucker_lower": 0.4}  # "oo": corners in, lips out
+# The control vectors that reach the mouth targets of the issue: named expressions of facetwin.sim.expressions
+# (normalized controls on top of the rest face), printed in the README.
+SEAL = EXPRESSIONS["mm"]  # lip_lower_depress_L/R = -0.7
+OPEN = EXPRESSIONS["ah"]  # jaw_open = +1
+SPREAD = EXPRESSIONS["ee"]  # lip_corner_pull_L/R = lip_corner_depress_L/R = +1
+ROUND = EXPRESSIONS["oo"]  # lip_corner_pull_L/R = lip_corner_depress_L/R = -1, lip_pucker_upper/lower = +0.4
 
 
 @pytest.fixture(scope="module", params=["full", "fast"])

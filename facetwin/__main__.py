@@ -1,0 +1,7 @@
+"""``python -m facetwin``: the ``facetwin`` command line."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,126 @@
+"""Named facial expressions as normalized control vectors.
+
+:data:`EXPRESSIONS` maps an expression name to control overrides ``{actuator_name: value}`` (normalized, in
+[-1, 1], see ``assets/data/actuators.csv``) applied on top of the rest controls (the neutral face: all zeros except
+``jaw_open`` = -1, jaw closed). Actuators not named keep their rest value.
+
+>>> u = expression_ctrl(face, "smile")              # (26,) in face.actuator_names order
+>>> u = mix_ctrl(face, {"smile": 0.5, "ah": 0.8})   # rest + 0.5 * (smile - rest) + 0.8 * (ah - rest)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Union
+
+import numpy as np
+
+from .actuators import load_actuators
+
+if TYPE_CHECKING:
+    from .model import FaceModel
+
+
+def _pair(stem: str, value: float) -> dict[str, float]:
+    """The same value on the right and left actuator ``stem_R`` / ``stem_L``."""
+    return {f"{stem}_R": value, f"{stem}_L": value}
+
+
+EXPRESSIONS: dict[str, dict[str, float]] = {
+    "neutral": {},
+    # corners up and out, upper lip lifted, cheeks push the lower lids up (Duchenne smile), teeth just apart
+    "smile": {
+        **_pair("lip_corner_pull", 1.0),
+        **_pair("lip_upper_raise", 0.35),
+        **_pair("lip_lower_depress", 0.25),
+        **_pair("eyelid_lower", 0.45),
+        **_pair("brow_outer", 0.15),
+        "jaw_open": -0.8,
+    },
+    # The four mouth targets of the face model (tests/test_face_model.py holds the model to them):
+    # open vowel "ah": jaw fully open (midline aperture >= 15 mm)
+    "ah": {"jaw_open": 1.0},
+    # spread vowel "ee": corners pulled out (mouth width >= +15 %)
+    "ee": {**_pair("lip_corner_pull", 1.0), **_pair("lip_corner_depress", 1.0)},
+    # rounded "oo" / "w": corners pushed in, lips pushed forward (width <= -15 %, protrusion >= 1.5 mm)
+    "oo": {**_pair("lip_corner_pull", -1.0), **_pair("lip_corner_depress", -1.0),
+           "lip_pucker_upper": 0.4, "lip_pucker_lower": 0.4},
+    # bilabial closure "mm" (m, b, p): jaw closed, lower lip pressed up against the upper (aperture <= 1 mm)
+    "mm": {**_pair("lip_lower_depress", -0.7)},
+    # surprise: brows up, eyes wide
+    "brows_up": {
+        **_pair("brow_inner", 1.0),
+        **_pair("brow_outer", 1.0),
+        **_pair("eyelid_upper", -0.7),
+        "jaw_open": -0.7,
+    },
+    # frown: inner brows down, mouth corners down
+    "frown": {
+        **_pair("brow_inner", -1.0),
+        **_pair("brow_outer", -0.3),
+        **_pair("lip_corner_depress", 1.0),
+        **_pair("lip_lower_depress", -0.3),
+        **_pair("eyelid_upper", 0.2),
+    },
+    "eyes_closed": {
+        **_pair("eyelid_upper", 1.0),
+        **_pair("eyelid_lower", 0.6),
+    },
+    # eyes and head turn to the face's own left (the image's left in the mirror), a little upwards
+    "look_left": {
+        **_pair("eye_yaw", 0.9),
+        **_pair("eye_pitch", 0.3),
+        "neck_yaw": 0.35,
+    },
+}
+
+FaceOrNames = Union["FaceModel", Sequence[str]]
+
+
+def _names_and_rest(face_or_names: FaceOrNames) -> tuple[list[str], np.ndarray]:
+    """Actuator names and rest controls in the order of a FaceModel or of a sequence of actuator names."""
+    names = getattr(face_or_names, "actuator_names", None)
+    rest = getattr(face_or_names, "rest_ctrl", None)
+    if names is not None and rest is not None:
+        return list(names), np.asarray(rest, dtype=float).copy()
+    names = [str(n) for n in face_or_names]
+    table = {a.name: a.rest for a in load_actuators()}
+    unknown = [n for n in names if n not in table]
+    if unknown:
+        raise ValueError(f"unknown actuator name(s): {', '.join(unknown)}")
+    return names, np.array([table[n] for n in names], dtype=float)
+
+
+def _overrides(name: str) -> dict[str, float]:
+    if name not in EXPRESSIONS:
+        raise KeyError(f"unknown expression {name!r}; known: {', '.join(EXPRESSIONS)}")
+    return EXPRESSIONS[name]
+
+
+def mix_ctrl(face_or_names: FaceOrNames, weights: Mapping[str, float]) -> np.ndarray:
+    """Rest controls plus the weighted offsets of named expressions, clipped to [-1, 1].
+
+    ``weights`` maps expression names to intensities (1 = the expression as defined, 0.5 = half way from rest).
+    With a subset of actuator names, the expression's other actuators are left out.
+    """
+    names, rest = _names_and_rest(face_or_names)
+    index = {n: i for i, n in enumerate(names)}
+    known = {a.name for a in load_actuators()}
+    u = rest.copy()
+    for expr, w in weights.items():
+        for act, value in _overrides(expr).items():
+            if act not in known:
+                raise ValueError(f"expression {expr!r}: unknown actuator {act!r}")
+            if act in index:
+                i = index[act]
+                u[i] += float(w) * (value - rest[i])
+    return np.clip(u, -1.0, 1.0)
+
+
+def expression_ctrl(face_or_names: FaceOrNames, name: str, intensity: float = 1.0) -> np.ndarray:
+    """Normalized control vector of expression ``name`` in the actuator order of ``face_or_names``.
+
+    ``face_or_names`` is a FaceModel (its ``actuator_names`` and ``rest_ctrl``) or a sequence of actuator names
+    (rest values from the actuator table). ``intensity`` scales the offset from rest (1 = as defined).
+    """
+    return mix_ctrl(face_or_names, {name: intensity})
