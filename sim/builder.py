@@ -109,26 +109,36 @@ def skin_vertex_frames(skin: g.SkinMesh) -> tuple[list[str], np.ndarray]:
     return bodies, local
 
 
-def partition_skin(skin: g.SkinMesh) -> dict[str, np.ndarray]:
-    """Triangle indices of the deformable part (touching a free vertex) and of the parts glued to head / jaw.
+def deformable_triangles(skin: g.SkinMesh) -> np.ndarray:
+    """Indices of the triangles that can deform: those not entirely glued to the head or entirely to the jaw.
 
-    Only the deformable part is simulated as a flex; the glued parts never deform and are rendered as rigid meshes
-    of the same surface, which keeps the flex small (its cost grows with its elements, pinned or not).
+    Only these are simulated as a flex: glued parts never deform, and leaving them out keeps the flex small (its cost
+    grows with its elements, pinned or not). The whole surface is drawn by render-only skins.
     """
     att = skin.attach[skin.triangles]
-    head = (att == "head").all(axis=1)
-    jaw = (att == "jaw").all(axis=1)
-    return {"flex": np.flatnonzero(~head & ~jaw), "head": np.flatnonzero(head), "jaw": np.flatnonzero(jaw)}
+    return np.flatnonzero(~(att == "head").all(axis=1) & ~(att == "jaw").all(axis=1))
 
 
-def _mesh_xml(name: str, verts: np.ndarray, normals: np.ndarray, tris: np.ndarray) -> str:
+def _skin_xml(name: str, material: str, skin: g.SkinMesh, frame_bodies: list[str], tris: np.ndarray) -> list[str]:
+    """A MuJoCo ``<skin>`` (render-only mesh) over ``tris``: every vertex bound with weight 1 to its body.
+
+    The whole face surface is drawn by two skins (skin and lips) rather than by the flex: MuJoCo
+    computes skin normals over the whole surface, so glued and simulated parts shade as one smooth mask.
+    """
     used = np.unique(tris)
-    remap = -np.ones(len(verts), dtype=int)
+    remap = -np.ones(len(skin.vertices), dtype=int)
     remap[used] = np.arange(len(used))
-    faces = " ".join(str(int(k)) for k in remap[tris].ravel())
-    # normals of the smooth surface, so the glued skin shades seamlessly into the simulated skin
-    return (f'    <mesh name="{name}" inertia="shell" vertex="{_f(verts[used])}" normal="{_f(normals[used])}" '
-            f'face="{faces}"/>')
+    out = [f'    <skin name="{name}" material="{material}" vertex="{_f(skin.vertices[used])}" '
+           f'face="{" ".join(str(int(k)) for k in remap[tris].ravel())}">']
+    by_body: dict[str, list[int]] = {}
+    for new, old in enumerate(used):
+        by_body.setdefault(frame_bodies[old], []).append(new)
+    for body, ids in by_body.items():
+        bind = (0.0, 0.0, 0.0) if body == "head" else (g.JAW_PIVOT if body == "jaw" else skin.vertices[used[ids[0]]])
+        out.append(f'      <bone body="{body}" bindpos="{_f(bind)}" bindquat="1 0 0 0" '
+                   f'vertid="{" ".join(map(str, ids))}" vertweight="{" ".join(["1"] * len(ids))}"/>')
+    out.append('    </skin>')
+    return out
 
 
 def eye_center(side: float) -> np.ndarray:
@@ -203,11 +213,7 @@ def build_mjcf(variant: str = "full") -> str:
     for tag, e0, e1, ax in (("upper", LID_UPPER_EDGE, math.radians(88), 1), ("lower", math.radians(-88), LID_LOWER_EDGE, 0)):
         mv, mf = _shell_mesh(g.EYE_RADIUS + 0.0006, 0.0012, e0, e1, math.radians(80))
         w(f'    <mesh name="eyelid_{tag}" vertex="{_f(mv)}" face="{" ".join(str(int(i)) for i in mf.ravel())}"/>')
-    parts = partition_skin(skin)
     frame_bodies, frame_local = skin_vertex_frames(skin)
-    normals = g.surface_normal(skin.vertices[:, 1], skin.vertices[:, 2])
-    w(_mesh_xml("skin_head", frame_local, normals, tri[parts["head"]]))
-    w(_mesh_xml("skin_jaw", frame_local, normals, tri[parts["jaw"]]))
     w('  </asset>')
     w('  <default>')
     w('    <geom contype="0" conaffinity="0" group="1"/>')
@@ -248,7 +254,6 @@ def build_mjcf(variant: str = "full") -> str:
     lip_x = float(g.surface_x(0.0, g.MOUTH_Z))  # the lips' forward position at the midline
     w(f'      <geom name="mouth_cavity" type="ellipsoid" size="0.016 0.020 0.014" pos="{lip_x - 0.030:.4g} 0 {g.MOUTH_Z:.4g}" material="mouth"/>')
     w(f'      <geom name="teeth_upper" type="ellipsoid" size="0.005 0.017 0.004" pos="{lip_x - 0.017:.4g} 0 {g.MOUTH_Z + 0.0045:.4g}" material="teeth"/>')
-    w('      <geom name="skin_head" type="mesh" mesh="skin_head" material="skin"/>')
     w(f'      <site name="head_origin" pos="0 0 0"/>')
     # anchors on the head
     for a in acts:
@@ -283,7 +288,6 @@ def build_mjcf(variant: str = "full") -> str:
     w(f'      <body name="jaw" pos="{_f(jaw_pivot)}">')
     w('        <inertial pos="0.06 0 -0.05" mass="0.15" diaginertia="2e-4 2e-4 2e-4"/>')
     w(f'        <joint name="jaw" type="hinge" axis="0 1 0" range="-0.03 0.34" damping="0.01" armature="{aj.armature:g}"/>')
-    w('        <geom name="skin_jaw" type="mesh" mesh="skin_jaw" material="skin"/>')
     lt = np.array([lip_x - 0.019, 0.0, g.MOUTH_Z - 0.0045]) - jaw_pivot
     w(f'        <geom name="teeth_lower" type="ellipsoid" size="0.005 0.016 0.004" pos="{_f(lt)}" material="teeth"/>')
     tg = np.array([lip_x - 0.034, 0.0, g.MOUTH_Z - 0.008]) - jaw_pivot
@@ -307,16 +311,22 @@ def build_mjcf(variant: str = "full") -> str:
     w('  </worldbody>')
 
     # the skin flex: the deformable part only, its vertices renumbered
-    ftri = tri[parts["flex"]]
+    flex_tris = deformable_triangles(skin)
+    ftri = tri[flex_tris]
     fverts = np.unique(ftri)
     remap = -np.ones(len(v), dtype=int)
     remap[fverts] = np.arange(len(fverts))
     bodies = [frame_bodies[i] for i in fverts]
     local = frame_local[fverts]
-    mats = " ".join(str(m) for m in skin.tri_material[parts["flex"]])
+    mats = " ".join(str(m) for m in skin.tri_material[flex_tris])
     tri_flex = remap[ftri]
     w('  <deformable>')
-    w(f'    <flex name="skin" dim="2" radius="0.0003" body="{" ".join(bodies)}" vertex="{_f(np.array(local))}" '
+    # the face surface as drawn (render only): glued and simulated skin in one smooth mesh, lips apart
+    for name, mat in (("face_skin", "skin"), ("face_lips", "lip")):
+        for ln in _skin_xml(name, mat, skin, frame_bodies, tri[skin.tri_material == mat]):
+            w(ln)
+    # the physics of the skin (group 3: hidden in images, the skins above draw it)
+    w(f'    <flex name="skin" dim="2" radius="0.0003" group="3" body="{" ".join(bodies)}" vertex="{_f(np.array(local))}" '
       f'element="{" ".join(str(int(k)) for k in tri_flex.ravel())}" material="{mats}">')
     w(f'      <elasticity young="{SKIN_YOUNG:g}" poisson="{SKIN_POISSON:g}" thickness="{SKIN_THICKNESS:g}" '
       f'damping="{SKIN_DAMPING:g}" elastic2d="both"/>')

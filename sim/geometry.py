@@ -10,7 +10,8 @@ The skin is one triangle mesh seen from the front as a height field ``x = surfac
 built from explicit rings that share one parametrisation ``s in [-1, 1]`` (``s=-1`` the face's right corner,
 MediaPipe 61/78; ``s=+1`` the left corner, 291/308), so that each lip contour of the landmark schema falls exactly
 on a vertex. Ring 0 is the inner lip edge (the mouth slit), ring 1 the vermilion border, ring 2 the perioral skin,
-ring 3 the ring where the skin is glued (pinned) to the skull above and to the jaw below.
+ring 3 (twice as dense) the ring where the skin is glued (pinned) to the skull under the nose and to the jaw on the
+chin; its points beside the mouth corners are free, as are the lower cheeks, so the jaw can open.
 """
 
 from __future__ import annotations
@@ -85,16 +86,6 @@ def surface_x(y, z):
     return x
 
 
-def surface_normal(y, z, h: float = 1e-4) -> np.ndarray:
-    """Unit outward normals (..., 3) of the face surface at (y, z), by central differences."""
-    y = np.asarray(y, dtype=float)
-    z = np.asarray(z, dtype=float)
-    fy = (surface_x(y + h, z) - surface_x(y - h, z)) / (2 * h)
-    fz = (surface_x(y, z + h) - surface_x(y, z - h)) / (2 * h)
-    n = np.stack([np.ones_like(fy), -fy, -fz], axis=-1)
-    return n / np.linalg.norm(n, axis=-1, keepdims=True)
-
-
 def ring_points(k: int, density: int = 1) -> np.ndarray:
     """(20 * density, 2) array of (y, z) points of mouth ring ``k``.
 
@@ -163,21 +154,24 @@ class SkinMesh:
         return np.flatnonzero(self.attach == "free")
 
 
-def _free_region(y: float, z: float) -> bool:
-    """Background-grid skin that slides (free vertices): around the brows and on the lower cheeks."""
+def _free_stride(y: float, z: float) -> int:
+    """Background-grid skin that slides (free vertices), as the stride of its lattice in fine grid steps.
+
+    0: glued. Around the brows and over the lower forehead the free skin is coarser (stride 3) than on the lower
+    cheeks beside the mouth (stride 2): it only folds there, and every free vertex costs simulation time.
+    """
     for side in (-1.0, 1.0):
-        if ((y - side * 0.031) / 0.024) ** 2 + ((z - BROW_Z) / 0.0085) ** 2 < 1.0:
-            return True
-    return in_cheek_band(y, z)
+        if ((y - side * 0.031) / 0.024) ** 2 + ((z - BROW_Z - 0.005) / 0.0135) ** 2 < 1.0:
+            return 3
+    return 2 if in_cheek_band(y, z) else 0
 
 
-def build_skin(grid_step: float = 0.0065, glued_refine: int = 2) -> SkinMesh:
+def build_skin(fine_step: float = 0.00325) -> SkinMesh:
     """Build the skin mesh. Deterministic.
 
-    ``grid_step`` is the spacing of the simulated (free) skin outside the mouth rings; glued skin, which is rendered
-    as a rigid mesh and costs no simulation time, is ``glued_refine`` times finer.
+    Outside the mouth rings the skin is a grid: glued skin (not simulated, only drawn) at ``fine_step``, free skin on
+    a coarser sub-lattice of it (see :func:`_free_stride`).
     """
-    """Build the skin mesh. Deterministic."""
     # the glued ring is twice as dense, so that the Delaunay triangulation outside it keeps every ring edge
     rings = [ring_points(k) for k in range(3)] + [ring_points(3, density=2)]
     pts: list[np.ndarray] = []
@@ -220,14 +214,14 @@ def build_skin(grid_step: float = 0.0065, glued_refine: int = 2) -> SkinMesh:
         brow_ids[tag] = [add(p, "free", f"brow{tag}_{i}") for i, p in enumerate(brow_points(side))]
 
     # background grid, kept clear of the explicit features
-    fine = grid_step / glued_refine
+    fine = fine_step
     iy = np.arange(-round(0.072 / fine), round(0.072 / fine) + 1)
     iz = np.arange(-round(0.118 / fine), round(0.080 / fine) + 1)
     gi, gk = np.meshgrid(iy, iz)
-    coarse = (gi.ravel() % glued_refine == 0) & (gk.ravel() % glued_refine == 0)
     grid = np.stack([gi.ravel() * fine, gk.ravel() * fine], axis=1)
-    is_free = np.array([_free_region(y, z) for y, z in grid])
-    keep_lattice = coarse | ~is_free
+    stride = np.array([_free_stride(y, z) for y, z in grid])
+    is_free = stride > 0
+    keep_lattice = ~is_free | ((gi.ravel() % np.maximum(stride, 1) == 0) & (gk.ravel() % np.maximum(stride, 1) == 0))
     keep = keep_lattice & ((grid[:, 0] / 0.070) ** 2 + ((grid[:, 1] + 0.018) / 0.099) ** 2 < 1.0)
     keep &= ~_in_polygon(grid, _inflate(rings[3], 0.004))
     for side in (-1.0, 1.0):
@@ -275,7 +269,7 @@ def build_skin(grid_step: float = 0.0065, glued_refine: int = 2) -> SkinMesh:
     # drop slivers on the convex hull of the outline
     e = np.stack([yz[simp[:, 1]] - yz[simp[:, 0]], yz[simp[:, 2]] - yz[simp[:, 1]], yz[simp[:, 0]] - yz[simp[:, 2]]])
     longest = np.linalg.norm(e, axis=2).max(axis=0)
-    bad |= longest > 3.0 * grid_step
+    bad |= longest > 6.0 * fine_step
     for t in simp[~bad]:
         tris.append(tuple(int(v) for v in t))
         mats.append("skin")

@@ -179,8 +179,8 @@ class MirrorRenderer:
         p = PRESETS[preset]
         self.face = face
         self.preset = preset
-        self.width = int(width or p.width)
-        self.height = int(height or p.height)
+        self.width = int(p.width if width is None else width)
+        self.height = int(p.height if height is None else height)
         if self.width <= 0 or self.height <= 0:
             raise ValueError(f"image size must be positive, got {self.width}x{self.height}")
         self.camera: str | int = "mirror" if camera is None else camera

@@ -211,3 +211,22 @@ def test_out_of_range_controls_are_clipped(face):
     face.reset()
     face.step(np.full(26, 5.0))
     assert np.allclose(face.data.ctrl, 1.0)
+
+
+def test_fast_variant_tracks_the_reference():
+    """The training variant follows the reference model's lips on a smooth random control sequence."""
+    rng = np.random.default_rng(3)
+    keys = rng.uniform(-1.0, 1.0, (9, 26))
+    controls = [(1 - s) * a + s * b for a, b in zip(keys[:-1], keys[1:]) for s in np.linspace(0, 1, 8, endpoint=False)]
+    tracks = {}
+    for variant in ("full", "fast"):
+        face = FaceModel.load(variant)
+        track = []
+        for u in controls:
+            face.step(u)
+            track.append(face.landmarks_mm())
+        tracks[variant] = np.array(track)
+    lips = region_mask("lips_outer", "lips_inner")
+    err = np.linalg.norm(tracks["fast"] - tracks["full"], axis=2)[:, lips]
+    assert err.mean() < 0.6, f"mean lip deviation {err.mean():.2f} mm"
+    assert np.percentile(err, 99) < 3.0
