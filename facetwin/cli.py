@@ -1,4 +1,6 @@
-"""The ``facetwin`` command line: ``demo``, ``export-xml``, ``view`` and ``info``.
+"""The ``facetwin`` command line.
+
+Face: ``demo``, ``export-xml``, ``view``, ``info``. Audio: ``say``, ``sing-audio``, ``align``, ``corpus build``.
 
 ``facetwin demo`` is the first thing to run: it renders the neutral face and a set of named expressions through
 the mirror camera, a landmark overlay, a contact sheet and a short video of random expressions.
@@ -232,6 +234,69 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------------------------------- audio
+def _timeline_path(out: Path) -> Path:
+    return out.with_name(out.stem + ".phones.json")
+
+
+def _write_utterance(utt, out: str) -> Path:
+    from facetwin.audio.io import save_wav
+
+    path = Path(out)
+    save_wav(path, utt.audio, utt.sr)
+    tl = utt.timeline.save(_timeline_path(path))
+    dur = len(utt.audio) / utt.sr
+    print(f"wrote {path} ({dur:.2f} s, {utt.sr} Hz) and {tl} ({len(utt.timeline)} phones)")
+    print("  " + " ".join(p.phoneme for p in utt.timeline.phones[:40]) + (" ..." if len(utt.timeline) > 40 else ""))
+    return path
+
+
+def cmd_say(args: argparse.Namespace) -> int:
+    from facetwin.audio.tts import synthesize
+
+    utt = synthesize(args.text, args.lang, rate_wpm=args.rate, pitch=args.pitch)
+    _write_utterance(utt, args.out)
+    return 0
+
+
+def cmd_sing_audio(args: argparse.Namespace) -> int:
+    from facetwin.audio.sing import list_songs, load_song, sing
+
+    if args.list or not args.song:
+        for name in list_songs():
+            song = load_song(name)
+            print(f"  {name:<16} {song.title}  (lyrics: {', '.join(song.lyrics)})")
+        return 0 if args.list else 2
+    utt = sing(args.song, lang=args.lang, tempo_bpm=args.tempo, transpose=args.transpose)
+    _write_utterance(utt, args.out)
+    return 0
+
+
+def cmd_align(args: argparse.Namespace) -> int:
+    from facetwin.audio.align import align_file
+
+    timeline = align_file(args.audio, args.text)
+    out = Path(args.out) if args.out else _timeline_path(Path(args.audio))
+    timeline.save(out)
+    print(f"wrote {out} ({len(timeline)} phones, {timeline.end:.2f} s)")
+    return 0
+
+
+def cmd_corpus_build(args: argparse.Namespace) -> int:
+    from facetwin.audio.corpus import build_corpus
+
+    langs = args.langs.split(",") if args.langs else None
+    heldout = [x for x in args.heldout_langs.split(",") if x] if args.heldout_langs else []
+    manifest = build_corpus(
+        args.out, args.n, langs=langs, heldout_langs=heldout, heldout_fraction=args.heldout_fraction,
+        include_songs=not args.no_songs, seed=args.seed,
+    )
+    sizes = {k: len(v) for k, v in manifest["splits"].items()}
+    print(f"corpus in {args.out}: {len(manifest['items'])} items, {manifest['total_duration_s']:.1f} s of audio, "
+          f"{len(manifest['languages'])} languages; splits {sizes}")
+    return 0
+
+
 # ---------------------------------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="facetwin", description="MuJoCo digital twin of a humanoid face robot.")
@@ -260,13 +325,53 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser("info", help="list the actuators and model statistics")
     variant_arg(i)
     i.set_defaults(func=cmd_info)
+
+    sy = sub.add_parser("say", help="speak a text offline (espeak-ng) to a wav plus its phoneme timeline")
+    sy.add_argument("text")
+    sy.add_argument("--lang", default="en", help="ISO 639-1 language code (default: en)")
+    sy.add_argument("--out", default="say.wav", help="output wav; the timeline goes to <out>.phones.json")
+    sy.add_argument("--rate", type=int, default=None, help="speaking rate, words per minute")
+    sy.add_argument("--pitch", type=int, default=None, help="voice pitch 0-100")
+    sy.set_defaults(func=cmd_say)
+
+    sg = sub.add_parser("sing-audio", help="sing a built-in song to a wav plus its phoneme timeline")
+    sg.add_argument("song", nargs="?", help="song name (see --list)")
+    sg.add_argument("--list", action="store_true", help="list the built-in songs")
+    sg.add_argument("--lang", default=None, help="lyrics language (default: the song's first)")
+    sg.add_argument("--tempo", type=float, default=None, help="tempo in beats per minute")
+    sg.add_argument("--transpose", type=int, default=0, help="semitones")
+    sg.add_argument("--out", default="song.wav", help="output wav; the timeline goes to <out>.phones.json")
+    sg.set_defaults(func=cmd_sing_audio)
+
+    al = sub.add_parser("align", help="forced-align an English recording with its transcript")
+    al.add_argument("audio")
+    al.add_argument("--text", required=True, help="the transcript")
+    al.add_argument("--out", default=None, help="timeline json (default: <audio>.phones.json)")
+    al.set_defaults(func=cmd_align)
+
+    co = sub.add_parser("corpus", help="training corpus tools")
+    cosub = co.add_subparsers(dest="corpus_command", required=True, metavar="ACTION")
+    cb = cosub.add_parser("build", help="build a multi-language corpus of speech and songs with lip targets")
+    cb.add_argument("--out", default="facetwin_corpus", help="output folder (default: ./facetwin_corpus)")
+    cb.add_argument("-n", type=int, default=110, help="number of spoken utterances (default: 110)")
+    cb.add_argument("--langs", default=None, help="comma-separated ISO 639-1 codes (default: all 11)")
+    cb.add_argument("--heldout-langs", default="he", help="comma-separated held-out languages (default: he)")
+    cb.add_argument("--heldout-fraction", type=float, default=0.15, help="held-out share of sentences (0.15)")
+    cb.add_argument("--no-songs", action="store_true", help="speech only")
+    cb.add_argument("--seed", type=int, default=0)
+    cb.set_defaults(func=cmd_corpus_build)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``facetwin`` command; returns the exit code."""
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, FileNotFoundError, KeyError) as exc:  # bad input: a clear message, no traceback
+        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"facetwin {args.command}: error: {msg}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
