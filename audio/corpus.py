@@ -99,14 +99,6 @@ def _plan(n_utterances: int, langs: tuple[str, ...], heldout_langs: tuple[str, .
           seed: int, include_songs: bool) -> tuple[list[_Job], dict[str, str]]:
     rng = np.random.default_rng(seed)
     sentences = {lang: load_sentences(lang) for lang in langs}
-    heldout_sentence: set[str] = set()
-    for lang in langs:
-        if lang in heldout_langs:
-            continue
-        n = len(sentences[lang])
-        k = int(round(heldout_fraction * n))
-        for i in rng.choice(n, size=k, replace=False):
-            heldout_sentence.add(f"{lang}:{int(i)}")
     jobs: list[_Job] = []
     # round-robin over languages, sentences in a seeded order, voices varied per item
     orders = {lang: list(rng.permutation(len(sentences[lang]))) for lang in langs}
@@ -125,6 +117,18 @@ def _plan(n_utterances: int, langs: tuple[str, ...], heldout_langs: tuple[str, .
             for lang in song.lyrics:
                 if lang in langs:
                     jobs.append(_Job(f"song_{name}_{lang}", "song", lang, song.title, f"song:{name}", None, None, name))
+    # held-out sentences: a seeded fraction of the sentences each language actually uses (at least one when it
+    # uses two or more), so that small corpora have the split too
+    heldout_sentence: set[str] = set()
+    for lang in langs:
+        if lang in heldout_langs:
+            continue
+        used = sorted({j.sentence for j in jobs if j.kind == "speech" and j.lang == lang})
+        k = int(round(heldout_fraction * len(used)))
+        if heldout_fraction > 0 and len(used) >= 2:
+            k = max(k, 1)
+        if k:
+            heldout_sentence.update(str(x) for x in rng.choice(used, size=k, replace=False))
     splits = {}
     for job in jobs:
         if job.lang in heldout_langs:

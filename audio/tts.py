@@ -1,0 +1,618 @@
+"""Offline text to speech with phoneme timing: espeak-ng through its C API (ctypes), no network, no models.
+
+>>> utt = synthesize("Hello world.", "en")
+>>> utt.audio.shape, utt.sr          # float32 mono in [-1, 1] at espeak's rate (22050 Hz)
+>>> [(p.phoneme, p.word) for p in utt.timeline][:3]
+[('h', 'Hello'), ('ə', 'Hello'), ('l', 'Hello')]
+
+The library and its voice data come from the ``espeakng-loader`` wheel (``get_library_path()``,
+``get_data_path()``); espeak-ng is GPL-3.0 and is loaded at run time, never linked or vendored.
+
+Timeline (see :mod:`facetwin.audio.timeline`)
+    espeak reports a *phoneme event* at the first sample of every phoneme it synthesizes (IPA name, sample
+    position) and a *word event* at the start of every word (character position and length in the input text).
+    Each phone lasts from its event to the next phoneme event (the last one to the end of the audio). Pauses
+    (espeak's ``_`` phonemes, empty IPA names) and language-switch markers (``(en)``) are left as gaps; events at
+    the same sample (zero-length) are dropped, except that a phone espeak renders inside the previous phone's
+    transition (post-vocalic /l/ in "bells": ``ɛ`` and ``l`` events at the same sample) takes the last 35 %
+    (at most 80 ms) of that phone when both are in the same word and it lasts >= 60 ms; a bare modifier event
+    (e.g. Russian palatalization ``ʲ``, which espeak reports on its own) is merged into the phone before it
+    (``r`` + ``ʲ`` -> ``rʲ``). Labels are IPA with
+    stress marks (``ˈ ˌ``) removed; length marks and diacritics are kept (``iː``, ``ɔ̃``); diphthongs are one
+    phone (``aɪ``). A few espeak mnemonics that have no IPA in its tables are rewritten (Mandarin ``s.`` -> ``ʂ``,
+    ``i.`` -> ``ʅ``; aspirated ``kh`` -> ``kʰ``; geminate ``ss`` -> ``sː``; a trailing ``-``, ``#`` or ``.`` is
+    dropped). Otherwise labels are espeak's own (e.g. Korean ``q``, Mandarin ``onɡ`` as one phone).
+
+    ``Phone.word`` is the word of the *input text* the phone was spoken for: the text is cut into words at
+    whitespace and punctuation (an apostrophe, hyphen, period or comma between two letters or digits stays inside
+    the word: ``isn't``, ``ninety-nine``, ``3.50``), and each phone gets the word containing the character
+    position espeak reports for it (a word espeak merges into the one before, "the" in "on the", gets a share of
+    that group's phones in proportion to its letters). So ``"42"`` spoken as "forty two" gives phones whose word
+    is ``"42"``. Runs of Chinese characters or kana (written without spaces) are cut where espeak starts a word
+    (its dictionary words, e.g. ``你好``, else single characters).
+
+Silence
+    The audio is kept exactly as espeak produced it (nothing trimmed): espeak starts a sentence with at most
+    ~40 ms of silence and, without its end-of-text pause (we do not request one), ends ~10 ms after the last
+    phone; clause pauses (commas, full stops) stay in the audio as timeline gaps. Timeline times are therefore
+    seconds from sample 0 of ``Utterance.audio``.
+
+Thread and process safety, determinism
+    espeak-ng is one global C state. Every call loads a private copy of the library (copied once per process
+    to a temporary directory), initializes it (synchronous mode, phoneme events with IPA names), synthesizes,
+    terminates and unloads it, all under :data:`ESPEAK_LOCK`: :func:`synthesize` may be called from several
+    threads (calls are serialized), after ``fork`` (the child re-creates the lock), and next to other code that
+    loads espeak-ng itself (a separate copy shares no state). The reload (~3 ms) is what makes the output
+    deterministic: espeak-ng keeps function-level statics (pitch-flutter phase, harmonic-table switch) that
+    survive ``espeak_Terminate``/``espeak_Initialize``, so without it the same text spoken twice in one process
+    differs by a few samples. With it, the same text, language, rate and pitch give bit-identical audio and
+    timeline, in any process, whatever was spoken before (tested). Text analysis without audio
+    (:func:`text_to_phonemes`, :func:`languages`) uses one persistent instance of a second library copy
+    (:func:`_engine`, also under the lock).
+"""
+
+from __future__ import annotations
+
+import bisect
+import ctypes
+import os
+import threading
+import unicodedata
+from dataclasses import dataclass
+
+import numpy as np
+
+from .timeline import Phone, Timeline
+
+__all__ = [
+    "Utterance",
+    "synthesize",
+    "LANGUAGES",
+    "languages",
+    "text_words",
+    "text_to_phonemes",
+    "MAX_TEXT_CHARS",
+    "DEFAULT_RATE_WPM",
+    "DEFAULT_PITCH",
+    "ESPEAK_LOCK",
+]
+
+MAX_TEXT_CHARS = 5000  # longer input raises ValueError: split it into sentences
+DEFAULT_RATE_WPM = 175  # espeakRATE_NORMAL
+RATE_RANGE = (80, 450)  # espeakRATE_MINIMUM .. espeakRATE_MAXIMUM
+DEFAULT_PITCH = 50  # espeak's pitch parameter, 0..100 (voice's base pitch at 50)
+
+# ISO 639-1 code -> espeak-ng voice name (what espeak_SetVoiceByName takes). Checked against the data shipped in
+# espeakng-loader 0.2.4: every voice exists and reports phoneme events (tests/test_tts.py).
+LANGUAGES: dict[str, str] = {
+    "en": "en-us",  # English (America)
+    "fr": "fr",  # French (France)
+    "es": "es",  # Spanish (Spain)
+    "de": "de",  # German
+    "it": "it",  # Italian
+    "ru": "ru",  # Russian
+    "ja": "ja",  # Japanese: kana only; espeak reads kanji as "chinese letter" in English
+    "ko": "ko",  # Korean (Hangul)
+    "zh": "cmn",  # Chinese, Mandarin (hanzi or pinyin)
+    "ar": "ar",  # Arabic: short vowels are not restored in unvocalized text (مرحبا -> m r ħ b a); add harakat
+    "he": "he",  # Hebrew
+}
+
+# --------------------------------------------------------------------------------------------- the C API
+_AUDIO_OUTPUT_SYNCHRONOUS = 2
+_INIT_PHONEME_EVENTS = 0x0001
+_INIT_PHONEME_IPA = 0x0002
+_INIT_DONT_EXIT = 0x8000  # return an error instead of exit(1) when the data is missing
+_CHARS_UTF8 = 1
+_PHONEMES_IPA = 0x02  # espeak_TextToPhonemes phonememode
+_POS_CHARACTER = 1
+_EE_OK = 0
+_PARAM_RATE = 1
+_PARAM_PITCH = 3
+
+_EV_LIST_TERMINATED = 0
+_EV_WORD = 1
+_EV_END = 5
+_EV_MSG_TERMINATED = 6
+_EV_PHONEME = 7
+
+
+class _EventId(ctypes.Union):
+    _fields_ = [("number", ctypes.c_int), ("name", ctypes.c_char_p), ("string", ctypes.c_char * 8)]
+
+
+class _Event(ctypes.Structure):
+    """``espeak_EVENT`` (speak_lib.h): 6 ints, a pointer, an 8-byte union: 40 bytes on 64-bit."""
+
+    _fields_ = [
+        ("type", ctypes.c_int),  # espeak_EVENT_TYPE
+        ("unique_identifier", ctypes.c_uint),
+        ("text_position", ctypes.c_int),  # 1-based character position in the input text
+        ("length", ctypes.c_int),  # word length in characters (word events)
+        ("audio_position", ctypes.c_int),  # milliseconds
+        ("sample", ctypes.c_int),  # sample index from the start of the synthesis
+        ("user_data", ctypes.c_void_p),
+        ("id", _EventId),  # word number, or the phoneme name (up to 8 bytes of UTF-8, not always terminated)
+    ]
+
+
+class _Voice(ctypes.Structure):
+    """``espeak_VOICE``: ``languages`` is a list of (priority byte, NUL-terminated tag), ended by a zero byte."""
+
+    _fields_ = [
+        ("name", ctypes.c_char_p),
+        ("languages", ctypes.c_void_p),
+        ("identifier", ctypes.c_char_p),
+        ("gender", ctypes.c_ubyte),
+        ("age", ctypes.c_ubyte),
+        ("variant", ctypes.c_ubyte),
+        ("xx1", ctypes.c_ubyte),
+        ("score", ctypes.c_int),
+        ("spare", ctypes.c_void_p),
+    ]
+
+
+_SynthCallback = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(_Event))
+
+ESPEAK_LOCK = threading.RLock()
+
+
+def _reset_lock_after_fork() -> None:
+    global ESPEAK_LOCK
+    ESPEAK_LOCK = threading.RLock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_lock_after_fork)
+
+_PRIVATE_DIR: str | None = None
+_PRIVATE_LIBS: dict[str, str] = {}
+
+
+def _library_path(tag: str = "synth") -> str:
+    """A private copy of espeakng-loader's libespeak-ng for ``tag`` (made once per process in a temporary
+    directory removed at exit), so that loading and unloading it never touches an instance other code holds
+    (``dlopen`` shares a library only by file); the original file if no copy can be made."""
+    global _PRIVATE_DIR
+    if tag not in _PRIVATE_LIBS:
+        import atexit
+        import shutil
+        import tempfile
+
+        import espeakng_loader
+
+        src = str(espeakng_loader.get_library_path())
+        try:
+            if _PRIVATE_DIR is None:
+                _PRIVATE_DIR = tempfile.mkdtemp(prefix="facetwin-espeak-")
+                atexit.register(shutil.rmtree, _PRIVATE_DIR, True)
+            dst = os.path.join(_PRIVATE_DIR, f"libespeak-ng-{tag}.so")
+            shutil.copyfile(src, dst)
+            _PRIVATE_LIBS[tag] = dst
+        except OSError:  # pragma: no cover - no writable temporary directory
+            _PRIVATE_LIBS[tag] = src
+    return _PRIVATE_LIBS[tag]
+
+
+class _Espeak:
+    """One espeak-ng session: the library loaded, initialized (synchronous output, phoneme events with IPA
+    names), used, terminated and unloaded.
+
+    espeak-ng keeps state in function-level statics that neither ``espeak_Terminate`` nor ``espeak_Initialize``
+    reset (the pitch-flutter phase in wavegen's ``AdvanceParameters``, the harmonic-table switch), so the same
+    text spoken twice in one process gives slightly different samples and lengths. Loading a fresh copy of the
+    library for every synthesis (``dlopen``/``dlclose``, ~3 ms) makes each call sound like the first one in a
+    fresh process: bit-identical output. Use only while holding :data:`ESPEAK_LOCK`::
+
+        with ESPEAK_LOCK, _Espeak() as es:
+            es.set_voice("en-us"); pcm, events = es.synth("Hello", 175, 50)
+    """
+
+    def __init__(self, tag: str = "synth"):
+        self.tag = tag
+        self.voice: str | None = None
+
+    def __enter__(self) -> "_Espeak":
+        import espeakng_loader
+
+        try:
+            lib = ctypes.CDLL(_library_path(self.tag))
+        except OSError:  # e.g. a temporary directory mounted noexec: use the wheel's file itself
+            _PRIVATE_LIBS[self.tag] = str(espeakng_loader.get_library_path())
+            lib = ctypes.CDLL(_PRIVATE_LIBS[self.tag])
+        lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
+        lib.espeak_Initialize.restype = ctypes.c_int
+        lib.espeak_Terminate.argtypes = []
+        lib.espeak_Terminate.restype = ctypes.c_int
+        lib.espeak_SetSynthCallback.argtypes = [_SynthCallback]
+        lib.espeak_SetSynthCallback.restype = None
+        lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
+        lib.espeak_SetVoiceByName.restype = ctypes.c_int
+        lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
+        lib.espeak_SetParameter.restype = ctypes.c_int
+        lib.espeak_Synth.argtypes = [
+            ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int, ctypes.c_uint, ctypes.c_uint,
+            ctypes.POINTER(ctypes.c_uint), ctypes.c_void_p,
+        ]
+        lib.espeak_Synth.restype = ctypes.c_int
+        lib.espeak_Synchronize.argtypes = []
+        lib.espeak_Synchronize.restype = ctypes.c_int
+        lib.espeak_ListVoices.argtypes = [ctypes.c_void_p]
+        lib.espeak_ListVoices.restype = ctypes.POINTER(ctypes.POINTER(_Voice))
+        self.lib = lib
+        data_path = str(espeakng_loader.get_data_path())
+        sr = lib.espeak_Initialize(
+            _AUDIO_OUTPUT_SYNCHRONOUS, 0, data_path.encode(),
+            _INIT_PHONEME_EVENTS | _INIT_PHONEME_IPA | _INIT_DONT_EXIT,
+        )
+        if sr <= 0:
+            self._unload()
+            raise RuntimeError(f"espeak-ng failed to initialize with data {data_path} (error {sr})")
+        self.sr = int(sr)
+        self._chunks: list[np.ndarray] = []
+        self._events: list[tuple[int, int, int, int, bytes]] = []  # (type, text_pos, length, sample, name)
+        self._error: BaseException | None = None
+        self._callback = _SynthCallback(self._on_synth)  # keep a reference: the C side holds only a pointer
+        lib.espeak_SetSynthCallback(self._callback)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.lib.espeak_Terminate()
+        self._unload()
+
+    def _unload(self) -> None:
+        import _ctypes
+
+        handle = self.lib._handle
+        del self.lib
+        try:
+            _ctypes.dlclose(handle)
+        except OSError:  # pragma: no cover
+            pass
+
+    def _on_synth(self, wav, n, events) -> int:
+        try:
+            if n > 0 and wav:
+                self._chunks.append(np.ctypeslib.as_array(wav, shape=(n,)).copy())
+            i = 0
+            while True:
+                ev = events[i]
+                if ev.type == _EV_LIST_TERMINATED:
+                    break
+                if ev.type == _EV_PHONEME:
+                    name = ctypes.string_at(ctypes.addressof(ev) + _Event.id.offset, 8).split(b"\0", 1)[0]
+                    self._events.append((ev.type, ev.text_position, ev.length, ev.sample, name))
+                elif ev.type in (_EV_WORD, _EV_END, _EV_MSG_TERMINATED):
+                    self._events.append((ev.type, ev.text_position, ev.length, ev.sample, b""))
+                i += 1
+            return 0
+        except BaseException as e:  # pragma: no cover - never let an exception unwind through C
+            self._error = e
+            return 1  # abort synthesis
+
+    def set_voice(self, voice: str) -> None:
+        if voice == self.voice:
+            return
+        self.voice = None
+        err = self.lib.espeak_SetVoiceByName(voice.encode())
+        if err != _EE_OK:
+            raise RuntimeError(f"espeak-ng has no voice {voice!r} (error {err})")
+        self.voice = voice
+
+    def synth(self, text: str, rate_wpm: int, pitch: int) -> tuple[np.ndarray, list]:
+        """int16 samples and the raw events of one synthesis (voice already set)."""
+        self.lib.espeak_SetParameter(_PARAM_RATE, int(rate_wpm), 0)
+        self.lib.espeak_SetParameter(_PARAM_PITCH, int(pitch), 0)
+        self._chunks, self._events, self._error = [], [], None
+        data = text.encode("utf-8")
+        err = self.lib.espeak_Synth(data, len(data) + 1, 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)
+        self.lib.espeak_Synchronize()
+        if self._error is not None:  # pragma: no cover
+            raise RuntimeError("espeak-ng synthesis callback failed") from self._error
+        if err != _EE_OK:
+            raise RuntimeError(f"espeak-ng synthesis failed (error {err})")
+        audio = np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.int16)
+        events = self._events
+        self._chunks, self._events = [], []
+        return audio, events
+
+    def list_voices(self) -> list[tuple[str, str, list[tuple[int, str]]]]:
+        """(name, identifier, [(priority, language tag), ...]) for every voice in the data."""
+        out = []
+        arr = self.lib.espeak_ListVoices(None)
+        i = 0
+        while arr and arr[i]:
+            v = arr[i].contents
+            langs, p = [], v.languages
+            while p:
+                prio = ctypes.c_ubyte.from_address(p).value
+                if prio == 0:
+                    break
+                tag = ctypes.string_at(p + 1)
+                langs.append((prio, tag.decode("utf-8", "replace")))
+                p += len(tag) + 2
+            out.append(((v.name or b"").decode("utf-8", "replace"), (v.identifier or b"").decode(), langs))
+            i += 1
+        return out
+
+
+_ANALYSER: _Espeak | None = None
+_TEXT_TO_PHONEMES = ctypes.CFUNCTYPE(ctypes.c_char_p, ctypes.POINTER(ctypes.c_char_p), ctypes.c_int, ctypes.c_int)
+
+
+def _engine() -> _Espeak:
+    """A persistent espeak-ng instance (its own library copy, separate from the synthesis sessions) for text
+    analysis: ``set_voice(name)`` and the ctypes library ``lib`` (``espeak_TextToPhonemes``, ``espeak_ListVoices``).
+    Not for synthesis (its output would not be deterministic: use :func:`synthesize`). Call and use it while
+    holding :data:`ESPEAK_LOCK`; prefer :func:`text_to_phonemes`."""
+    global _ANALYSER
+    if _ANALYSER is None:
+        _ANALYSER = _Espeak("analysis").__enter__()
+    return _ANALYSER
+
+
+def text_to_phonemes(text: str, lang: str = "en") -> str:
+    """espeak-ng's IPA transcription of ``text`` (``espeak_TextToPhonemes``; words separated by spaces, stress
+    marks kept, clauses joined by spaces): what :func:`synthesize` would say, without synthesizing."""
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError("text is empty or only whitespace: nothing to transcribe")
+    if len(text) > MAX_TEXT_CHARS:
+        raise ValueError(f"text is too long ({len(text)} characters, at most {MAX_TEXT_CHARS}): split it")
+    voice = _voice_for(lang)
+    clean = "".join(" " if unicodedata.category(c) == "Cc" else c for c in text)
+    with ESPEAK_LOCK:
+        eng = _engine()
+        eng.set_voice(voice)
+        to_phonemes = _TEXT_TO_PHONEMES(("espeak_TextToPhonemes", eng.lib))
+        buf = ctypes.c_char_p(clean.encode("utf-8"))
+        ptr = ctypes.pointer(buf)
+        parts = []
+        while ptr.contents.value:  # one clause per call; espeak advances the pointer
+            out = to_phonemes(ptr, _CHARS_UTF8, _PHONEMES_IPA)
+            if not out:
+                break
+            parts.append(out.decode("utf-8", "replace").strip())
+    return " ".join(p for p in parts if p)
+
+
+# -------------------------------------------------------------------------------------------- languages
+_LANGUAGES_CACHE: dict[str, str] | None = None
+
+
+def languages() -> dict[str, str]:
+    """Every ISO 639-1 code the shipped espeak-ng data has a voice for -> the voice name :func:`synthesize` uses.
+
+    :data:`LANGUAGES` entries take precedence; for other codes the voice that lists the bare code as one of its
+    languages with the best (lowest) priority is chosen, and named by its file name (``gmw/en-US`` -> ``en-US``),
+    which is what ``espeak_SetVoiceByName`` matches.
+    """
+    global _LANGUAGES_CACHE
+    if _LANGUAGES_CACHE is None:
+        with ESPEAK_LOCK:
+            voices = _engine().list_voices()
+        best: dict[str, tuple[int, int, str]] = {}
+        for order, (_name, ident, langs) in enumerate(voices):
+            if not langs or not ident:
+                continue
+            own = ident.rsplit("/", 1)[-1]
+            for prio, tag in langs:
+                code = tag.lower()
+                if len(code) == 2 and code.isalpha() and (code not in best or (prio, order) < best[code][:2]):
+                    best[code] = (prio, order, own)
+        found = {code: v[2] for code, v in best.items()}
+        found.update(LANGUAGES)
+        _LANGUAGES_CACHE = dict(sorted(found.items()))
+    return dict(_LANGUAGES_CACHE)
+
+
+def _voice_for(lang: str) -> str:
+    if not isinstance(lang, str):
+        raise ValueError(f"language must be an ISO 639-1 code string, got {lang!r}")
+    code = lang.strip().lower()
+    supported = languages()
+    if code not in supported:
+        raise ValueError(
+            f"unknown language code {lang!r}: supported ISO 639-1 codes are {', '.join(supported)}"
+        )
+    return supported[code]
+
+
+# ----------------------------------------------------------------------------------------------- words
+_INNER = set("'’-‐.,·")  # kept inside a word when between two letters/digits
+
+
+def _is_word_char(text: str, i: int) -> bool:
+    c = text[i]
+    if c.isspace():
+        return False
+    cat = unicodedata.category(c)
+    if cat[0] == "P":
+        if c in _INNER and 0 < i < len(text) - 1 and text[i - 1].isalnum() and text[i + 1].isalnum():
+            return True
+        return False
+    return cat[0] != "C"  # control / format characters are not word characters
+
+
+def _word_spans(text: str) -> list[tuple[int, int]]:
+    spans, start = [], None
+    for i in range(len(text)):
+        if _is_word_char(text, i):
+            if start is None:
+                start = i
+        elif start is not None:
+            spans.append((start, i))
+            start = None
+    if start is not None:
+        spans.append((start, len(text)))
+    return spans
+
+
+def text_words(text: str) -> list[str]:
+    """The words of ``text`` as the timeline names them (split at whitespace and punctuation, see module doc)."""
+    return [text[a:b] for a, b in _word_spans(text)]
+
+
+def _is_cjk(c: str) -> bool:
+    o = ord(c)
+    return 0x3040 <= o <= 0x30FF or 0x3400 <= o <= 0x4DBF or 0x4E00 <= o <= 0x9FFF or 0xF900 <= o <= 0xFAFF
+
+
+def _split_cjk(text: str, spans: list[tuple[int, int]], starts: list[int]) -> list[tuple[int, int]]:
+    """Cut runs of Chinese/Japanese characters (written without spaces) at espeak's word starts (0-based)."""
+    out = []
+    for a, b in spans:
+        cuts = [s for s in starts if a < s < b] if all(_is_cjk(c) for c in text[a:b]) else []
+        edges = [a, *sorted(set(cuts)), b]
+        out.extend(zip(edges[:-1], edges[1:]))
+    return out
+
+
+def _span_index(spans: list[tuple[int, int]], starts: list[int], pos: int) -> int:
+    """Index of the word containing 0-based character ``pos`` (else the next word after it, else the last; -1
+    when there are no words). ``starts``: the spans' start positions."""
+    i = bisect.bisect_right(starts, pos) - 1
+    if i >= 0 and pos < spans[i][1]:
+        return i
+    return min(i + 1, len(spans) - 1)
+
+
+def _assign_words(text: str, spans: list[tuple[int, int]], keys: list[int]) -> list[str]:
+    """Word of each phone from its span index; words espeak merged into the previous one (it speaks "on the",
+    "of the" as one word and reports no position for "the") get a share of that group's phones in proportion to
+    their letter counts."""
+    words = [text[spans[k][0]:spans[k][1]] if k >= 0 else "" for k in keys]
+    keyed = sorted({k for k in keys if k >= 0})
+    for n, k in enumerate(keyed):
+        stop = keyed[n + 1] if n + 1 < len(keyed) else len(spans)
+        group = [k]
+        for j in range(k + 1, stop):  # following words without phones of their own, if they are real words
+            if not any(c.isalpha() for c in text[spans[j][0]:spans[j][1]]):
+                break
+            group.append(j)
+        if len(group) == 1:
+            continue
+        idx = [i for i, kk in enumerate(keys) if kk == k]
+        weights = np.cumsum([sum(c.isalnum() for c in text[spans[j][0]:spans[j][1]]) or 1 for j in group])
+        edges = np.rint(len(idx) * weights / weights[-1]).astype(int)
+        first = 0
+        for j, last in zip(group, edges):
+            for i in idx[first:last]:
+                words[i] = text[spans[j][0]:spans[j][1]]
+            first = max(first, last)
+    return words
+
+
+# -------------------------------------------------------------------------------------------- labels
+_STRESS = str.maketrans("", "", "ˈˌ'")
+# espeak mnemonics that its phoneme tables give no IPA for, per voice language
+_RENAME = {"zh": {"s.": "ʂ", "z.": "ʐ", "i.": "ʅ", "ts.": "tʂ", "ts.h": "tʂʰ", "o-": "ɤ"}}
+_ASPIRATED = {"ph", "th", "kh", "ch", "tsh", "tɕh", "tʂh", "tʃh", "qh"}
+
+
+def _clean_label(name: bytes, lang: str = "") -> str | None:
+    """IPA label for an espeak phoneme event name, or None for a pause / language-switch marker."""
+    s = name.decode("utf-8", "ignore").strip()
+    if not s or s.startswith("(") or set(s) <= set("_:|"):
+        return None
+    s = s.translate(_STRESS)
+    s = _RENAME.get(lang, {}).get(s, s)
+    s = s.rstrip("-#")
+    if len(s) > 1 and s.endswith("."):  # other retroflex/emphatic mnemonics: drop the dot
+        s = s[:-1]
+    if s in _ASPIRATED:  # Korean / Mandarin aspirated stops: kh -> kʰ
+        s = s[:-1] + "ʰ"
+    elif len(s) == 2 and s[0] == s[1] and s[0].isalpha():  # geminate mnemonics (Italian "ss"): sː
+        s = s[0] + "ː"
+    return s or None
+
+
+def _is_modifier(label: str) -> bool:
+    """A label made only of modifier letters / combining marks (``ʲ``, ``ː``): belongs to the previous phone."""
+    return all(unicodedata.category(c) in ("Lm", "Mn", "Sk") for c in label)
+
+
+# ---------------------------------------------------------------------------------------------- API
+@dataclass
+class Utterance:
+    """Synthesized (or sung) audio with its phoneme timeline."""
+
+    audio: np.ndarray  # float32 mono in [-1, 1]
+    sr: int  # sample rate, Hz (espeak-ng: 22050)
+    timeline: Timeline  # seconds from audio[0]
+    text: str
+    lang: str  # ISO 639-1
+
+    @property
+    def duration(self) -> float:
+        return len(self.audio) / self.sr
+
+
+_STEAL_MIN = 0.06  # s: a zero-length phone takes the tail of the phone before it only if that one is this long
+_STEAL_FRACTION = 0.35
+_STEAL_MAX = 0.08  # s
+
+
+def _build_timeline(text: str, events: list, n_samples: int, sr: int, lang: str = "") -> Timeline:
+    word_starts = [pos - 1 for typ, pos, _len, _s, _n in events if typ == _EV_WORD]
+    spans = _split_cjk(text, _word_spans(text), word_starts)
+    span_starts = [a for a, _b in spans]
+    ph = [(pos, sample, name) for typ, pos, _len, sample, name in events if typ == _EV_PHONEME]
+    bounds = [min(max(s, 0), n_samples) for _p, s, _n in ph] + [n_samples]
+    segs: list[list] = []  # [start_sample, end_sample, label, word index]
+    for i, (pos, _s, name) in enumerate(ph):
+        a, b = bounds[i], max(bounds[i + 1], bounds[i])
+        label = _clean_label(name, lang)
+        if label is None:
+            continue
+        key = _span_index(spans, span_starts, pos - 1)
+        if b <= a:
+            # no samples of its own: espeak renders e.g. a post-vocalic /l/ ("bells") inside the vowel's transition;
+            # give it the tail of that phone (same word, long enough), else drop it
+            if segs and segs[-1][1] == a and segs[-1][3] == key and not _is_modifier(label):
+                d = segs[-1][1] - segs[-1][0]
+                if d >= _STEAL_MIN * sr:
+                    cut = int(round(min(_STEAL_FRACTION * d, _STEAL_MAX * sr)))
+                    segs[-1][1] = a - cut
+                    segs.append([a - cut, a, label, key])
+            continue
+        if _is_modifier(label) and segs and segs[-1][1] == a:
+            segs[-1][1] = b
+            segs[-1][2] += label
+            continue
+        segs.append([a, b, label, key])
+    words = _assign_words(text, spans, [seg[3] for seg in segs])
+    return Timeline(Phone(a / sr, b / sr, lab, w) for (a, b, lab, _k), w in zip(segs, words))
+
+
+def _check_int(name: str, value, lo: int, hi: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not lo <= value <= hi:
+        raise ValueError(f"{name} must be an integer in [{lo}, {hi}], got {value!r}")
+    return int(value)
+
+
+def synthesize(text: str, lang: str = "en", *, rate_wpm: int | None = None, pitch: int | None = None) -> Utterance:
+    """Speak ``text`` in language ``lang`` (an ISO 639-1 code, see :func:`languages`).
+
+    ``rate_wpm``: speaking rate in words per minute (80..450, default 175). ``pitch``: espeak's pitch parameter
+    (0..100, default 50 = the voice's own). Raises ValueError for empty/whitespace-only text, text longer than
+    :data:`MAX_TEXT_CHARS` characters, an unknown language code or out-of-range rate/pitch.
+    """
+    if not isinstance(text, str):
+        raise ValueError(f"text must be a string, got {type(text).__name__}")
+    if len(text) > MAX_TEXT_CHARS:
+        raise ValueError(f"text is too long ({len(text)} characters, at most {MAX_TEXT_CHARS}): split it")
+    # control characters (NUL would end the C string) become spaces; positions stay the same
+    clean = "".join(" " if unicodedata.category(c) == "Cc" else c for c in text)
+    if not clean.strip():
+        raise ValueError("text is empty or only whitespace: nothing to say")
+    voice = _voice_for(lang)
+    rate = DEFAULT_RATE_WPM if rate_wpm is None else _check_int("rate_wpm", rate_wpm, *RATE_RANGE)
+    pit = DEFAULT_PITCH if pitch is None else _check_int("pitch", pitch, 0, 100)
+    with ESPEAK_LOCK, _Espeak() as es:
+        es.set_voice(voice)
+        pcm, events = es.synth(clean, rate, pit)
+        sr = es.sr
+    audio = (pcm.astype(np.float32) / 32768.0).clip(-1.0, 1.0)
+    code = lang.strip().lower()
+    timeline = _build_timeline(text, events, len(pcm), sr, code)
+    return Utterance(audio=audio, sr=sr, timeline=timeline, text=text, lang=code)

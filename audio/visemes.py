@@ -1,0 +1,677 @@
+"""Phonemes -> visemes -> a smooth, coarticulated lip track (aperture, width, protrusion and 40 lip landmarks).
+
+>>> from facetwin.audio.tts import synthesize
+>>> from facetwin.audio.visemes import lip_track
+>>> track = lip_track(synthesize("Bob blew bubbles.", "en").timeline, fps=30.0)
+>>> track.aperture_mm.shape, track.landmarks_mm.shape          # (T,), (T, 40, 3)
+
+Viseme table
+    ``assets/data/visemes.csv`` maps IPA phonemes (as espeak-ng and :mod:`facetwin.audio.tts` emit them for en fr es
+    de it ru ja ko zh ar he) to the Oculus / MPEG-4 style set of 14 visemes + silence (:data:`VISEMES`); a
+    diphthong or a two-gesture affricate maps to a sequence (``aʊ`` -> ``aa+ou``, ``pf`` -> ``PP+FF``) whose parts
+    share the phone's time. ``assets/data/viseme_targets.csv`` gives each viseme's mouth shape (aperture, width
+    change, protrusion) and coarticulation parameters. Both files document their columns.
+
+Lookup (:func:`resolve_phoneme`), in order; the first that succeeds wins and is reported as ``method``:
+
+1. ``"table"``: the label with stress marks removed (``ˈ ˌ '``) is a key (espeak mnemonics such as ``ts.h``).
+2. ``"normalised"``: :func:`normalize_phoneme` of the label is a key. The rule: NFC; language-switch markers
+   ``(xx)`` -> ""; remove stress marks, length marks ``ː ˑ``, tie bars, espeak suffix punctuation ``- # ^ " . %``,
+   modifier letters ``ʲ ʷ ʰ ˠ ˤ ᵝ ʼ ˀ ⁿ ˡ ʱ`` and every combining diacritic (NFD; the cedilla of ``ç`` is kept).
+3. ``"compound"``: the normalised label splits into keys, longest match first (a diphthong not listed).
+4. ``"class"`` (fallback): symbols not in the table are mapped by a small built-in IPA class chart
+   (:data:`IPA_CLASS_FALLBACK`: clicks, implosives, rare letters, ASCII letters); unknown symbols are dropped.
+5. ``"unknown"`` (fallback): nothing recognisable: ``nn`` at weight 0.5 (a mid, neutral shape the neighbours
+   dominate). Never raises. :func:`unknown_phonemes` lists the labels of a timeline that needed 4 or 5.
+
+A label that normalises to "" (a pause, an orphan marker) is silence (``sil``).
+
+Coarticulation (Cohen & Massaro 1993)
+    Every phone becomes one segment per viseme part (sub-interval of the phone), silence (timeline gaps, ``""``
+    phones, the time before the first and after the last phone up to ``duration``) becomes ``sil`` segments; any
+    segment longer than ``max_segment_s`` (0.25 s; silence 0.1 s) is tiled into equal pieces so that long vowels
+    hold their shape and long pauses relax fully to neutral. Segment s with centre c_s has the dominance
+
+        D_s(t) = a_s * exp(-theta_s * |t - c_s| ** c),   theta_s = theta_before (t < c_s) or theta_after (t >= c_s)
+
+    (c = ``exponent``, default 1, theta in 1/s^c), and each channel (aperture, width, protrusion) is
+    ``sum_s D_s(t) T_s / sum_s D_s(t)``. As in Cohen & Massaro, a_s is per channel (the viseme's ``dominance``,
+    ``dominance_width``, ``dominance_protrusion`` x the phone's table weight): consonants such as /b t k n/ set the
+    opening but barely the width or protrusion, so a vowel's rounding or spreading carries across them. Rounded
+    visemes (``oh``, ``ou``) have a small ``theta_before``: rounding is anticipated ~100 ms before a rounded vowel
+    or /w/. A frame's ``viseme`` / ``phoneme`` label is the segment with the largest aperture dominance there.
+
+Hard constraints on top of the blend (maxima / minima, never averages)
+    * Closure: for every ``PP`` segment (p b m β ..., also the p of pf) every frame whose time lies in the segment,
+      and at least the frame nearest its centre (so a 30 ms /b/ between two frames still gets one), is set to
+      aperture 0 (exactly closed; ``closure`` flag). Neighbours are capped by a cone
+      ``aperture(t) <= closure_rate_mm_s * |t - t_closed|`` (180 mm/s: 6 mm per frame at 30 fps), so the lips
+      close and reopen smoothly instead of snapping.
+    * Rounding: for every rounded segment (``ou``, ``oh``) the same frames get at least ``rounding_floor`` (0.8)
+      of the viseme's width drop and protrusion (``ou``: width <= 0.84 x neutral, protrusion >= 3.6 mm;
+      ``rounded`` flag), with cones of 120 mm/s (width) and 60 mm/s (protrusion) around them. This is what makes
+      a 40 ms /w/ before a spread /i/ ("we") visibly round.
+
+Lip model (:func:`lip_displacements`)
+    The 40 lip landmarks of the schema (``lips_outer`` then ``lips_inner`` rows of ``assets/data/landmarks.csv``,
+    MediaPipe ids in :data:`LipTrack.landmark_ids`) start from the twin's neutral lip contour: the named ring
+    vertices of :func:`facetwin.sim.geometry.build_skin` (``ring1_*`` outer, ``ring0_*`` inner), in mm. With
+    s in [-1, 1] the point's lateral position (y / corner half-width of its ring: -1 right corner, 0 midline),
+    dA = aperture - neutral aperture, dW = width - neutral width, P = protrusion:
+
+    * vertical: inner upper points z += dA/2 * v(s), inner lower z -= dA/2 * v(s), v(s) = sqrt(1 - s^2) (the
+      ring's own elliptic profile: full at the midline, zero at the corners); outer points follow with factor
+      :data:`OUTER_VERTICAL` (0.85);
+    * lateral: y += dW/2 * s for every point (the corners move by exactly +-dW/2, the rest stretch linearly);
+    * forward: outer points x += P * q(s), inner points x += :data:`INNER_PROTRUSION` (0.8) * P * q(s), with the
+      midline-peaked q(s) = cos(pi s / 2)^2 (1 at the midline, 0 at the corners).
+
+    So :func:`facetwin.sim.landmarks.mouth_measures` of neutral + displacement gives back exactly the track's
+    aperture (13-14), width (61-291) and protrusion (0, 17): :func:`measures_from_landmarks`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import math
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+
+import numpy as np
+
+from .timeline import Phone, Timeline
+
+__all__ = [
+    "IPA_CLASS_FALLBACK",
+    "VISEMES",
+    "LipTrack",
+    "Resolution",
+    "TableEntry",
+    "VisemeSegment",
+    "VisemeTarget",
+    "is_bilabial",
+    "is_rounded",
+    "lip_displacements",
+    "lip_landmark_ids",
+    "lip_track",
+    "load_viseme_table",
+    "load_viseme_targets",
+    "measures_from_landmarks",
+    "neutral_lip_landmarks_mm",
+    "neutral_measures",
+    "normalize_phoneme",
+    "phoneme_to_viseme",
+    "phoneme_visemes",
+    "resolve_phoneme",
+    "unknown_phonemes",
+    "viseme_segments",
+]
+
+VISEMES: tuple[str, ...] = ("sil", "PP", "FF", "TH", "DD", "kk", "CH", "SS", "nn", "RR", "aa", "E", "ih", "oh", "ou")
+FALLBACK_METHODS = frozenset({"class", "unknown"})
+
+# coarticulation / constraint defaults (see the module doc)
+SIL_TILE_S = 0.10
+MAX_SEGMENT_S = 0.25
+HORIZON_S = 1.0  # dominance is evaluated within +-HORIZON_S of a segment centre (beyond: < 1e-4 of its peak)
+CLOSURE_RATE_MM_S = 180.0
+ROUNDING_FLOOR = 0.8
+ROUND_WIDTH_RATE_MM_S = 120.0
+ROUND_PROTRUSION_RATE_MM_S = 60.0
+
+# lip model factors
+OUTER_VERTICAL = 0.85
+INNER_PROTRUSION = 0.8
+
+
+# ------------------------------------------------------------------------------------------------ tables
+@dataclass(frozen=True)
+class VisemeTarget:
+    name: str
+    aperture_mm: float  # absolute midline inner-lip opening
+    width_pct: float  # width change, percent of the neutral width
+    protrusion_mm: float  # forward movement of the outer lip midline
+    dominance: float  # aperture channel (and the frame label)
+    dominance_width: float
+    dominance_protrusion: float
+    theta_before: float  # 1/s
+    theta_after: float  # 1/s
+    closure: bool
+    rounding: bool
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class TableEntry:
+    phoneme: str
+    visemes: tuple[str, ...]
+    fractions: tuple[float, ...]  # share of the phone's time per part, sums to 1
+    weight: float
+    ipa_class: str = ""
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """How a timeline label maps to visemes."""
+
+    label: str  # the label as given
+    key: str  # the table key (or normalised label) used
+    visemes: tuple[str, ...]
+    fractions: tuple[float, ...]
+    weight: float
+    method: str  # "table", "normalised", "compound", "silence", "class" or "unknown"
+
+    @property
+    def viseme(self) -> str:
+        """The main viseme: the part with the largest share (the first on ties)."""
+        return self.visemes[int(np.argmax(self.fractions))]
+
+    @property
+    def fallback(self) -> bool:
+        return self.method in FALLBACK_METHODS
+
+
+def _read_rows(name: str) -> list[dict[str, str]]:
+    text = resources.files("facetwin.assets").joinpath(f"data/{name}").read_text(encoding="utf-8")
+    rows = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    return list(csv.DictReader(io.StringIO("\n".join(rows))))
+
+
+def _parse_visemes(spec: str, where: str) -> tuple[tuple[str, ...], tuple[float, ...]]:
+    names, fracs = [], []
+    for part in spec.split("+"):
+        name, _, frac = part.strip().partition(":")
+        if name not in VISEMES:
+            raise ValueError(f"{where}: unknown viseme {name!r} (known: {' '.join(VISEMES)})")
+        names.append(name)
+        fracs.append(float(frac) if frac else None)
+    given = sum(f for f in fracs if f is not None)
+    n_free = sum(f is None for f in fracs)
+    if given > 1.0 + 1e-9 or (n_free == 0 and abs(given - 1.0) > 1e-6) or any(f is not None and f <= 0 for f in fracs):
+        raise ValueError(f"{where}: shares in {spec!r} must be positive and add up to 1")
+    rest = (1.0 - given) / n_free if n_free else 0.0
+    out = tuple(f if f is not None else rest for f in fracs)
+    if min(out) <= 0:
+        raise ValueError(f"{where}: no time left for a part of {spec!r}")
+    return tuple(names), out
+
+
+@lru_cache(maxsize=1)
+def load_viseme_targets() -> dict[str, VisemeTarget]:
+    """``assets/data/viseme_targets.csv``: viseme name -> :class:`VisemeTarget` (all 15 visemes)."""
+    out = {}
+    for r in _read_rows("viseme_targets.csv"):
+        name = r["viseme"].strip()
+        if name not in VISEMES:
+            raise ValueError(f"viseme_targets.csv: unknown viseme {name!r}")
+        out[name] = VisemeTarget(
+            name, float(r["aperture_mm"]), float(r["width_pct"]), float(r["protrusion_mm"]), float(r["dominance"]),
+            float(r["dominance_width"]), float(r["dominance_protrusion"]), float(r["theta_before"]),
+            float(r["theta_after"]), r["closure"].strip() == "1", r["rounding"].strip() == "1",
+            r.get("description", ""),
+        )
+    missing = set(VISEMES) - set(out)
+    if missing:
+        raise ValueError(f"viseme_targets.csv: no targets for {sorted(missing)}")
+    return out
+
+
+@lru_cache(maxsize=1)
+def load_viseme_table() -> dict[str, TableEntry]:
+    """``assets/data/visemes.csv``: phoneme key -> :class:`TableEntry`."""
+    out: dict[str, TableEntry] = {}
+    for r in _read_rows("visemes.csv"):
+        key = unicodedata.normalize("NFC", r["phoneme"].strip())
+        if key in out:
+            raise ValueError(f"visemes.csv: duplicate phoneme {key!r}")
+        names, fracs = _parse_visemes(r["viseme"], f"visemes.csv row {key!r}")
+        weight = float(r["weight"])
+        if weight < 0:
+            raise ValueError(f"visemes.csv row {key!r}: negative weight")
+        out[key] = TableEntry(key, names, fracs, weight, r.get("class", ""), r.get("note", ""))
+    return out
+
+
+# ------------------------------------------------------------------------------------------- normaliser
+_STRESS_MARKS = "ˈˌ'"
+_STRIP_CHARS = set(_STRESS_MARKS + "ːˑ‿͜͡-#^\".%=_|‖" + "ʲʷʰˠˤᵝʼˀⁿˡʱ")
+_KEEP_COMBINING = {"\u0327"}  # cedilla (ç)
+_MARKER = re.compile(r"^\([A-Za-z-]+\)$")
+
+
+def _strip_stress(label: str) -> str:
+    s = unicodedata.normalize("NFC", str(label)).strip()
+    return "".join(c for c in s if c not in _STRESS_MARKS)
+
+
+def normalize_phoneme(label: str) -> str:
+    """The normalised form of a phoneme label (see the module doc): ``"ˈaː"`` -> ``"a"``, ``"ɔ̃"`` -> ``"ɔ"``."""
+    s = unicodedata.normalize("NFC", str(label)).strip()
+    if _MARKER.match(s):
+        return ""
+    s = "".join(c for c in s if c not in _STRIP_CHARS and not c.isspace())
+    s = unicodedata.normalize("NFD", s)
+    s = "".join(c for c in s if unicodedata.category(c) != "Mn" or c in _KEEP_COMBINING)
+    return unicodedata.normalize("NFC", s)
+
+
+#: The class chart used by the fallback: IPA / ASCII symbols that are not table keys -> viseme.
+IPA_CLASS_FALLBACK: dict[str, str] = {
+    # clicks and rare consonants
+    "ʘ": "PP", "ʙ": "PP", "ǀ": "DD", "ǃ": "DD", "ǂ": "DD", "ǁ": "nn", "ʄ": "kk", "ʛ": "kk", "ʜ": "kk", "ʢ": "kk",
+    "ʡ": "kk", "ꞎ": "nn", "ʞ": "kk",
+    # ASCII letters (espeak mnemonics leaking through)
+    "A": "aa", "E": "E", "I": "ih", "O": "oh", "U": "ou", "Y": "ou", "V": "aa", "@": "E", "3": "E", "0": "aa",
+    "B": "PP", "P": "PP", "M": "PP", "F": "FF", "D": "TH", "T": "TH", "S": "CH", "Z": "CH", "N": "kk", "R": "RR",
+    "L": "nn", "C": "kk", "G": "kk", "K": "kk", "Q": "kk", "X": "kk", "H": "kk", "J": "ih", "W": "ou",
+    # obsolete vowel letters
+    "ɷ": "ou", "ɩ": "ih",
+}
+
+
+def _compound(key: str, table: dict[str, TableEntry], allow_class: bool) -> list[TableEntry] | None:
+    """Split ``key`` into table keys, longest match first; with allow_class also class-chart symbols."""
+    keys = sorted((k for k in table if k), key=len, reverse=True)
+    parts: list[TableEntry] = []
+    i = 0
+    while i < len(key):
+        for k in keys:
+            if key.startswith(k, i):
+                parts.append(table[k])
+                i += len(k)
+                break
+        else:
+            ch = key[i]
+            if allow_class and ch in IPA_CLASS_FALLBACK:
+                parts.append(TableEntry(ch, (IPA_CLASS_FALLBACK[ch],), (1.0,), 1.0))
+            elif not allow_class:
+                return None
+            i += 1
+    return parts
+
+
+def _merge_parts(parts: list[TableEntry]) -> tuple[tuple[str, ...], tuple[float, ...], float]:
+    names: list[str] = []
+    fracs: list[float] = []
+    share = 1.0 / len(parts)
+    for p in parts:
+        for v, f in zip(p.visemes, p.fractions):
+            if names and names[-1] == v:
+                fracs[-1] += f * share
+            else:
+                names.append(v)
+                fracs.append(f * share)
+    return tuple(names), tuple(fracs), max(p.weight for p in parts)
+
+
+@lru_cache(maxsize=4096)
+def resolve_phoneme(label: str) -> Resolution:
+    """Map one timeline label to visemes (see the module doc for the lookup order). Never raises."""
+    table = load_viseme_table()
+    label = "" if label is None else str(label)
+    raw = _strip_stress(label)
+    if raw in table:
+        e = table[raw]
+        return Resolution(label, raw, e.visemes, e.fractions, e.weight, "silence" if not raw else "table")
+    key = normalize_phoneme(label)
+    if not key:
+        return Resolution(label, "", ("sil",), (1.0,), table[""].weight if "" in table else 1.0, "silence")
+    if key in table:
+        e = table[key]
+        return Resolution(label, key, e.visemes, e.fractions, e.weight, "normalised")
+    parts = _compound(key, table, allow_class=False)
+    if parts:
+        names, fracs, weight = _merge_parts(parts)
+        return Resolution(label, key, names, fracs, weight, "compound")
+    parts = _compound(key, table, allow_class=True)
+    if parts:
+        names, fracs, weight = _merge_parts(parts)
+        return Resolution(label, key, names, fracs, weight, "class")
+    return Resolution(label, key, ("nn",), (1.0,), 0.5, "unknown")
+
+
+def phoneme_visemes(label: str) -> tuple[str, ...]:
+    """The viseme sequence of a phoneme label (one viseme for most phonemes)."""
+    return resolve_phoneme(label).visemes
+
+
+def phoneme_to_viseme(label: str) -> str:
+    """The main viseme of a phoneme label (for diphthongs the part with the largest share)."""
+    return resolve_phoneme(label).viseme
+
+
+def is_bilabial(label: str) -> bool:
+    """True for phones with a bilabial closure (a ``PP`` part): p b m β ..., also pf."""
+    return "PP" in resolve_phoneme(label).visemes
+
+
+def is_rounded(label: str) -> bool:
+    """True for W/OO-class phones: those with an ``ou`` part (u ʊ y ʏ w ɥ, oʊ, aʊ ...)."""
+    return "ou" in resolve_phoneme(label).visemes
+
+
+def unknown_phonemes(timeline: Timeline | list[Phone] | list[str]) -> dict[str, Resolution]:
+    """Labels of ``timeline`` (or a list of labels) that needed the fallback, in order of first appearance."""
+    labels = [p.phoneme if isinstance(p, Phone) else str(p) for p in timeline]
+    out: dict[str, Resolution] = {}
+    for lab in labels:
+        if lab not in out:
+            r = resolve_phoneme(lab)
+            if r.fallback:
+                out[lab] = r
+    return out
+
+
+# -------------------------------------------------------------------------------------------- segments
+@dataclass(frozen=True)
+class VisemeSegment:
+    start: float
+    end: float
+    viseme: str
+    weight: float
+    phone_index: int  # index in the timeline, -1 for silence added for gaps
+    phoneme: str
+
+    @property
+    def centre(self) -> float:
+        return 0.5 * (self.start + self.end)
+
+
+def _tile(start: float, end: float, max_len: float) -> list[tuple[float, float]]:
+    n = max(1, math.ceil((end - start) / max_len - 1e-9))
+    edges = np.linspace(start, end, n + 1)
+    return [(float(a), float(b)) for a, b in itertools.pairwise(edges)]
+
+
+def viseme_segments(
+    timeline: Timeline, duration: float | None = None, *, max_segment_s: float = MAX_SEGMENT_S,
+    sil_tile_s: float = SIL_TILE_S,
+) -> list[VisemeSegment]:
+    """The timeline as viseme segments over [0, duration]: phones split into their viseme parts, gaps as ``sil``,
+    long segments tiled (see the module doc)."""
+    phones = list(timeline)
+    end = max(timeline.end if phones else 0.0, 0.0) if duration is None else float(duration)
+    segs: list[VisemeSegment] = []
+
+    def add_sil(a: float, b: float, idx: int = -1, ph: str = "") -> None:
+        if b - a > 1e-9:
+            for x, y in _tile(a, b, sil_tile_s):
+                segs.append(VisemeSegment(x, y, "sil", 1.0, idx, ph))
+
+    cursor = 0.0
+    for i, p in enumerate(phones):
+        add_sil(cursor, p.start)
+        r = resolve_phoneme(p.phoneme)
+        if r.visemes == ("sil",):
+            add_sil(p.start, p.end, i, p.phoneme)
+        else:
+            edges = p.start + (p.end - p.start) * np.concatenate([[0.0], np.cumsum(r.fractions)])
+            edges[-1] = p.end
+            for v, a, b in zip(r.visemes, edges[:-1], edges[1:]):
+                lim = sil_tile_s if v == "sil" else max_segment_s
+                for x, y in _tile(float(a), float(b), lim):
+                    segs.append(VisemeSegment(x, y, v, r.weight, i, p.phoneme))
+        cursor = max(cursor, p.end)
+    add_sil(cursor, max(end, cursor))
+    return segs
+
+
+# ------------------------------------------------------------------------------------------- lip model
+@lru_cache(maxsize=1)
+def _lip_schema() -> tuple[np.ndarray, tuple[str, ...], tuple[str, ...]]:
+    from facetwin.sim.landmarks import load_schema
+
+    rows = [lm for lm in load_schema() if lm.region in ("lips_outer", "lips_inner")]
+    if len(rows) != 40:
+        raise ValueError(f"landmarks.csv: expected 40 lip landmarks, found {len(rows)}")
+    return np.array([lm.mp_id for lm in rows], dtype=int), tuple(lm.ref for lm in rows), tuple(lm.region for lm in rows)
+
+
+def lip_landmark_ids() -> np.ndarray:
+    """MediaPipe ids of the 40 lip landmarks, in schema order (outer 20 then inner 20)."""
+    return _lip_schema()[0].copy()
+
+
+@lru_cache(maxsize=1)
+def _neutral_lips() -> np.ndarray:
+    from facetwin.sim.geometry import build_skin
+
+    skin = build_skin()
+    _, refs, _ = _lip_schema()
+    return np.array([skin.vertices[skin.named[r]] * 1000.0 for r in refs])
+
+
+def neutral_lip_landmarks_mm() -> np.ndarray:
+    """(40, 3) neutral lip landmarks (head frame, mm): the twin's named lip ring vertices (no MuJoCo needed)."""
+    return _neutral_lips().copy()
+
+
+@lru_cache(maxsize=1)
+def _model_profiles() -> dict[str, np.ndarray]:
+    _, refs, regions = _lip_schema()
+    neutral = _neutral_lips()
+    outer = np.array([r == "lips_outer" for r in regions])
+    upper = np.array([re.match(r"ring\d_u", ref) is not None for ref in refs])
+    corner = np.array([ref.endswith(("_u0", "_u10", "_l0", "_l10")) for ref in refs])
+    y = neutral[:, 1]
+    half_w = np.where(outer, np.abs(y[outer]).max(), np.abs(y[~outer]).max())
+    s = np.clip(y / half_w, -1.0, 1.0)
+    v = np.sqrt(np.clip(1.0 - s**2, 0.0, None))
+    v[corner] = 0.0
+    q = np.cos(0.5 * np.pi * s) ** 2
+    q[corner] = 0.0
+    sign = np.where(upper & ~corner, 1.0, -1.0)
+    return {
+        "vz": sign * v * np.where(outer, OUTER_VERTICAL, 1.0) * 0.5,  # per mm of aperture change
+        "wy": 0.5 * s,  # per mm of width change
+        "px": q * np.where(outer, 1.0, INNER_PROTRUSION),  # per mm of protrusion
+    }
+
+
+def neutral_measures() -> dict[str, float]:
+    """Aperture, width (mm) of the neutral lips (protrusion is 0 by definition)."""
+    return dict(_neutral_measures())
+
+
+@lru_cache(maxsize=1)
+def _neutral_measures() -> dict[str, float]:
+    m = measures_from_landmarks(np.zeros((40, 3)))
+    return {k: float(v) for k, v in m.items()}
+
+
+def lip_displacements(aperture_mm, width_mm, protrusion_mm) -> np.ndarray:
+    """(..., 40, 3) lip landmark displacements (mm) from the neutral face for absolute aperture and width and the
+    protrusion (see the module doc for the parametric model)."""
+    nm = neutral_measures()
+    prof = _model_profiles()
+    da = np.asarray(aperture_mm, dtype=float) - nm["aperture_mm"]
+    dw = np.asarray(width_mm, dtype=float) - nm["width_mm"]
+    pr = np.asarray(protrusion_mm, dtype=float)
+    shape = np.broadcast(da, dw, pr).shape
+    out = np.zeros(shape + (40, 3))
+    out[..., 0] = pr[..., None] * prof["px"]
+    out[..., 1] = dw[..., None] * prof["wy"]
+    out[..., 2] = da[..., None] * prof["vz"]
+    return out
+
+
+def measures_from_landmarks(displacement_mm: np.ndarray) -> dict[str, np.ndarray]:
+    """:func:`facetwin.sim.landmarks.mouth_measures` of the neutral lips + ``displacement_mm`` (..., 40, 3)."""
+    from facetwin.sim.landmarks import load_schema, mouth_measures
+
+    n = len(load_schema())
+    ids = _lip_schema()[0]
+    order = {lm.mp_id: k for k, lm in enumerate(load_schema())}
+    cols = np.array([order[i] for i in ids])
+    disp = np.asarray(displacement_mm, dtype=float)
+    neutral_full = np.zeros((n, 3))
+    neutral_full[cols] = _neutral_lips()
+    full = np.broadcast_to(neutral_full, disp.shape[:-2] + (n, 3)).copy()
+    full[..., cols, :] += disp
+    return mouth_measures(full, neutral_full)
+
+
+# ---------------------------------------------------------------------------------------------- track
+@dataclass
+class LipTrack:
+    """Target lip motion sampled at ``fps`` over [0, duration]."""
+
+    fps: float
+    t: np.ndarray  # (T,) seconds
+    aperture_mm: np.ndarray  # (T,) midline inner-lip opening (13-14), absolute
+    width_mm: np.ndarray  # (T,) outer corner distance (61-291), absolute
+    protrusion_mm: np.ndarray  # (T,) forward movement of the outer lip midline vs neutral
+    viseme: np.ndarray  # (T,) str: viseme of the dominant segment (PP on forced closures)
+    phoneme: np.ndarray  # (T,) str: phoneme of the dominant segment ("" for silence)
+    closure: np.ndarray  # (T,) bool: frames forced closed (bilabials)
+    rounded: np.ndarray  # (T,) bool: frames given the rounding floor
+    landmarks_mm: np.ndarray  # (T, 40, 3) lip landmark displacement from the neutral face, mm
+    landmark_ids: np.ndarray = field(default_factory=lip_landmark_ids)  # (40,) MediaPipe ids
+    neutral_landmarks_mm: np.ndarray = field(default_factory=neutral_lip_landmarks_mm)  # (40, 3)
+
+    def __len__(self) -> int:
+        return len(self.t)
+
+    @property
+    def neutral_width_mm(self) -> float:
+        return neutral_measures()["width_mm"]
+
+    @property
+    def neutral_aperture_mm(self) -> float:
+        return neutral_measures()["aperture_mm"]
+
+    def measures(self) -> dict[str, np.ndarray]:
+        """Mouth measures recomputed from the landmarks (equal to the channels, see the lip model)."""
+        return measures_from_landmarks(self.landmarks_mm)
+
+    def frames_overlapping(self, start: float, end: float) -> np.ndarray:
+        """Indices of frames whose interval [t - 1/2fps, t + 1/2fps) meets [start, end) (at least the nearest)."""
+        h = 0.5 / self.fps
+        idx = np.flatnonzero((self.t + h > start) & (self.t - h < end))
+        if idx.size == 0 and len(self.t):
+            idx = np.array([int(np.argmin(np.abs(self.t - 0.5 * (start + end))))])
+        return idx
+
+
+def _cone_min(values: np.ndarray, t: np.ndarray, anchors: np.ndarray, anchor_vals: np.ndarray, rate: float) -> None:
+    """values[k] = min(values[k], min_j anchor_vals[j] + rate * |t_k - t_anchor_j|), in place (two sweeps)."""
+    cap = np.full(len(t), np.inf)
+    np.minimum.at(cap, anchors, anchor_vals)
+    for k in range(1, len(t)):
+        cap[k] = min(cap[k], cap[k - 1] + rate * (t[k] - t[k - 1]))
+    for k in range(len(t) - 2, -1, -1):
+        cap[k] = min(cap[k], cap[k + 1] + rate * (t[k + 1] - t[k]))
+    np.minimum(values, cap, out=values)
+
+
+def lip_track(
+    timeline: Timeline,
+    fps: float = 30.0,
+    duration: float | None = None,
+    *,
+    exponent: float = 1.0,
+    max_segment_s: float = MAX_SEGMENT_S,
+    closure_rate_mm_s: float = CLOSURE_RATE_MM_S,
+    rounding_floor: float = ROUNDING_FLOOR,
+    targets: dict[str, VisemeTarget] | None = None,
+) -> LipTrack:
+    """Coarticulated lip targets for ``timeline`` at ``fps`` over [0, duration) (default: the timeline's end).
+
+    Frames are at ``t = k / fps`` for every ``t < duration`` (at least one frame): ``ceil(duration * fps)`` frames,
+    the frame convention of :mod:`facetwin.audio.features`, so a track and the features of the same audio align
+    frame for frame. See the module doc for the model.
+    """
+    if not fps > 0:
+        raise ValueError(f"fps must be positive, got {fps}")
+    tg = load_viseme_targets() if targets is None else targets
+    nm = neutral_measures()
+    w0 = nm["width_mm"]
+    dur = timeline.end if duration is None else float(duration)
+    if not np.isfinite(dur) or dur < 0:
+        raise ValueError(f"duration must be finite and >= 0, got {duration}")
+    n = max(1, math.ceil(dur * fps - 1e-9))
+    t = np.arange(n) / fps
+    segs = viseme_segments(timeline, dur, max_segment_s=max_segment_s)
+
+    num = np.zeros((3, n))
+    den = np.zeros((3, n))
+    best = np.full(n, -1.0)
+    best_idx = np.full(n, -1, dtype=int)
+    for si, s in enumerate(segs):
+        tv = tg[s.viseme]
+        a = np.array([tv.dominance, tv.dominance_width, tv.dominance_protrusion])[:, None] * s.weight
+        if not (a > 0).any():
+            continue
+        c = s.centre
+        lo = int(np.searchsorted(t, c - HORIZON_S, side="left"))
+        hi = int(np.searchsorted(t, c + HORIZON_S, side="right"))
+        if hi <= lo:
+            continue
+        dt = t[lo:hi] - c
+        theta = np.where(dt < 0, tv.theta_before, tv.theta_after)
+        d = a * np.exp(-theta * np.abs(dt) ** exponent)  # (3, frames): per-channel dominance
+        den[:, lo:hi] += d
+        num[0, lo:hi] += d[0] * tv.aperture_mm
+        num[1, lo:hi] += d[1] * w0 * (1.0 + tv.width_pct / 100.0)
+        num[2, lo:hi] += d[2] * tv.protrusion_mm
+        better = d[0] > best[lo:hi]
+        best[lo:hi][better] = d[0][better]
+        best_idx[lo:hi][better] = si
+
+    sil = tg["sil"]
+    rest = np.array([sil.aperture_mm, w0 * (1.0 + sil.width_pct / 100.0), sil.protrusion_mm])
+    ok = den > 1e-12
+    chan = np.where(ok, num / np.where(ok, den, 1.0), rest[:, None])
+    aperture, width, protrusion = chan[0].copy(), chan[1].copy(), chan[2].copy()
+
+    viseme = np.array([segs[i].viseme if i >= 0 else "sil" for i in best_idx], dtype=object)
+    phoneme = np.array([segs[i].phoneme if i >= 0 else "" for i in best_idx], dtype=object)
+
+    # ---- hard constraints: frames sampling a segment, plus the frame nearest its centre
+    def frames_of(s: VisemeSegment) -> np.ndarray:
+        idx = np.flatnonzero((t >= s.start - 1e-9) & (t <= s.end + 1e-9))
+        near = int(np.clip(np.rint(s.centre * fps), 0, n - 1))
+        return np.union1d(idx, [near]).astype(int)
+
+    closure = np.zeros(n, dtype=bool)
+    rounded = np.zeros(n, dtype=bool)
+    width_cap = np.full(n, np.inf)
+    prot_floor = np.full(n, -np.inf)
+    h = 0.5 / fps
+    for s in segs:
+        tv = tg[s.viseme]
+        if s.end < -h or s.start > dur + h:  # outside the track
+            continue
+        if tv.closure:
+            k = frames_of(s)
+            closure[k] = True
+            viseme[k] = s.viseme
+            phoneme[k] = s.phoneme
+        elif tv.rounding and rounding_floor > 0:
+            k = frames_of(s)
+            rounded[k] = True
+            width_cap[k] = np.minimum(width_cap[k], w0 * (1.0 + rounding_floor * tv.width_pct / 100.0))
+            prot_floor[k] = np.maximum(prot_floor[k], rounding_floor * tv.protrusion_mm)
+    if closure.any():
+        k = np.flatnonzero(closure)
+        aperture[k] = 0.0
+        _cone_min(aperture, t, k, np.zeros(len(k)), closure_rate_mm_s)
+    if rounded.any():
+        k = np.flatnonzero(rounded)
+        _cone_min(width, t, k, width_cap[k], ROUND_WIDTH_RATE_MM_S)
+        neg = -protrusion
+        _cone_min(neg, t, k, -prot_floor[k], ROUND_PROTRUSION_RATE_MM_S)
+        protrusion = -neg
+
+    landmarks = lip_displacements(aperture, width, protrusion)
+    return LipTrack(
+        fps=float(fps), t=t, aperture_mm=aperture, width_mm=width, protrusion_mm=protrusion,
+        viseme=viseme.astype(str), phoneme=phoneme.astype(str), closure=closure, rounded=rounded,
+        landmarks_mm=landmarks,
+    )
