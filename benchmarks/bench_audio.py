@@ -39,14 +39,14 @@ import math
 import platform
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from facetwin.benchmarks.common import best_wall, cpu_name, cpus_available, one_core
 from facetwin.audio.features import StreamingFeatures, get_extractor
 from facetwin.audio.io import load_audio, save_wav
 
@@ -107,33 +107,6 @@ ALL_FEATURES = "all features (log-mel + RMS + pitch)"
 
 
 # ---------------------------------------------------------------------------------------------------- helpers
-@contextmanager
-def one_core() -> Iterator[int | None]:
-    """Pin this process to one CPU core (Linux) for the duration; yields the core, or None where unsupported."""
-    if not hasattr(os, "sched_setaffinity"):
-        yield None
-        return
-    allowed = os.sched_getaffinity(0)
-    core = min(allowed)
-    os.sched_setaffinity(0, {core})
-    try:
-        yield core
-    finally:
-        os.sched_setaffinity(0, allowed)
-
-
-def best_wall(run: Callable[[], object], repeats: int, warmup: bool = True) -> float:
-    """Smallest wall time of ``repeats`` calls (after one untimed warm-up call)."""
-    if warmup:
-        run()
-    best = math.inf
-    for _ in range(max(1, repeats)):
-        t0 = time.perf_counter()
-        run()
-        best = min(best, time.perf_counter() - t0)
-    return best
-
-
 def speech_like_signal(seconds: float, sr: int = SR, seed: int = 0) -> np.ndarray:
     """Deterministic speech-like audio: voiced stretches (7 harmonics, gliding 90-320 Hz pitch, syllable-rate
     amplitude), noise bursts and pauses, in 0.25-0.6 s segments; float32 peak about 0.5."""
@@ -223,22 +196,12 @@ ROW_GROUPS: list[Callable[[BenchConfig], list[Row]]] = [bench_features, bench_lo
 
 
 # ---------------------------------------------------------------------------------------------------- driver
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def environment() -> dict[str, Any]:
     return {
         "numpy": np.__version__,
         "python": platform.python_version(),
-        "cpu": _cpu_name(),
-        "cpus_available": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "cpu": cpu_name(),
+        "cpus_available": cpus_available(),
         "pinned_to_one_core": hasattr(os, "sched_setaffinity"),
         "blas_threads_env": os.environ.get("OPENBLAS_NUM_THREADS", ""),
     }

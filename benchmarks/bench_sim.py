@@ -32,11 +32,8 @@ if "MUJOCO_GL" not in os.environ:
 
 import argparse
 import json
-import math
 import platform
-import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +41,7 @@ from typing import Any
 import mujoco
 import numpy as np
 
+from facetwin.benchmarks.common import best_wall, cpu_name, cpus_available, one_core
 from facetwin.sim.builder import CONTROL_HZ, VARIANTS
 from facetwin.sim.model import FaceModel
 
@@ -149,30 +147,6 @@ def smooth_controls(n_steps: int, rest: np.ndarray, seed: int = 0, knot_seconds:
     return knots[i] * (1.0 - s) + knots[i + 1] * s
 
 
-@contextmanager
-def one_core() -> Iterator[int | None]:
-    """Pin the calling thread to one CPU core (Linux) for the duration; yields the core, or None where unsupported."""
-    if not hasattr(os, "sched_setaffinity"):
-        yield None
-        return
-    allowed = os.sched_getaffinity(0)
-    core = min(allowed)
-    os.sched_setaffinity(0, {core})
-    try:
-        yield core
-    finally:
-        os.sched_setaffinity(0, allowed)
-
-
-def _best_wall(run: Callable[[], None], repeats: int) -> float:
-    best = math.inf
-    for _ in range(max(1, repeats)):
-        t0 = time.perf_counter()
-        run()
-        best = min(best, time.perf_counter() - t0)
-    return best
-
-
 def _timing(face: FaceModel, n_ctrl: int, wall: float, diverged: bool) -> LoopTiming:
     n_phys = n_ctrl * face.substeps
     sim = n_phys * face.sim_dt
@@ -209,7 +183,7 @@ def bench_physics(face: FaceModel, controls: np.ndarray, repeats: int, warmup: n
 
     face.reset()
     rollout(warmup)
-    wall = _best_wall(run, repeats)
+    wall = best_wall(run, repeats, warmup=False)
     return _timing(face, len(controls), wall, diverged)
 
 
@@ -230,7 +204,7 @@ def bench_control_loop(face: FaceModel, controls: np.ndarray, repeats: int, warm
 
     face.reset()
     rollout(warmup)
-    wall = _best_wall(run, repeats)
+    wall = best_wall(run, repeats, warmup=False)
     return _timing(face, len(controls), wall, diverged)
 
 
@@ -289,7 +263,7 @@ def bench_render(face: FaceModel, preset: RenderPreset, frames: int, repeats: in
             for _ in range(frames):
                 render()
 
-        wall = _best_wall(run, repeats)
+        wall = best_wall(run, repeats, warmup=False)
     finally:
         close()
     return RenderTiming(preset.name, preset.width, preset.height, frames, wall, frames / wall, backend)
@@ -326,22 +300,12 @@ def bench_variant(variant: str, cfg: BenchConfig) -> VariantResult:
     )
 
 
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def environment() -> dict[str, Any]:
     return {
         "mujoco": mujoco.__version__,
         "python": platform.python_version(),
-        "cpu": _cpu_name(),
-        "cpus_available": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "cpu": cpu_name(),
+        "cpus_available": cpus_available(),
         "physics_pinned_to_one_core": hasattr(os, "sched_setaffinity"),
         "mujoco_gl": os.environ.get("MUJOCO_GL", ""),
     }

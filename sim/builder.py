@@ -254,7 +254,7 @@ def build_mjcf(variant: str = "full") -> str:
     lip_x = float(g.surface_x(0.0, g.MOUTH_Z))  # the lips' forward position at the midline
     w(f'      <geom name="mouth_cavity" type="ellipsoid" size="0.016 0.020 0.014" pos="{lip_x - 0.030:.4g} 0 {g.MOUTH_Z:.4g}" material="mouth"/>')
     w(f'      <geom name="teeth_upper" type="ellipsoid" size="0.005 0.017 0.004" pos="{lip_x - 0.017:.4g} 0 {g.MOUTH_Z + 0.0045:.4g}" material="teeth"/>')
-    w(f'      <site name="head_origin" pos="0 0 0"/>')
+    w('      <site name="head_origin" pos="0 0 0"/>')
     # anchors on the head
     for a in acts:
         if a.kind == "skin" and a.anchor_body == "head":
