@@ -65,7 +65,8 @@ CORPUS_NPZ_KEYS = {
     "lip_landmarks_mm": "(T, 40, 3) target lip landmarks, displacement from the neutral face, head frame",
     "lip_landmark_ids": "(40,) MediaPipe ids of lip_landmarks_mm",
     "closure": "(T,) bool, frames forced closed (bilabials)",
-    "viseme": "(T,) str, dominant viseme per frame",
+    "rounded": "(T,) bool, frames given the rounding floor (W/OO-class phones)",
+    "viseme": "(T,) str, dominant viseme per frame (from the lip track)",
     "phoneme": "(T,) str, phoneme sounding at each frame ('' in silence)",
     "phone_start": "(P,) float64 s, phoneme timeline (facetwin.audio.timeline)",
     "phone_end": "(P,) float64 s",
@@ -172,8 +173,9 @@ def _item_arrays(audio16: np.ndarray, timeline: Timeline) -> dict[str, np.ndarra
         "lip_landmarks_mm": np.asarray(track.landmarks_mm, dtype=np.float32),
         "lip_landmark_ids": np.asarray(track.landmark_ids, dtype=np.int64),
         "closure": np.asarray(track.closure, dtype=bool),
+        "rounded": np.asarray(track.rounded, dtype=bool),
         "viseme": np.asarray(track.viseme, dtype=str),
-        "phoneme": np.asarray(track.phoneme, dtype=str),
+        "phoneme": np.asarray(timeline.labels_at(feats.t), dtype=str),
         **timeline.to_arrays(),
     }
 
@@ -247,7 +249,7 @@ def build_corpus(
         arrays = _item_arrays(audio16, utt.timeline)
         wav_rel, npz_rel = f"audio/{job.id}.wav", f"data/{job.id}.npz"
         _atomic_write_bytes(out / wav_rel, lambda p: save_wav(p, audio16, CORPUS_SR))
-        _atomic_write_bytes(out / npz_rel, lambda p: np.savez_compressed(open(p, "wb"), **arrays))
+        _atomic_write_bytes(out / npz_rel, lambda p: np.savez_compressed(p, **arrays))
         items.append({
             "id": job.id, "kind": job.kind, "lang": job.lang, "text": job.text, "sentence": job.sentence,
             "split": splits[job.id], "duration_s": round(len(audio16) / CORPUS_SR, 4),

@@ -65,6 +65,16 @@ import numpy as np
 from .timeline import Phone, Timeline
 from .tts import Utterance, synthesize, text_words
 
+
+def _pyworld():
+    """pyworld, imported quietly (its __init__ imports setuptools' deprecated pkg_resources)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
+        import pyworld
+    return pyworld
+
 __all__ = ["Note", "Song", "load_song", "list_songs", "sing", "midi_to_hz", "is_vowel", "FRAME_PERIOD_MS"]
 
 FRAME_PERIOD_MS = 5.0
@@ -273,7 +283,7 @@ class _Event:
 
 
 def _analyse(utt: Utterance) -> _Spoken:
-    import pyworld
+    pyworld = _pyworld()
 
     x = utt.audio.astype(np.float64)
     fp = FRAME_PERIOD_MS
@@ -445,7 +455,7 @@ def sing(song_or_name: Song | str, lang: str | None = None, *, tempo_bpm: float 
     Returns a :class:`facetwin.audio.tts.Utterance` at espeak's rate whose audio lasts the melody's duration and
     whose timeline holds the sung phones (words: the lyric words; rests are gaps).
     """
-    import pyworld
+    pyworld = _pyworld()
 
     song = song_or_name if isinstance(song_or_name, Song) else load_song(song_or_name)
     if lang is None:

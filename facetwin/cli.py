@@ -1,6 +1,7 @@
 """The ``facetwin`` command line.
 
 Face: ``demo``, ``export-xml``, ``view``, ``info``. Audio: ``say``, ``sing-audio``, ``align``, ``corpus build``.
+Learning: ``babble`` (mirror self-modeling data), ``train`` (SB3 on the Gymnasium environments).
 
 ``facetwin demo`` is the first thing to run: it renders the neutral face and a set of named expressions through
 the mirror camera, a landmark overlay, a contact sheet and a short video of random expressions.
@@ -360,6 +361,12 @@ def build_parser() -> argparse.ArgumentParser:
     cb.add_argument("--no-songs", action="store_true", help="speech only")
     cb.add_argument("--seed", type=int, default=0)
     cb.set_defaults(func=cmd_corpus_build)
+
+    from facetwin.envs.babble import add_babble_arguments, main_babble
+
+    bb = sub.add_parser("babble", help="collect random expressions and their landmarks (mirror self-modeling data)")
+    add_babble_arguments(bb)
+    bb.set_defaults(func=main_babble)
     return p
 
 

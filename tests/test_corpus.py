@@ -39,7 +39,7 @@ def test_manifest_and_layout(corpus):
         assert set(arrays) == set(CORPUS_NPZ_KEYS)
         T = it["n_frames"]
         assert T == int(np.ceil(it["duration_s"] * 30 - 1e-9))
-        for key in ("t", "rms_db", "f0_hz", "voiced", "aperture_mm", "width_mm", "protrusion_mm", "closure",
+        for key in ("t", "rms_db", "f0_hz", "voiced", "aperture_mm", "width_mm", "protrusion_mm", "closure", "rounded",
                     "viseme", "phoneme"):
             assert arrays[key].shape == (T,), key
         assert arrays["logmel"].shape[0] == T and arrays["lip_landmarks_mm"].shape == (T, 40, 3)

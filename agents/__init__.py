@@ -1,0 +1,1 @@
+"""facetwin.agents: self-model, lip-sync models, RL training, baselines and evaluation."""

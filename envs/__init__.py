@@ -1,0 +1,1 @@
+"""facetwin.envs: Gymnasium environments on the face twin (registered on ``import facetwin``)."""

@@ -1,0 +1,751 @@
+"""``LipSyncEnv`` (``facetwin/LipSync-v0``): move the lips to speech and song, frame by frame, from the audio."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+from gymnasium import spaces
+
+from facetwin.audio.corpus import (
+    CORPUS_FPS,
+    CORPUS_SR,
+    CORPUS_VERSION,
+    DEFAULT_HELDOUT_LANGUAGES,
+    DEFAULT_LANGUAGES,
+    build_corpus,
+    load_item,
+)
+from facetwin.audio.features import LOG_FLOOR, N_MELS, extract_features
+from facetwin.audio.timeline import Timeline
+from facetwin.audio.visemes import lip_landmark_ids, lip_track
+from facetwin.sim.expressions import mix_ctrl
+from facetwin.sim.landmarks import column, mouth_measures
+
+from .base import FaceEnv
+
+try:  # POSIX file locks for the first build of the built-in corpus (no lock elsewhere)
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None
+
+# ---------------------------------------------------------------------------------------------------- constants
+#: audio observation units: log-mel ``(logmel - ln(1e-6)) / 10``, RMS ``(rms_db + 100) / 50``: 0 is digital silence
+#: (the floors of facetwin.audio.features), so zero padding outside the clip reads exactly as silence
+LOGMEL_OFFSET = math.log(LOG_FLOOR)
+LOGMEL_SCALE = 10.0
+RMS_OFFSET_DB = -100.0
+RMS_SCALE_DB = 50.0
+N_AUDIO_FEATURES = N_MELS + 1  # 80 log-mel bands + RMS
+AUDIO_OBS_BOUND = 10.0  # audio observations are clipped to [-10, 10] (speech/song: 0 .. ~2.5)
+LANDMARK_SCALE_MM = 10.0  # lip observation units: (landmark - neutral) / 10 mm (as MirrorSelfModelEnv)
+LANDMARK_OBS_BOUND = 20.0
+MOTOR_OBS_BOUND = 3.0
+N_LIPS = 40
+SPLITS = ("train", "heldout_sentence", "heldout_language", "all")
+
+#: the built-in corpus (built on first use into ``<cache>/corpus-v1`` with :func:`facetwin.audio.corpus.build_corpus`)
+BUILTIN_CORPUS_NAME = f"corpus-v{CORPUS_VERSION}"
+BUILTIN_CORPUS_ARGS: dict[str, Any] = {
+    "n_utterances": 44,
+    "langs": DEFAULT_LANGUAGES,
+    "heldout_langs": DEFAULT_HELDOUT_LANGUAGES,
+    "heldout_fraction": 0.15,
+    "include_songs": True,
+    "seed": 0,
+}
+
+LIP_ERRORS = ("centroid", "absolute")
+
+# scripted baseline (:meth:`LipSyncEnv.scripted_controls`): settled aperture (mm) of the "ah" expression (the jaw)
+# at these intensities on the nominal face (fast and full agree within 0.05 mm)
+_AH_LEVELS = np.array([0.0, 0.2, 0.4, 0.6, 0.8, 1.0])
+_AH_APERTURE = np.array([2.26, 6.33, 9.97, 13.23, 16.13, 18.72])
+
+
+# ---------------------------------------------------------------------------------------------------- audio helpers
+def audio_obs_features(logmel: np.ndarray, rms_db: np.ndarray) -> np.ndarray:
+    """(T, 81) float32 audio observation rows from corpus / :func:`facetwin.audio.features.extract_features` arrays:
+    ``[:, :80] = (logmel - ln(1e-6)) / 10``, ``[:, 80] = (rms_db + 100) / 50``, clipped to +-``AUDIO_OBS_BOUND``."""
+    # the floor as float32 (what corpus arrays hold): silence maps to exactly 0
+    lm = (np.asarray(logmel, dtype=np.float64) - float(np.float32(LOGMEL_OFFSET))) / LOGMEL_SCALE
+    rms = (np.asarray(rms_db, dtype=np.float64) - RMS_OFFSET_DB) / RMS_SCALE_DB
+    if lm.ndim != 2 or lm.shape[1] != N_MELS or rms.shape != (lm.shape[0],):
+        raise ValueError(f"audio_obs_features needs logmel (T, {N_MELS}) and rms_db (T,), got {lm.shape}, {rms.shape}")
+    out = np.concatenate([lm, rms[:, None]], axis=1)
+    return np.clip(out, -AUDIO_OBS_BOUND, AUDIO_OBS_BOUND).astype(np.float32)
+
+
+# ---------------------------------------------------------------------------------------------------- cache
+def default_cache_dir() -> Path:
+    """facetwin's cache folder: ``$FACETWIN_CACHE``, else ``$XDG_CACHE_HOME/facetwin``, else ``~/.cache/facetwin``."""
+    env = os.environ.get("FACETWIN_CACHE")
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "facetwin"
+
+
+def builtin_corpus_dir(cache_dir: str | Path | None = None, *, progress: bool = False) -> Path:
+    """The built-in corpus (``BUILTIN_CORPUS_ARGS``: 44 utterances in 11 languages + the shipped songs), built
+    deterministically into ``<cache_dir>/corpus-v1`` on first use (a few seconds; later calls only read a marker).
+
+    ``cache_dir`` defaults to :func:`default_cache_dir`. A file lock makes concurrent first uses (vector envs in
+    subprocesses) build it once.
+    """
+    root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    out = root / BUILTIN_CORPUS_NAME
+    marker = out / "complete.json"
+    args = {k: (list(v) if isinstance(v, tuple) else v) for k, v in BUILTIN_CORPUS_ARGS.items()}
+
+    def done() -> dict | None:
+        try:
+            m = json.loads(marker.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        if m.get("args") != args or not (out / "manifest.json").exists():
+            return None
+        return m
+
+    if done() is not None:
+        return out
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / f".{BUILTIN_CORPUS_NAME}.lock", "w") as lock:
+        if fcntl is not None:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if done() is not None:
+                return out
+            build_corpus(out, progress=progress, **BUILTIN_CORPUS_ARGS)
+            text = json.dumps({"args": args})
+            tmp = marker.with_suffix(".tmp")
+            tmp.write_text(text, encoding="utf-8")
+            os.replace(tmp, marker)
+        finally:
+            if fcntl is not None:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------- clips
+@dataclass(eq=False)
+class ClipData:
+    """One clip's arrays on the 30 fps frame grid (frame ``k`` at ``k / fps`` s; ``n_frames`` frames)."""
+
+    id: str
+    kind: str  # "speech", "song" or "user"
+    lang: str
+    text: str
+    fps: float
+    audio_obs: np.ndarray  # (T, 81) float32: audio_obs_features(logmel, rms_db)
+    target_lips_mm: np.ndarray  # (T, 40, 3) target lip landmark displacement from neutral, head frame, mm
+    target_aperture_mm: np.ndarray  # (T,)
+    target_width_mm: np.ndarray  # (T,)
+    target_protrusion_mm: np.ndarray  # (T,)
+    closure: np.ndarray  # (T,) bool: bilabial closure frames of the target
+    rounded: np.ndarray  # (T,) bool: rounding frames of the target (W/OO class)
+    phoneme: np.ndarray  # (T,) str: the phone of the timeline sounding at t_k ("" in silence)
+    viseme: np.ndarray  # (T,) str: the target's dominant viseme
+    timeline: Timeline
+
+    @property
+    def n_frames(self) -> int:
+        return len(self.target_aperture_mm)
+
+    @property
+    def duration_s(self) -> float:
+        return self.n_frames / self.fps
+
+
+def _clip_from_arrays(cid: str, kind: str, lang: str, text: str, fps: float, logmel, rms_db, track_arrays: dict,
+                      timeline: Timeline, rounded: np.ndarray | None) -> ClipData:
+    T = int(np.asarray(rms_db).shape[0])
+    if T < 1:
+        raise ValueError(f"clip {cid!r} has no frames (empty audio)")
+    if rounded is None:  # not stored in the corpus npz: the rounding frames of the same lip track, recomputed
+        rounded = lip_track(timeline, fps=fps, duration=T / fps).rounded
+    t = np.arange(T) / fps
+    phoneme = np.array(timeline.labels_at(t) if len(timeline) else [""] * T, dtype=str)
+    data = ClipData(
+        id=cid, kind=kind, lang=lang, text=text, fps=float(fps),
+        audio_obs=audio_obs_features(logmel, rms_db),
+        target_lips_mm=np.asarray(track_arrays["lip_landmarks_mm"], dtype=np.float64),
+        target_aperture_mm=np.asarray(track_arrays["aperture_mm"], dtype=np.float64),
+        target_width_mm=np.asarray(track_arrays["width_mm"], dtype=np.float64),
+        target_protrusion_mm=np.asarray(track_arrays["protrusion_mm"], dtype=np.float64),
+        closure=np.asarray(track_arrays["closure"], dtype=bool),
+        rounded=np.asarray(rounded, dtype=bool),
+        phoneme=phoneme,
+        viseme=np.asarray(track_arrays["viseme"], dtype=str),
+        timeline=timeline,
+    )
+    for name in ("target_lips_mm", "target_aperture_mm", "target_width_mm", "target_protrusion_mm", "closure",
+                 "rounded", "viseme"):
+        if len(getattr(data, name)) != T:
+            raise ValueError(f"clip {cid!r}: {name} has {len(getattr(data, name))} frames, the audio features {T}")
+    if data.target_lips_mm.shape[1:] != (N_LIPS, 3):
+        raise ValueError(f"clip {cid!r}: lip targets must be (T, {N_LIPS}, 3), got {data.target_lips_mm.shape}")
+    for arr in (data.audio_obs, data.target_lips_mm, data.target_aperture_mm):
+        arr.setflags(write=False)
+    return data
+
+
+# corpus items are shared by every env of a process (vector envs): (path, id, mtime, size) -> ClipData
+_CLIP_CACHE: dict[tuple, ClipData] = {}
+_CLIP_CACHE_MAX = 4096
+_CLIP_LOCK = threading.Lock()
+
+
+@dataclass
+class _CorpusClip:
+    corpus_dir: Path
+    item: dict
+    fps: float
+
+    @property
+    def id(self) -> str:
+        return self.item["id"]
+
+    def load(self) -> ClipData:
+        path = self.corpus_dir / self.item.get("data", f"data/{self.id}.npz")
+        try:
+            st = path.stat()
+        except OSError:
+            raise FileNotFoundError(f"corpus item {self.id!r}: data file {path} is missing") from None
+        key = (str(path.resolve()), self.id, st.st_mtime_ns, st.st_size)
+        with _CLIP_LOCK:
+            hit = _CLIP_CACHE.get(key)
+        if hit is not None:
+            return hit
+        a = load_item(self.corpus_dir, self.id)
+        missing = {"logmel", "rms_db", "lip_landmarks_mm", "aperture_mm", "width_mm", "protrusion_mm", "closure",
+                   "viseme", "phone_start", "phone_end", "phone_label", "phone_word"} - set(a)
+        if missing:
+            raise ValueError(f"corpus item {self.id!r} ({path}) lacks the key(s) {', '.join(sorted(missing))}")
+        data = _clip_from_arrays(
+            self.id, self.item.get("kind", "speech"), self.item.get("lang", ""), self.item.get("text", ""), self.fps,
+            a["logmel"], a["rms_db"], a, Timeline.from_arrays(a), a.get("rounded"),
+        )
+        with _CLIP_LOCK:
+            if len(_CLIP_CACHE) >= _CLIP_CACHE_MAX:
+                _CLIP_CACHE.pop(next(iter(_CLIP_CACHE)))
+            _CLIP_CACHE[key] = data
+        return data
+
+
+@dataclass
+class _UserClip:
+    id: str
+    audio: Any  # path or 1-D array
+    sr: int | None
+    timeline: Any  # Timeline, path to a timeline json, or None
+    transcript: str | None
+    lang: str
+    text: str
+    fps: float
+
+    def load(self) -> ClipData:
+        from facetwin.audio.io import load_audio, resample
+
+        if isinstance(self.audio, (str, os.PathLike)):
+            audio16 = load_audio(self.audio, sr=CORPUS_SR)
+        else:
+            x = np.asarray(self.audio, dtype=np.float32)
+            if x.ndim != 1 or x.size == 0:
+                raise ValueError(f"clip {self.id!r}: audio arrays must be 1-D (mono) and non-empty, got shape {x.shape}")
+            if not np.isfinite(x).all():
+                raise ValueError(f"clip {self.id!r}: the audio contains NaN or inf")
+            audio16 = resample(x, self.sr, CORPUS_SR).astype(np.float32) if self.sr != CORPUS_SR else x
+        if self.timeline is not None:
+            tl = self.timeline if isinstance(self.timeline, Timeline) else Timeline.load(self.timeline)
+        else:
+            from facetwin.audio.align import align
+
+            tl = align(audio16, CORPUS_SR, self.transcript)
+        feats = extract_features(audio16, CORPUS_SR, fps=self.fps)
+        T = len(feats)
+        track = lip_track(tl, fps=self.fps, duration=T / self.fps)
+        arrays = {"lip_landmarks_mm": track.landmarks_mm, "aperture_mm": track.aperture_mm,
+                  "width_mm": track.width_mm, "protrusion_mm": track.protrusion_mm, "closure": track.closure,
+                  "viseme": track.viseme}
+        return _clip_from_arrays(self.id, "user", self.lang, self.text, self.fps, feats.logmel, feats.rms_db, arrays,
+                                 tl, track.rounded)
+
+
+_NEEDS_TIMELINE = (
+    "needs phoneme timing: give a timeline (a facetwin.audio.timeline.Timeline or the path of a .phones.json as "
+    "written by `facetwin say` / `facetwin align`) or an English transcript (forced alignment), e.g. "
+    "{'audio': path, 'transcript': 'what was said'} or (audio, sr, transcript)"
+)
+
+
+def _user_clip(spec: Any, index: int, fps: float) -> _UserClip:
+    """Parse one entry of ``clips=`` (see the LipSyncEnv docstring) without loading anything heavy."""
+    audio = sr = timeline = transcript = None
+    cid = lang = text = None
+    if isinstance(spec, (str, os.PathLike)):
+        audio = Path(spec)
+        sib = audio.with_name(audio.stem + ".phones.json")
+        timeline = sib if sib.exists() else None
+    elif hasattr(spec, "audio") and hasattr(spec, "sr") and hasattr(spec, "timeline"):  # an Utterance
+        audio, sr, timeline = spec.audio, spec.sr, spec.timeline
+        lang, text = getattr(spec, "lang", ""), getattr(spec, "text", "")
+    elif isinstance(spec, tuple) and len(spec) in (2, 3):
+        audio, sr = spec[0], spec[1]
+        if len(spec) == 3:
+            if isinstance(spec[2], str) and not spec[2].endswith(".json"):
+                transcript = spec[2]
+            else:
+                timeline = spec[2]
+    elif isinstance(spec, dict):
+        unknown = set(spec) - {"audio", "sr", "timeline", "transcript", "id", "lang", "text"}
+        if unknown:
+            raise ValueError(f"clips[{index}]: unknown key(s) {', '.join(sorted(unknown))}; "
+                             "known: audio, sr, timeline, transcript, id, lang, text")
+        if "audio" not in spec:
+            raise ValueError(f"clips[{index}]: a clip dict needs 'audio' (a path or a 1-D array with 'sr')")
+        audio, sr, timeline, transcript = spec["audio"], spec.get("sr"), spec.get("timeline"), spec.get("transcript")
+        cid, lang, text = spec.get("id"), spec.get("lang"), spec.get("text")
+    else:
+        raise TypeError(
+            f"clips[{index}] must be an audio path, an Utterance, (audio, sr), (audio, sr, transcript or timeline) "
+            f"or a dict, got {type(spec).__name__}"
+        )
+    is_path = isinstance(audio, (str, os.PathLike))
+    if is_path:
+        if not Path(audio).exists():
+            raise FileNotFoundError(f"clips[{index}]: audio file {audio} not found")
+        sr = None
+    else:
+        if isinstance(sr, bool) or not isinstance(sr, (int, np.integer)) or sr <= 0:
+            raise ValueError(f"clips[{index}]: an audio array needs its sample rate sr (a positive int), got {sr!r}")
+        sr = int(sr)
+    if timeline is not None and not isinstance(timeline, Timeline) and (
+        not isinstance(timeline, (str, os.PathLike)) or not Path(timeline).exists()
+    ):
+        raise ValueError(
+            f"clips[{index}]: timeline must be a Timeline or an existing .phones.json path, got {timeline!r}"
+        )
+    if timeline is None:
+        if not (isinstance(transcript, str) and transcript.strip()):
+            name = Path(audio).name if is_path else f"clips[{index}]"
+            raise ValueError(f"clip {name} {_NEEDS_TIMELINE}")
+        if lang not in (None, "", "en"):
+            raise ValueError(f"clips[{index}]: forced alignment is English-only; for lang {lang!r} give a timeline")
+        lang = "en"
+    if cid is None:
+        cid = Path(audio).stem if is_path else f"clip{index}"
+    if text is None:
+        text = transcript or ""
+    return _UserClip(str(cid), audio, sr, timeline, transcript, lang or "", text, fps)
+
+
+def _corpus_clips(corpus_dir: Path, split: str, fps: float) -> list[_CorpusClip]:
+    mpath = corpus_dir / "manifest.json"
+    if not mpath.exists():
+        raise FileNotFoundError(f"{corpus_dir} is not a facetwin corpus (no manifest.json); build one with "
+                                "`facetwin corpus build --out DIR` or facetwin.audio.corpus.build_corpus")
+    m = json.loads(mpath.read_text(encoding="utf-8"))
+    if m.get("version") != CORPUS_VERSION:
+        raise ValueError(f"{mpath}: corpus version {m.get('version')!r}, this environment reads {CORPUS_VERSION}")
+    if float(m.get("fps", CORPUS_FPS)) != fps:
+        raise ValueError(f"{mpath}: corpus frames are at {m.get('fps')} fps, the control rate is {fps:g} Hz")
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+    items = [it for it in m.get("items", []) if split == "all" or it.get("split") == split]
+    if not items:
+        counts = {s: len(v) for s, v in m.get("splits", {}).items()}
+        raise ValueError(f"{corpus_dir}: split {split!r} has no items (items per split: {counts})")
+    return [_CorpusClip(corpus_dir, it, fps) for it in items]
+
+
+# ---------------------------------------------------------------------------------------------------- environment
+class LipSyncEnv(FaceEnv):
+    """Lip sync: move the 26 motors so that the lips follow the lip targets of an utterance or a song as it plays.
+
+    Each episode plays one clip (speech or song). At every 30 Hz step the agent hears a window of audio features
+    around the current frame (a little of the future included), sees its own lips, and commands the motors; it is
+    scored against the clip's target lip track (:func:`facetwin.audio.visemes.lip_track`: coarticulated visemes,
+    bilabials forced shut, rounding started early), with extra weight on the two things the physical robot found
+    hardest: sealing the lips on B/P/M and rounding them on W/OO.
+
+    ## Clips
+
+    | source | argument | clips |
+    |---|---|---|
+    | built-in corpus (default) | ``cache_dir`` (default ``$FACETWIN_CACHE``, ``~/.cache/facetwin``), ``split`` | 44 utterances in 11 languages (4 each) + the shipped songs, built with ``build_corpus`` on first use (seconds) into ``<cache>/corpus-v1``; ``split="train"`` by default (Hebrew is the held-out language) |
+    | a corpus folder | ``corpus_dir``, ``split`` | the items of ``split``: ``"train"`` (default), ``"heldout_sentence"``, ``"heldout_language"`` or ``"all"`` (``facetwin corpus build``) |
+    | your audio | ``clips=[...]`` | each entry: a path (timeline from the sibling ``<stem>.phones.json``, as ``facetwin say/align`` write it), an ``Utterance`` (``synthesize``/``sing``), ``(audio, sr)`` + a third item transcript or timeline, or a dict ``{audio, sr, timeline, transcript, id, lang, text}`` |
+
+    User audio needs phoneme timing: a timeline, or an English transcript (forced alignment with
+    :func:`facetwin.audio.align.align`); audio without either is refused at construction. Audio is resampled to
+    16 kHz and its features and lip track computed exactly as the corpus builder does. Clips are loaded lazily
+    (the first episode that plays one) and kept in memory; corpus clips are shared by all envs of a process.
+    ``env.unwrapped.clip_ids`` lists the clips; ``reset(options={"clip": id or index})`` picks one, else it is drawn
+    uniformly with the env's seeded ``np_random``.
+
+    ## Action space
+
+    ``Box(-1, 1, (26,), float32)``, one value per actuator (``actuator_names``), as in every facetwin env:
+
+    | action_mode | meaning |
+    |---|---|
+    | ``"absolute"`` (default) | normalized motor targets (rest: 0, ``jaw_open`` -1) |
+    | ``"delta"`` | command increment: ``u_t = clip(u_{t-1} + max_delta * a_t, -1, 1)`` |
+
+    ## Observation space
+
+    ``Dict`` (``W = context_frames + 1 + lookahead_frames``, default 8 + 1 + 3 = 12):
+
+    | key | shape, dtype | content |
+    |---|---|---|
+    | ``"audio"`` | (W, 81) float32 | feature frames ``k - context_frames .. k + lookahead_frames`` of the current frame ``k``, oldest first (row ``context_frames`` is frame ``k``); columns: 80 log-mel bands ``(logmel - ln 1e-6) / 10`` and RMS ``(rms_db + 100) / 50``; frames outside the clip are 0 (= digital silence) |
+    | ``"lips"`` | (40, 3) float32 | current lip landmarks (``lips_outer`` then ``lips_inner``, MediaPipe ids ``lip_landmark_ids``), ``(x - neutral) / 10 mm``, head frame, with the domain's noise/dropout, clipped to +-20 |
+    | ``"motors"`` | (26,) float32 | motor positions, normalized (``FaceModel.motor_positions()``), clipped to +-3 |
+    | ``"prev_action"`` | (26,) float32 | the previous action as applied (clipped to [-1, 1]); after reset the action that holds the rest command (absolute: rest controls; delta: zeros) |
+
+    ``flat_obs=True`` flattens ``"audio"`` to (W * 81,) and ``"lips"`` to (120,) (row-major; Stable-Baselines3's
+    ``check_env`` warns about 2-D entries, its ``MultiInputPolicy`` handles both).
+
+    **Which audio an observation sees.** Frame ``k`` is at ``t_k = k / 30`` s and its features come from audio
+    centred on ``t_k`` (:mod:`facetwin.audio.features`: a 66.7 ms Hann window, so frame ``k`` hears up to
+    ``t_k + 33.3 ms``). The observation the agent acts on at step ``k`` (from ``reset()`` for ``k = 0``, from step
+    ``k - 1`` after) holds frames ``k - context_frames .. k + lookahead_frames``: it has heard the audio up to
+    ``t_k + lookahead_frames / 30 + 33.3 ms`` (default 133 ms, of which 100 ms are the frame lookahead) and never
+    more. ``lookahead_frames=0`` is causal up to the feature window itself (what :class:`StreamingFeatures` emits
+    live: 33.3 ms).
+
+    ## Rewards
+
+    Step ``k`` (``k = 0 .. T - 1``) holds the command for one control period (1/30 s) and scores the resulting face
+    against target frame ``k``; the lip targets (``lip_landmarks_mm``) are displacements from the neutral lips,
+    compared with the face's true (noise-free) lip landmarks minus its own neutral ones:
+
+    | term (``info["reward_<term>"]``) | value |
+    |---|---|
+    | ``lip`` | ``-lip_coef * error_mm``: mean Euclidean distance (mm) over the 40 lip landmarks between the face's displacement and the target's, after removing their mean difference (``lip_error="centroid"``, default: the lip shape, wherever the mouth as a whole sits) or as is (``"absolute"``) |
+    | ``closure`` | ``-closure_coef * max(0, aperture_mm - closure_mm)`` on target closure frames (bilabials: the lips must seal, ``closure_mm`` = 1 mm), else 0 |
+    | ``rounding`` | ``-rounding_coef * max(0, width_mm - target_width_mm)`` on target rounding frames (W/OO class), else 0 |
+    | ``effort`` | ``-effort_coef * mean_i (u_i - rest_i)^2`` (shared, :class:`FaceEnv`) |
+    | ``jerk`` | ``-jerk_coef * mean_i (u_i - u_prev_i)^2`` (shared: an action-rate penalty on the motor commands) |
+
+    ``info`` (every step): ``clip``, ``frame`` (``k``), ``t`` (``t_k``), ``error_mm``, the face's ``aperture_mm``,
+    ``width_mm``, ``protrusion_mm`` and the targets ``target_aperture_mm``, ``target_width_mm``,
+    ``target_protrusion_mm``, ``closure`` and ``rounded`` (target flags), ``phoneme`` (the timeline's phone sounding
+    at ``t_k``, "" in silence), ``viseme`` (the target's dominant viseme), the reward terms, ``diverged``, ``step``.
+    ``reset()`` info: ``clip``, ``kind``, ``lang``, ``text``, ``n_frames``.
+
+    Why ``"centroid"``: the target lip model (:mod:`facetwin.audio.visemes`) opens the lips symmetrically
+    (+-aperture/2, no retraction), while the twin opens its mouth with a jaw that rotates the whole mouth down and
+    back (``jaw_open`` = 0: aperture 11.6 mm, the 40 lip points moved by -5.6 mm in x and -6.1 mm in z on average). Absolute error makes every jaw
+    opening cost more than keeping the mouth shut (on the 30 train clips of the built-in corpus the jaw-driven
+    :meth:`scripted_controls` baseline scores 5.3 mm against 2.6 mm for the motionless neutral face); with the mean
+    shift removed the same baseline scores 1.9 mm against 2.5 mm (reward per step -2.47 against -3.29).
+
+    ## Starting state
+
+    The settled neutral face, motor command = rest, at frame 0 of the clip.
+
+    ## Episode end
+
+    | condition | result |
+    |---|---|
+    | the clip's last frame was played (step ``T``, ``T = ceil(duration * 30)`` frames) | ``truncated=True`` |
+    | ``max_episode_steps`` (default ``None``) | ``truncated=True`` |
+    | the physics diverges | ``truncated=True``, ``info["diverged"]=True`` (see :class:`FaceEnv`) |
+
+    ``terminated`` is always False. An episode has exactly as many steps as its clip has frames; the final
+    observation (frame ``T``) is zero-padded past the end.
+
+    ## Arguments
+
+    | argument | default | meaning |
+    |---|---|---|
+    | ``clips`` | ``None`` | user audio (table above); excludes ``corpus_dir`` |
+    | ``corpus_dir`` | ``None`` | a corpus folder; ``None`` (and no ``clips``): the built-in corpus |
+    | ``split`` | ``"train"`` | corpus split: ``"train"``, ``"heldout_sentence"``, ``"heldout_language"``, ``"all"`` |
+    | ``cache_dir`` | ``None`` | cache folder of the built-in corpus (default :func:`default_cache_dir`) |
+    | ``context_frames`` | 8 | past feature frames in the audio window (267 ms) |
+    | ``lookahead_frames`` | 3 | future feature frames in the audio window (100 ms) |
+    | ``flat_obs`` | False | flatten ``"audio"`` and ``"lips"`` to 1-D |
+    | ``lip_coef`` | 1.0 | weight of the lip landmark error (per mm) |
+    | ``closure_coef`` | 2.0 | weight of the aperture above ``closure_mm`` on closure frames (per mm) |
+    | ``rounding_coef`` | 0.5 | weight of the width above target on rounding frames (per mm) |
+    | ``closure_mm`` | 1.0 | aperture (mm) at or below which the lips count as sealed |
+    | ``lip_error`` | ``"centroid"`` | ``"centroid"`` (lip shape: mean displacement difference removed) or ``"absolute"`` |
+    | shared | | ``variant`` (``"fast"``), ``face``, ``action_mode``, ``max_delta``, ``domain``, ``max_episode_steps`` (``None``), ``reset_settle_steps``, ``effort_coef`` (0.05), ``jerk_coef`` (0.2), ``render_mode``, ``render_camera``: see :class:`facetwin.envs.base.FaceEnv` |
+
+    >>> env = LipSyncEnv()                                   # built-in corpus, train split
+    >>> obs, info = env.reset(seed=0)                        # info["clip"], info["n_frames"]
+    >>> obs["audio"].shape, obs["lips"].shape                # (12, 81), (40, 3)
+    >>> u = env.unwrapped.scripted_controls()                # a scripted open-loop baseline for this clip
+    """
+
+    reset_option_keys: ClassVar[tuple[str, ...]] = ("domain", "clip")
+
+    def __init__(
+        self,
+        *,
+        clips: Sequence[Any] | None = None,
+        corpus_dir: str | Path | None = None,
+        split: str | None = None,
+        cache_dir: str | Path | None = None,
+        context_frames: int = 8,
+        lookahead_frames: int = 3,
+        flat_obs: bool = False,
+        lip_coef: float = 1.0,
+        closure_coef: float = 2.0,
+        rounding_coef: float = 0.5,
+        closure_mm: float = 1.0,
+        lip_error: str = "centroid",
+        **kwargs: Any,
+    ):
+        for name, v in (("context_frames", context_frames), ("lookahead_frames", lookahead_frames)):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
+                raise ValueError(f"{name} must be an integer >= 0, got {v!r}")
+        for name, c in (("lip_coef", lip_coef), ("closure_coef", closure_coef), ("rounding_coef", rounding_coef)):
+            if not (np.isfinite(c) and c >= 0):
+                raise ValueError(f"{name} must be finite and >= 0, got {c}")
+        if lip_error not in LIP_ERRORS:
+            raise ValueError(f"unknown lip_error {lip_error!r}; choose one of {', '.join(LIP_ERRORS)}")
+        if not (np.isfinite(closure_mm) and closure_mm >= 0):
+            raise ValueError(f"closure_mm must be finite and >= 0, got {closure_mm}")
+        if clips is not None and corpus_dir is not None:
+            raise ValueError("give either clips= (your audio) or corpus_dir= (a corpus folder), not both")
+        if clips is not None and split is not None:
+            raise ValueError("split= selects corpus items; it does not apply to clips=")
+        split = "train" if split is None else split
+        if split not in SPLITS:
+            raise ValueError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+
+        super().__init__(**kwargs)
+        fps = float(self.face.control_hz)
+        if fps != CORPUS_FPS:
+            raise ValueError(f"the face's control rate {fps:g} Hz differs from the corpus frame rate {CORPUS_FPS:g}")
+        self.fps = fps
+        if clips is not None:
+            single_tuple = isinstance(clips, tuple) and len(clips) in (2, 3) and isinstance(clips[1], (int, np.integer))
+            if isinstance(clips, (str, os.PathLike, dict)) or hasattr(clips, "timeline") or single_tuple:
+                clips = [clips]
+            sources: list = [_user_clip(c, i, fps) for i, c in enumerate(clips)]
+            if not sources:
+                raise ValueError("clips= is empty: give at least one clip")
+            self.corpus_dir = None
+        else:
+            cdir = Path(corpus_dir) if corpus_dir is not None else builtin_corpus_dir(cache_dir)
+            sources = _corpus_clips(cdir, split, fps)
+            self.corpus_dir = cdir
+        ids = [s.id for s in sources]
+        dup = sorted({i for i in ids if ids.count(i) > 1})
+        if dup:
+            raise ValueError(f"clip ids must be unique; repeated: {', '.join(dup)} (give clips an 'id')")
+        self._sources = sources
+        self._ids = {cid: i for i, cid in enumerate(ids)}
+        self.split = split if clips is None else None
+        self._own_cache: dict[int, ClipData] = {}
+
+        self.context_frames = int(context_frames)
+        self.lookahead_frames = int(lookahead_frames)
+        self.window = self.context_frames + 1 + self.lookahead_frames
+        self.flat_obs = bool(flat_obs)
+        self.lip_coef, self.closure_coef, self.rounding_coef = float(lip_coef), float(closure_coef), float(rounding_coef)
+        self.closure_mm = float(closure_mm)
+        self.lip_error = lip_error
+
+        self.lip_landmark_ids = lip_landmark_ids()
+        self._lip_cols = np.array([column(int(i)) for i in self.lip_landmark_ids])
+        self._neutral_lips = self._neutral_lm[self._lip_cols].copy()
+        a_shape = (self.window * N_AUDIO_FEATURES,) if self.flat_obs else (self.window, N_AUDIO_FEATURES)
+        l_shape = (N_LIPS * 3,) if self.flat_obs else (N_LIPS, 3)
+        self.observation_space = spaces.Dict({
+            "audio": spaces.Box(-AUDIO_OBS_BOUND, AUDIO_OBS_BOUND, a_shape, np.float32),
+            "lips": spaces.Box(-LANDMARK_OBS_BOUND, LANDMARK_OBS_BOUND, l_shape, np.float32),
+            "motors": spaces.Box(-MOTOR_OBS_BOUND, MOTOR_OBS_BOUND, (self.n_actuators,), np.float32),
+            "prev_action": spaces.Box(-1.0, 1.0, (self.n_actuators,), np.float32),
+        })
+        self._clip: ClipData | None = None
+        self._padded: np.ndarray | None = None
+        self._true_lm = self._neutral_lm.copy()
+        self._prev_action = self.ctrl_to_action(self.rest_ctrl)
+
+    # ------------------------------------------------------------------------------------------ clips
+    @property
+    def clip_ids(self) -> list[str]:
+        """The ids of the clips this env plays, in index order."""
+        return [s.id for s in self._sources]
+
+    @property
+    def n_clips(self) -> int:
+        return len(self._sources)
+
+    @property
+    def clip(self) -> ClipData | None:
+        """The clip of the current episode (None before the first reset)."""
+        return self._clip
+
+    def clip_index(self, clip: int | str) -> int:
+        """Index of a clip given by id or index."""
+        if isinstance(clip, (int, np.integer)) and not isinstance(clip, bool):
+            if not 0 <= int(clip) < len(self._sources):
+                raise ValueError(f"clip index {int(clip)} out of range: this env has {len(self._sources)} clips")
+            return int(clip)
+        if isinstance(clip, str):
+            if clip not in self._ids:
+                some = ", ".join(list(self._ids)[:8]) + (" ..." if len(self._ids) > 8 else "")
+                raise ValueError(f"unknown clip {clip!r}; this env's clips: {some}")
+            return self._ids[clip]
+        raise TypeError(f"clip must be an id (str) or an index (int), got {type(clip).__name__}")
+
+    def load_clip(self, clip: int | str) -> ClipData:
+        """The arrays of a clip (loaded on first use, then kept in memory)."""
+        i = self.clip_index(clip)
+        src = self._sources[i]
+        if isinstance(src, _CorpusClip):
+            return src.load()
+        data = self._own_cache.get(i)
+        if data is None:
+            data = self._own_cache[i] = src.load()
+        return data
+
+    # ------------------------------------------------------------------------------------------ task hooks
+    def _sample_task(self, options: dict) -> None:
+        sel = options.pop("clip", None)
+        i = int(self.np_random.integers(len(self._sources))) if sel is None else self.clip_index(sel)
+        clip = self.load_clip(i)
+        self._clip = clip
+        pad_lo = np.zeros((self.context_frames, N_AUDIO_FEATURES), np.float32)
+        pad_hi = np.zeros((self.lookahead_frames + 1, N_AUDIO_FEATURES), np.float32)
+        self._padded = np.concatenate([pad_lo, clip.audio_obs, pad_hi])  # row r = frame r - context_frames
+
+    def _after_reset(self) -> None:
+        self._prev_action = self.ctrl_to_action(self.rest_ctrl)
+
+    def audio_window(self, frame: int) -> np.ndarray:
+        """(W, 81) audio observation rows of ``frame`` (frames ``frame - context .. frame + lookahead``)."""
+        if self._padded is None:
+            raise RuntimeError("call reset() first")
+        k = int(frame)
+        if not 0 <= k <= self._clip.n_frames:
+            raise ValueError(f"frame {k} outside [0, {self._clip.n_frames}]")
+        return self._padded[k:k + self.window].copy()
+
+    def _get_obs(self) -> dict[str, np.ndarray]:
+        self._true_lm = lm = self.face.landmarks_mm()
+        p = self.domain_params
+        sensed = self.sense_landmarks_mm(lm) if (p.obs_noise_mm or p.landmark_dropout) else lm
+        lips = (sensed[self._lip_cols] - self._neutral_lips) * (1.0 / LANDMARK_SCALE_MM)
+        lips = np.clip(lips, -LANDMARK_OBS_BOUND, LANDMARK_OBS_BOUND).astype(np.float32)
+        audio = self.audio_window(min(self._elapsed, self._clip.n_frames))
+        if self.flat_obs:
+            audio, lips = audio.ravel(), lips.ravel()
+        return {
+            "audio": audio,
+            "lips": lips,
+            "motors": np.clip(self.face.motor_positions(), -MOTOR_OBS_BOUND, MOTOR_OBS_BOUND).astype(np.float32),
+            "prev_action": np.asarray(self._prev_action, dtype=np.float32).copy(),
+        }
+
+    def lip_error_mm(self, landmarks_mm: np.ndarray | None = None, frame: int | None = None) -> np.ndarray:
+        """(40,) distances (mm) between the lip displacement of ``landmarks_mm`` (default: the current true
+        landmarks) and the target of ``frame`` (default: the frame of the last step)."""
+        lm = self._true_lm if landmarks_mm is None else np.asarray(landmarks_mm, dtype=float)
+        k = self._elapsed - 1 if frame is None else int(frame)
+        diff = (lm[self._lip_cols] - self._neutral_lips) - self._clip.target_lips_mm[k]
+        if self.lip_error == "centroid":
+            diff = diff - diff.mean(axis=0)
+        return np.linalg.norm(diff, axis=1)
+
+    def _reward_terms(self):
+        c = self._clip
+        k = min(self._elapsed - 1, c.n_frames - 1)  # the frame this step played (clamped if max_episode_steps > T)
+        lm = self._true_lm
+        err = float(self.lip_error_mm(lm, k).mean())
+        m = mouth_measures(lm, self._neutral_lm)
+        ap, width, prot = float(m["aperture_mm"]), float(m["width_mm"]), float(m["protrusion_mm"])
+        closure, rounded = bool(c.closure[k]), bool(c.rounded[k])
+        tw = float(c.target_width_mm[k])
+        terms = {
+            "lip": -self.lip_coef * err,
+            "closure": -self.closure_coef * max(0.0, ap - self.closure_mm) if closure else 0.0,
+            "rounding": -self.rounding_coef * max(0.0, width - tw) if rounded else 0.0,
+        }
+        info = {
+            "clip": c.id, "frame": k, "t": k / self.fps, "error_mm": err,
+            "aperture_mm": ap, "width_mm": width, "protrusion_mm": prot,
+            "target_aperture_mm": float(c.target_aperture_mm[k]), "target_width_mm": tw,
+            "target_protrusion_mm": float(c.target_protrusion_mm[k]),
+            "closure": closure, "rounded": rounded, "phoneme": str(c.phoneme[k]), "viseme": str(c.viseme[k]),
+        }
+        return terms, info
+
+    # ------------------------------------------------------------------------------------------ gymnasium API
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        obs, info = super().reset(seed=seed, options=options)
+        c = self._clip
+        info.update(clip=c.id, kind=c.kind, lang=c.lang, text=c.text, n_frames=c.n_frames)
+        return obs, info
+
+    def step(self, action):
+        if self._clip is None:
+            raise RuntimeError("call reset() before step()")
+        a = self.validate_action(action)
+        prev = self._prev_action
+        self._prev_action = a.astype(np.float32)
+        try:
+            obs, reward, terminated, truncated, info = super().step(a)
+        except Exception:
+            self._prev_action = prev
+            raise
+        if self._elapsed >= self._clip.n_frames:
+            truncated = True
+        return obs, reward, terminated, truncated, info
+
+    # ------------------------------------------------------------------------------------------ baseline
+    def scripted_controls(self, clip: int | str | None = None, lead_frames: int = 2, seal_frames: int = 3) -> np.ndarray:
+        """(T, 26) open-loop motor commands that play a clip's targets (default: the current clip): a scripted
+        baseline, not a solution.
+
+        Row ``k`` (the command of step ``k``) opens the jaw (``"ah"`` intensity) to the target aperture of frame
+        ``k + lead_frames`` (clamped to the clip; the lead covers the servo and skin lag), through the aperture the
+        nominal face settles to at each jaw opening; it commands the ``"mm"`` seal instead when any of the target
+        frames ``k + lead_frames .. k + lead_frames + seal_frames - 1`` is a closure (the jaw needs a head start to
+        shut from a vowel). Width, rounding and protrusion are left alone (the ``"ee"``/``"oo"`` expressions change
+        the lip shape in ways that cost more landmark error than they gain). Absolute commands: in ``"delta"`` mode
+        convert each row with ``env.unwrapped.ctrl_to_action`` as you step. The defaults scored best on corpus
+        clips; they seal 60 % of the closure frames (aperture <= 1 mm) of the built-in train split: B/P/M are hard for
+        this face too.
+        """
+        c = self._clip if clip is None else self.load_clip(clip)
+        if c is None:
+            raise RuntimeError("call reset() first or name a clip")
+        T = c.n_frames
+        lead, n_seal = int(lead_frames), max(1, int(seal_frames))
+        src = np.clip(np.arange(T) + lead, 0, T - 1)
+        ah = np.interp(c.target_aperture_mm[src], _AH_APERTURE, _AH_LEVELS)
+        seal = mix_ctrl(self.face, {"mm": 1.0})
+        out = np.empty((T, self.n_actuators))
+        for k in range(T):
+            lo, hi = min(max(k + lead, 0), T), min(max(k + lead + n_seal, 0), T)
+            out[k] = seal if c.closure[lo:hi].any() else mix_ctrl(self.face, {"ah": ah[k]})
+        return out
+
+
+__all__ = [
+    "AUDIO_OBS_BOUND",
+    "BUILTIN_CORPUS_ARGS",
+    "LANDMARK_SCALE_MM",
+    "N_AUDIO_FEATURES",
+    "SPLITS",
+    "ClipData",
+    "LipSyncEnv",
+    "audio_obs_features",
+    "builtin_corpus_dir",
+    "default_cache_dir",
+]
