@@ -243,9 +243,10 @@ def test_version_in_process(capsys):
     assert facetwin.__version__ == importlib.metadata.version("facetwin")
 
 
-def test_python_m_facetwin_prints_the_version():
+def test_python_m_facetwin_prints_the_version(tmp_path):
+    # run outside the checkout: there, ./facetwin (the bare package root) would shadow an installed facetwin
     res = subprocess.run(
-        [sys.executable, "-m", "facetwin", "--version"], capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "facetwin", "--version"], capture_output=True, text=True, timeout=60, cwd=tmp_path
     )
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == f"facetwin {facetwin.__version__}"

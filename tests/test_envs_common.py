@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import warnings
 
 import gymnasium as gym
@@ -262,14 +264,12 @@ def test_make_vec(mode):
         venv.close()
 
 
-def _make_env():
-    return MirrorSelfModelEnv(target_pool_size=4, max_episode_steps=4)
-
-
 def test_sb3_subproc_vec_env():
     from stable_baselines3.common.vec_env import SubprocVecEnv
 
-    venv = SubprocVecEnv([_make_env, _make_env])
+    # the factory must be importable in the worker processes: a partial of the env class, not a test function
+    make = functools.partial(MirrorSelfModelEnv, target_pool_size=4, max_episode_steps=4)
+    venv = SubprocVecEnv([make, make])
     try:
         venv.seed(0)
         obs = venv.reset()
@@ -282,7 +282,6 @@ def test_sb3_subproc_vec_env():
 
 
 def test_record_video_writes_mp4(tmp_path):
-    pytest.importorskip("moviepy")
     _register()
     env = gym.make(ENV_ID, render_mode="rgb_array", max_episode_steps=6, target_pool_size=2)
     env = gym.wrappers.RecordVideo(env, str(tmp_path / "videos"), episode_trigger=lambda ep: True, disable_logger=True)
