@@ -367,7 +367,23 @@ def build_parser() -> argparse.ArgumentParser:
     bb = sub.add_parser("babble", help="collect random expressions and their landmarks (mirror self-modeling data)")
     add_babble_arguments(bb)
     bb.set_defaults(func=main_babble)
+
+    tr = sub.add_parser("train", help="train a policy with Stable-Baselines3 (SAC or PPO) and evaluate it")
+
+    def train_cmd(args: argparse.Namespace) -> int:
+        from facetwin.agents.rl import train_main
+
+        return train_main(args)
+
+    _add_train_arguments(tr)
+    tr.set_defaults(func=train_cmd)
     return p
+
+
+def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    from facetwin.agents.rl import add_train_arguments
+
+    add_train_arguments(parser)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,916 @@
+"""Reinforcement learning on the face twin with Stable-Baselines3 (SAC or PPO), with resumable checkpoints.
+
+>>> from facetwin.agents.rl import train
+>>> result = train("facetwin.envs.mirror_self_model:MirrorSelfModelEnv", "sac", 15_000, "runs/mirror", n_envs=2)
+>>> print(result.table)  # trained policy vs random policy vs neutral face, on the same held-out targets
+
+Command line (``facetwin train`` takes the same arguments, :func:`add_train_arguments`)::
+
+    python -m facetwin.agents.rl --algo sac --steps 15000 --n-envs 2 --out runs/mirror
+    python -m facetwin.agents.rl --algo sac --steps 15000 --n-envs 2 --out runs/mirror --resume   # after a kill
+    python -m facetwin.agents.rl --algo ppo --hp n_steps=512 --env-arg max_episode_steps=20 --out runs/ppo
+
+``n_envs > 1`` runs the envs in ``SubprocVecEnv`` worker processes (forkserver start method): a script that calls
+:func:`train` must guard its entry point with ``if __name__ == "__main__":``.
+
+What a run writes into ``out_dir``:
+
+* ``checkpoint.zip``: the latest periodic checkpoint (every ``checkpoint_every`` steps, and at the end), one file,
+  written atomically (a temporary file in the same folder, flushed and fsync'ed, then ``os.replace``). It bundles
+  the SB3 model (``model.zip``, with the optimizer state), the VecNormalize statistics (``vecnormalize.pkl``), the
+  SAC replay buffer (``replay_buffer.pkl``) and ``meta.json`` (``num_timesteps``, algorithm, env id and kwargs, seed,
+  step target, hyper-parameter overrides). A run killed while writing leaves a stray ``.checkpoint.zip.tmp-*`` file
+  (deleted by the next run) and the previous ``checkpoint.zip`` intact. Checkpoints are taken at the start of a
+  rollout, after the previous update, so the saved step count is exactly the data the saved policy learned from.
+* ``model.zip`` and ``vecnormalize.pkl``: the final policy (``SAC.load`` / ``PPO.load``; ``VecNormalize.load``).
+* ``tb/``: TensorBoard logs (``tensorboard --logdir out_dir/tb``), with ``rollout/ep_final_error_mm`` (mean
+  end-of-episode landmark error of recent training episodes, exploration noise included). A resumed run goes on
+  in the same TensorBoard run.
+* ``eval.json``: the final evaluation, per episode.
+
+Resuming (``resume=True``): the model, its optimizer, the VecNormalize statistics, the replay buffer and the step
+count come from ``checkpoint.zip``; training continues (``reset_num_timesteps=False``) until the same total
+``steps``; the envs restart with fresh episodes (seeded from the seed and the step count).
+
+Evaluation (:func:`evaluate`, :func:`compare_policies`): the trained policy (deterministic), a uniformly random policy
+and the neutral face (the action that commands the rest controls) run on the same held-out episodes. Episode ``i``
+is reset with ``seed=eval_seed + i`` and, for the mirror self-model env, a held-out target: the control vector
+``sample_expression(default_rng([eval_seed, i]))`` from the env's own target distribution, settled like the
+training targets, whereas training targets come from the env's pool, entry ``k`` drawn from
+``default_rng([target_seed, k])`` (``eval_seed`` 1,000,000 vs ``target_seed`` 0; equal seeds are refused). The
+figure of merit is the landmark error (``info["error_mm"]``, mm, lip landmarks weighted 2) at the last step of the
+episode; the table also gives the error averaged over the episode.
+
+Defaults, measured on this task (2-core AMD EPYC VM, CPU torch, held-out targets, error at the end of the episode):
+
+* env: ``DEFAULT_ENV_KWARGS``: the "fast" model variant, absolute actions, landmark observations, 10-step episodes
+  (1/3 s; commanding the target controls themselves gets within 0.05 mm in 10 steps), the env's pool of 256
+  targets (each settled once per process, ~0.2 s: the first minute of a run is slower);
+* SAC (the default algorithm), ``ALGO_DEFAULTS["sac"]``: ``python -m facetwin.agents.rl --algo sac --steps 15000
+  --n-envs 2`` trained in 195 s (77 steps/s; 213 s with the evaluation) and reached 2.26 mm vs 3.19 mm for the
+  neutral face (0.71x) and 7.00 mm for random actions (50 episodes). Shorter SAC runs with one env: 4000-6000 steps,
+  0.66x-0.89x of the neutral error (seeds 0-2), ~1 min; 15000 steps gave 0.69x-0.77x: it plateaus there;
+* PPO, ``ALGO_DEFAULTS["ppo"]``: 40,000 steps with 2 envs in 248 s reached 3.32 mm vs 3.11 mm neutral (1.07x,
+  30 episodes): on-policy learning of this 26-D regression-like task is too slow for a minutes-long budget.
+
+The CPU's two cores are shared by three processes with ``n_envs=2`` (two env workers and the learner), and torch
+is limited to one thread (``torch_threads=1``): torch's default two threads spin against the env workers (measured
+3.5x slower with PPO).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import importlib
+import io
+import json
+import os
+import pickle
+import sys
+import tempfile
+import time
+import zipfile
+from collections.abc import Callable, Sequence
+from contextlib import suppress
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+DEFAULT_ENV_ID = "facetwin.envs.mirror_self_model:MirrorSelfModelEnv"
+# the training setup of the mirror self-model task: the fast model variant, absolute controls, short episodes
+DEFAULT_ENV_KWARGS: dict[str, Any] = {
+    "variant": "fast",
+    "action_mode": "absolute",
+    "obs_mode": "landmarks",
+    "max_episode_steps": 10,  # 1/3 s: commanding the target itself gets within 0.05 mm in 10 steps
+}
+ALGOS = ("ppo", "sac")
+DEFAULT_EVAL_SEED = 1_000_000
+CHECKPOINT_NAME = "checkpoint.zip"
+MODEL_NAME = "model.zip"
+VECNORM_NAME = "vecnormalize.pkl"
+EVAL_NAME = "eval.json"
+CHECKPOINT_FORMAT = 1
+
+# Hyper-parameters per algorithm (SB3 constructor keyword arguments), overridable with ``hyperparams=`` /
+# ``--hp key=value``. Chosen for the mirror self-model task on a 2-core CPU machine (see the module docstring for the
+# measurements behind them):
+#
+# * SAC (the default): one gradient step per environment step (``gradient_steps=-1``: as many as the vec env
+#   collected, so the update-to-data ratio stays 1 with any ``n_envs``), 128x128 networks and batches of 128 (a
+#   256x256 / 256 step costs ~20 ms on this CPU, 4x more, for a small gain), a short discount (gamma 0.5: a command
+#   shows in the landmarks within 2-3 control steps and the task is nearly a contextual bandit; 0.5 beat 0.9 in
+#   the same budget), learning rate 3e-4 (1e-3 was worse), 500 random steps before learning;
+# * PPO: rollouts of 256 steps per env, minibatches of 64, 10 epochs, lr 3e-4, gamma 0.9, an initial action std of
+#   0.37 (``log_std_init=-1``, about the spread of the targets around rest; std 1 mostly hits the [-1, 1] clip).
+#   PPO learns this task much more slowly per sample than SAC (see the module docstring).
+ALGO_DEFAULTS: dict[str, dict[str, Any]] = {
+    "ppo": dict(
+        learning_rate=3e-4,
+        n_steps=256,  # x n_envs per rollout
+        batch_size=64,
+        n_epochs=10,
+        gamma=0.9,  # short episodes
+        gae_lambda=0.95,
+        clip_range=0.2,
+        ent_coef=0.0,
+        policy_kwargs=dict(net_arch=dict(pi=[256, 256], vf=[256, 256]), log_std_init=-1.0),
+    ),
+    "sac": dict(
+        learning_rate=3e-4,
+        buffer_size=100_000,
+        learning_starts=500,
+        batch_size=128,
+        gamma=0.5,
+        tau=0.005,
+        train_freq=1,
+        gradient_steps=-1,  # one gradient step per collected env step, whatever n_envs
+        policy_kwargs=dict(net_arch=[128, 128]),
+    ),
+}
+
+# The tiny run of the test suite (tests/test_rl.py): about a minute on one core, below the neutral face's error on
+# held-out targets (measured 0.76x-0.89x of the neutral error over seeds 0-2 with 4000-5000 steps).
+TINY: dict[str, Any] = dict(
+    algo="sac",
+    steps=4_000,
+    env_kwargs={**DEFAULT_ENV_KWARGS, "target_pool_size": 64},  # 64 training targets: the pool is computed fast
+    hyperparams=None,  # the SAC defaults
+)
+
+
+# ------------------------------------------------------------------------------------------------ environments
+def _entry_point_class(env_id: str) -> Any | None:
+    """The env class named by a ``"module:Class"`` entry point, or None when ``env_id`` is not one."""
+    if ":" not in env_id:
+        return None
+    module_name, _, attr = env_id.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError:
+        return None
+    obj = getattr(module, attr, None)
+    return obj if isinstance(obj, type) and issubclass(obj, gym.Env) else None
+
+
+def make_env(env_id: str, env_kwargs: dict[str, Any] | None = None) -> gym.Env:
+    """``gym.make`` for a registered id (``"facetwin/..."``) or a ``"module:Class"`` entry point."""
+    kwargs = dict(env_kwargs or {})
+    if _entry_point_class(env_id) is not None:
+        # every kwarg goes to the constructor (gym.make(spec, max_episode_steps=...) would take that one for itself)
+        spec = gym.envs.registration.EnvSpec(id=env_id.partition(":")[2], entry_point=env_id, kwargs=kwargs)
+        return gym.make(spec)
+    return gym.make(env_id, **kwargs)
+
+
+class _KeepError(gym.Wrapper):
+    """Carries the last ``info["error_mm"]`` over steps that lack it (a diverged step), so that Monitor can log the
+    end-of-episode error of every episode."""
+
+    def reset(self, **kwargs):
+        obs, info = self.env.reset(**kwargs)
+        self._last_error = float(info.get("error_mm", np.nan))
+        return obs, info
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        if "error_mm" in info:
+            self._last_error = float(info["error_mm"])
+        else:
+            info["error_mm"] = self._last_error
+        return obs, reward, terminated, truncated, info
+
+
+def _monitored_env(env_id: str, env_kwargs: dict[str, Any] | None) -> gym.Env:
+    from stable_baselines3.common.monitor import Monitor
+
+    return Monitor(_KeepError(make_env(env_id, env_kwargs)), info_keywords=("error_mm",))
+
+
+def make_vec_env(env_id: str, n_envs: int, seed: int, env_kwargs: dict[str, Any] | None = None):
+    """``n_envs`` monitored copies: ``SubprocVecEnv`` when ``n_envs > 1``, else ``DummyVecEnv``; env ``i`` is
+    reset with ``seed + i`` the first time (then its random stream goes on)."""
+    from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
+
+    fns = [partial(_monitored_env, env_id, env_kwargs) for _ in range(n_envs)]
+    venv = SubprocVecEnv(fns) if n_envs > 1 else DummyVecEnv(fns)
+    venv.seed(seed)
+    venv.action_space.seed(seed)
+    return venv
+
+
+# ------------------------------------------------------------------------------------------------ evaluation
+PolicyFn = Callable[[Any], np.ndarray]
+
+
+@dataclass
+class EvalResult:
+    """Landmark errors (mm) of one policy on ``episodes`` held-out episodes."""
+
+    name: str
+    episodes: int
+    seed: int
+    final_error_mm: list[float]  # error at the last step of each episode
+    mean_error_mm: list[float]  # error averaged over the steps of each episode
+    episode_length: list[int]
+
+    @property
+    def mean_final_error_mm(self) -> float:
+        return float(np.mean(self.final_error_mm))
+
+    @property
+    def mean_episode_error_mm(self) -> float:
+        return float(np.mean(self.mean_error_mm))
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "episodes": self.episodes,
+            "seed": self.seed,
+            "mean_final_error_mm": self.mean_final_error_mm,
+            "std_final_error_mm": float(np.std(self.final_error_mm)),
+            "mean_episode_error_mm": self.mean_episode_error_mm,
+            "final_error_mm": self.final_error_mm,
+            "mean_error_mm": self.mean_error_mm,
+            "episode_length": self.episode_length,
+        }
+
+
+_HELDOUT_CACHE: dict[tuple, np.ndarray] = {}
+
+
+def heldout_reset_options(env: gym.Env, episodes: int, seed: int = DEFAULT_EVAL_SEED) -> list[dict[str, Any]] | None:
+    """Per-episode ``reset`` options with held-out targets, or None if ``env`` has no target options.
+
+    For the mirror self-model env: target ``i`` is ``sample_expression(default_rng([seed, i]), ...)`` with the
+    env's own target distribution (gaussian/uniform, sigma, symmetry), settled for ``target_settle_s`` on the
+    nominal face, and passed as ``{"target_landmarks_mm": ...}``. The training pool's entry ``k`` is drawn from
+    ``default_rng([target_seed, k])``, so a ``seed`` other than ``target_seed`` gives targets outside that pool.
+    Settled targets are cached per process.
+    """
+    base = env.unwrapped
+    keys = getattr(base, "reset_option_keys", ())
+    if "target_landmarks_mm" not in keys or not hasattr(base, "settled_landmarks_mm"):
+        return None
+    from facetwin.envs.mirror_self_model import sample_expression
+
+    if seed == getattr(base, "target_seed", None):
+        raise ValueError(
+            f"the evaluation seed {seed} equals the env's target_seed: the targets would be training targets"
+        )
+    options = []
+    for i in range(episodes):
+        key = (base.variant, base.frame, base.target_distribution, base.target_sigma, base.symmetric,
+               base.target_settle_s, seed, i)
+        lm = _HELDOUT_CACHE.get(key)
+        if lm is None:
+            u = sample_expression(np.random.default_rng([seed, i]), base.rest_ctrl, base.actuator_names,
+                                  distribution=base.target_distribution, sigma=base.target_sigma,
+                                  symmetric=base.symmetric)
+            lm = _HELDOUT_CACHE[key] = base.settled_landmarks_mm(u, base.target_settle_s, base.frame)
+        options.append({"target_landmarks_mm": lm.copy()})
+    return options
+
+
+def evaluate(
+    policy_fn: PolicyFn,
+    env: gym.Env,
+    episodes: int,
+    seed: int = DEFAULT_EVAL_SEED,
+    *,
+    name: str = "policy",
+    reset_options: Sequence[dict[str, Any] | None] | None = None,
+    held_out: bool = True,
+    max_steps: int = 10_000,
+) -> EvalResult:
+    """Run ``policy_fn(obs) -> action`` for ``episodes`` episodes on ``env`` and collect the landmark errors.
+
+    Episode ``i`` is reset with ``seed=seed + i`` and, for the mirror self-model env (``held_out=True``), the
+    held-out target ``i`` of :func:`heldout_reset_options` (``reset_options`` overrides it; envs without target
+    options just use the seeds). Every policy evaluated with the same env settings, ``episodes`` and ``seed`` sees
+    the same episodes. The error is ``info["error_mm"]`` after each step (a step without it, e.g. a diverged one,
+    repeats the previous value); the episode ends at ``terminated``/``truncated`` or ``max_steps``.
+    """
+    if reset_options is None and held_out:
+        reset_options = heldout_reset_options(env, episodes, seed)
+    finals, means, lengths = [], [], []
+    for i in range(episodes):
+        opts = reset_options[i] if reset_options is not None else None
+        obs, info = env.reset(seed=seed + i, options=opts)
+        error = float(info.get("error_mm", np.nan))
+        errors = []
+        for _ in range(max_steps):
+            obs, _reward, terminated, truncated, info = env.step(policy_fn(obs))
+            error = float(info.get("error_mm", error))
+            errors.append(error)
+            if terminated or truncated:
+                break
+        finals.append(errors[-1])
+        means.append(float(np.mean(errors)))
+        lengths.append(len(errors))
+    return EvalResult(name, episodes, seed, finals, means, lengths)
+
+
+def random_policy(action_space: gym.spaces.Space, seed: int = 0) -> PolicyFn:
+    """Uniformly random actions from ``action_space`` (its own seeded random stream)."""
+    space = gym.spaces.Box(action_space.low, action_space.high, action_space.shape, action_space.dtype)
+    space.seed(seed)
+    return lambda obs: space.sample()
+
+
+def neutral_action(env: gym.Env) -> np.ndarray:
+    """The action that commands the neutral face (rest controls) from ``env``'s current command."""
+    base = env.unwrapped
+    rest = getattr(base, "rest_ctrl", None)
+    if rest is None:
+        from facetwin.sim import rest_controls
+
+        rest = rest_controls()
+    if hasattr(base, "ctrl_to_action"):
+        return np.asarray(base.ctrl_to_action(rest), dtype=env.action_space.dtype)
+    if getattr(base, "action_mode", "absolute") == "delta":
+        return np.zeros(env.action_space.shape, dtype=env.action_space.dtype)
+    return np.asarray(rest, dtype=env.action_space.dtype)
+
+
+def neutral_policy(env: gym.Env) -> PolicyFn:
+    """Always the neutral face (rest controls, in absolute or delta mode): the error is then the target's own
+    distance from the neutral face."""
+    return lambda obs: neutral_action(env)
+
+
+def model_policy(model, vecnormalize=None, deterministic: bool = True) -> PolicyFn:
+    """A trained SB3 model as ``policy_fn`` (observations normalized with the training statistics if given)."""
+
+    def act(obs):
+        if vecnormalize is not None:
+            obs = vecnormalize.normalize_obs(obs)
+        action, _ = model.predict(obs, deterministic=deterministic)
+        return action
+
+    return act
+
+
+def format_eval_table(results: Sequence[EvalResult], reference: str = "neutral face") -> str:
+    """One markdown table: mean final / per-episode landmark error per policy, and the ratio to ``reference``."""
+    ref = next((r for r in results if r.name == reference), None)
+    lines = [
+        "| policy | final landmark error (mm) | error over the episode (mm) | final error vs neutral |",
+        "|---|---:|---:|---:|",
+    ]
+    for r in results:
+        ratio = f"{r.mean_final_error_mm / ref.mean_final_error_mm:.2f}x" if ref and ref.mean_final_error_mm else "-"
+        lines.append(
+            f"| {r.name} | {r.mean_final_error_mm:.3f} ± {np.std(r.final_error_mm):.3f} "
+            f"| {r.mean_episode_error_mm:.3f} | {ratio} |"
+        )
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------------------ checkpoints
+def _algo_class(algo: str):
+    from stable_baselines3 import PPO, SAC
+
+    try:
+        return {"ppo": PPO, "sac": SAC}[algo.lower()]
+    except KeyError:
+        raise ValueError(f"unknown algorithm {algo!r}; choose one of {ALGOS}") from None
+
+
+def atomic_write(path: str | Path, write: Callable[[io.BufferedWriter], None]) -> Path:
+    """Write ``path`` through ``write(file)`` on a temporary file in the same folder, fsync, then ``os.replace``:
+    readers see the old file or the complete new one, never a partial one. The temporary file is removed on error."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes 0600 files; give the usual permissions
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with suppress(OSError):
+            os.unlink(tmp)
+        raise
+    with suppress(OSError):  # make the rename itself durable
+        dfd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    return path
+
+
+def remove_stale_temporaries(out_dir: str | Path) -> list[Path]:
+    """Delete the ``.*.tmp-*`` files a killed run may have left in ``out_dir``."""
+    removed = []
+    for p in Path(out_dir).glob(".*.tmp-*"):
+        with suppress(OSError):
+            p.unlink()
+            removed.append(p)
+    return removed
+
+
+_COMPACTED = "_facetwin_compacted"
+
+
+def _compact_buffer(buffer):
+    """A shallow copy of an SB3 replay buffer whose storage arrays are cut to the rows in use (SB3 allocates all
+    ``buffer_size`` rows up front, 350 MB for the default SAC buffer of this env, mostly zeros)."""
+    if buffer.full or buffer.pos >= buffer.buffer_size:
+        return buffer
+    n, cap = buffer.pos, buffer.buffer_size
+    out = copy.copy(buffer)
+    names = []
+    for name, value in vars(buffer).items():
+        if isinstance(value, np.ndarray) and value.ndim and value.shape[0] == cap:
+            setattr(out, name, value[:n])
+            names.append(name)
+        elif isinstance(value, dict) and value and all(
+            isinstance(v, np.ndarray) and v.ndim and v.shape[0] == cap for v in value.values()
+        ):
+            setattr(out, name, {k: v[:n] for k, v in value.items()})
+            names.append(name)
+    setattr(out, _COMPACTED, names)
+    return out
+
+
+def _expand_buffer(buffer):
+    """Undo :func:`_compact_buffer`: pad the storage arrays back to ``buffer_size`` rows."""
+    names = vars(buffer).pop(_COMPACTED, None)
+    if not names:
+        return buffer
+    cap = buffer.buffer_size
+
+    def grow(a: np.ndarray) -> np.ndarray:
+        full = np.zeros((cap, *a.shape[1:]), dtype=a.dtype)
+        full[: len(a)] = a
+        return full
+
+    for name in names:
+        value = getattr(buffer, name)
+        setattr(buffer, name, {k: grow(v) for k, v in value.items()} if isinstance(value, dict) else grow(value))
+    return buffer
+
+
+def save_checkpoint(path: str | Path, model, vecnormalize=None, meta: dict[str, Any] | None = None) -> Path:
+    """One self-contained checkpoint file (a zip of the SB3 model, VecNormalize statistics, SAC replay buffer and
+    ``meta.json`` with the step count), written atomically."""
+    meta = dict(meta or {})
+    meta.update(format=CHECKPOINT_FORMAT, num_timesteps=int(model.num_timesteps), saved_at=time.time())
+    model_bytes = io.BytesIO()
+    model.save(model_bytes)
+    buffer = getattr(model, "replay_buffer", None)
+    meta["has_vecnormalize"] = vecnormalize is not None
+    meta["has_replay_buffer"] = buffer is not None
+
+    def write(f):
+        with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+            zf.writestr("model.zip", model_bytes.getvalue())
+            if vecnormalize is not None:
+                zf.writestr("vecnormalize.pkl", pickle.dumps(vecnormalize, protocol=pickle.HIGHEST_PROTOCOL))
+            if buffer is not None:
+                with zf.open("replay_buffer.pkl", "w", force_zip64=True) as bf:
+                    pickle.dump(_compact_buffer(buffer), bf, protocol=pickle.HIGHEST_PROTOCOL)
+            zf.writestr("meta.json", json.dumps(meta, indent=2))  # last: its presence marks a complete bundle
+
+    return atomic_write(path, write)
+
+
+def read_checkpoint_meta(path: str | Path) -> dict[str, Any]:
+    """The ``meta.json`` of a checkpoint; raises ``ValueError`` if the file is not a complete checkpoint."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            bad = zf.testzip()
+            if bad is not None:
+                raise ValueError(f"{path}: corrupt member {bad}")
+            meta = json.loads(zf.read("meta.json"))
+            if "model.zip" not in zf.namelist():
+                raise ValueError(f"{path}: no model in the checkpoint")
+    except (zipfile.BadZipFile, KeyError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path} is not a valid facetwin checkpoint: {e}") from e
+    return meta
+
+
+def load_checkpoint(path: str | Path, venv=None, device: str = "auto"):
+    """``(model, vecnormalize or None, meta)`` from a checkpoint. With ``venv`` (the raw vec env), the model is bound
+    to it, wrapped in the saved VecNormalize when there is one, and a SAC replay buffer is restored."""
+    meta = read_checkpoint_meta(path)
+    cls = _algo_class(meta["algo"])
+    with zipfile.ZipFile(path) as zf:
+        vecnormalize = None
+        if "vecnormalize.pkl" in zf.namelist():
+            vecnormalize = pickle.loads(zf.read("vecnormalize.pkl"))
+            if venv is not None:
+                vecnormalize.set_venv(venv)
+        env = vecnormalize if (vecnormalize is not None and venv is not None) else venv
+        model = cls.load(io.BytesIO(zf.read("model.zip")), env=env, device=device)
+        if "replay_buffer.pkl" in zf.namelist() and hasattr(model, "replay_buffer"):
+            with zf.open("replay_buffer.pkl") as bf:
+                model.replay_buffer = _expand_buffer(pickle.load(bf))
+            model.replay_buffer.device = model.device
+    return model, vecnormalize, meta
+
+
+# ------------------------------------------------------------------------------------------------ callbacks
+def _callbacks():
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    class TqdmProgress(BaseCallback):
+        """A tqdm bar over the total step target (continues from the step count when resuming)."""
+
+        def __init__(self, total: int):
+            super().__init__()
+            self.total = total
+            self.bar = None
+
+        def _on_training_start(self) -> None:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(
+                total=self.total,
+                initial=self.num_timesteps,
+                unit="step",
+                dynamic_ncols=True,
+                smoothing=0.05,
+                mininterval=0.5 if sys.stderr.isatty() else 30.0,  # a log file gets a line every 30 s
+            )
+
+        def _on_step(self) -> bool:
+            self.bar.update(self.training_env.num_envs)
+            return True
+
+        def _on_rollout_end(self) -> None:
+            err = [ep["error_mm"] for ep in self.model.ep_info_buffer if "error_mm" in ep]
+            if err:
+                self.bar.set_postfix_str(f"final error {np.mean(err):.2f} mm", refresh=False)
+
+        def _on_training_end(self) -> None:
+            if self.bar is not None:
+                self.bar.n = self.num_timesteps
+                self.bar.close()
+
+    class ErrorLogger(BaseCallback):
+        """Logs the mean end-of-episode landmark error of recent training episodes (rollout/ep_final_error_mm)."""
+
+        def _on_step(self) -> bool:
+            return True
+
+        def _on_rollout_end(self) -> None:
+            err = [ep["error_mm"] for ep in self.model.ep_info_buffer if "error_mm" in ep]
+            if err:
+                self.logger.record("rollout/ep_final_error_mm", float(np.mean(err)))
+
+    class PeriodicCheckpoint(BaseCallback):
+        """Checkpoint every ``every`` steps at the start of a rollout, i.e. after the previous update: the saved
+        step count matches the data the saved policy has learned from (nothing half-collected is counted)."""
+
+        def __init__(self, save: Callable[[], None], every: int):
+            super().__init__()
+            self.save = save
+            self.every = every
+            self.last = 0
+
+        def _on_training_start(self) -> None:
+            self.last = self.num_timesteps
+
+        def _on_rollout_start(self) -> None:
+            if self.every > 0 and self.num_timesteps - self.last >= self.every:
+                self.save()
+                self.last = self.num_timesteps
+
+        def _on_step(self) -> bool:
+            return True
+
+    return TqdmProgress, ErrorLogger, PeriodicCheckpoint
+
+
+# ------------------------------------------------------------------------------------------------ training
+@dataclass
+class TrainResult:
+    out_dir: Path
+    algo: str
+    env_id: str
+    num_timesteps: int
+    steps_this_run: int
+    train_seconds: float
+    resumed_from: int | None
+    model_path: Path
+    checkpoint_path: Path
+    evaluation: dict[str, EvalResult] = field(default_factory=dict)
+    table: str = ""
+
+
+def _json_default(o):
+    if isinstance(o, Path):
+        return str(o)
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"not JSON serializable: {type(o)}")
+
+
+def _deep_update(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in extra.items():
+        out[k] = _deep_update(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def algo_hyperparams(algo: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The defaults of ``algo`` (:data:`ALGO_DEFAULTS`) updated with ``overrides``."""
+    algo = algo.lower()
+    if algo not in ALGO_DEFAULTS:
+        raise ValueError(f"unknown algorithm {algo!r}; choose one of {ALGOS}")
+    return _deep_update(ALGO_DEFAULTS[algo], overrides or {})
+
+
+def train(
+    env_id: str = DEFAULT_ENV_ID,
+    algo: str = "sac",
+    steps: int = 15_000,
+    out_dir: str | Path = "runs/mirror",
+    *,
+    seed: int = 0,
+    n_envs: int = 2,
+    env_kwargs: dict[str, Any] | None = None,
+    checkpoint_every: int = 10_000,
+    resume: bool = False,
+    progress: bool = True,
+    eval_episodes: int = 50,
+    eval_seed: int = DEFAULT_EVAL_SEED,
+    normalize: bool = True,
+    hyperparams: dict[str, Any] | None = None,
+    device: str = "cpu",
+    torch_threads: int | None = 1,
+    verbose: int = 0,
+    log: Callable[[str], None] | None = print,
+) -> TrainResult:
+    """Train ``algo`` on ``env_id`` for ``steps`` environment steps in total, then evaluate on held-out episodes.
+
+    ``env_kwargs`` default to :data:`DEFAULT_ENV_KWARGS` (fast variant, absolute actions) for the default env.
+    ``checkpoint_every`` (steps, 0 = only at the end) writes ``out_dir/checkpoint.zip`` atomically. With
+    ``resume=True`` training continues from that checkpoint (model, optimizer, VecNormalize statistics, SAC replay
+    buffer, step count) towards the same total ``steps``; the checkpoint's algorithm and env settings are used and
+    must not contradict the arguments. ``eval_episodes=0`` skips the final evaluation.
+    """
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    say = log or (lambda s: None)
+    if torch_threads:
+        import torch
+
+        torch.set_num_threads(torch_threads)  # small nets: more threads only spin against the env workers
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(out_dir)
+    ckpt_path = out_dir / CHECKPOINT_NAME
+    algo = algo.lower()
+    if env_kwargs is None:
+        env_kwargs = dict(DEFAULT_ENV_KWARGS) if env_id == DEFAULT_ENV_ID else {}
+
+    resumed_from = None
+    meta_in: dict[str, Any] | None = None
+    if resume:
+        if ckpt_path.exists():
+            meta_in = read_checkpoint_meta(ckpt_path)
+            if meta_in.get("algo") != algo:
+                raise ValueError(f"{ckpt_path} was trained with {meta_in.get('algo')!r}, not {algo!r}")
+            if meta_in.get("env_id") != env_id or meta_in.get("env_kwargs") != json.loads(json.dumps(env_kwargs)):
+                raise ValueError(
+                    f"{ckpt_path} was trained on {meta_in.get('env_id')} with {meta_in.get('env_kwargs')}, "
+                    f"not on {env_id} with {env_kwargs}"
+                )
+            seed = int(meta_in.get("seed", seed))
+            normalize = bool(meta_in.get("has_vecnormalize", normalize))
+        else:
+            say(f"no checkpoint in {out_dir}; starting a fresh run")
+
+    hp = algo_hyperparams(algo, hyperparams if meta_in is None else meta_in.get("hyperparams_overrides"))
+    run_seed = seed if meta_in is None else seed + int(meta_in["num_timesteps"])  # fresh env streams on resume
+    venv = make_vec_env(env_id, n_envs, run_seed, env_kwargs)
+    vecnormalize = None
+    try:
+        if meta_in is not None:
+            model, vecnormalize, _ = load_checkpoint(ckpt_path, venv, device=device)
+            model.set_random_seed(run_seed)  # load() re-seeded everything with the first run's seed
+            model.tensorboard_log = str(out_dir / "tb")
+            resumed_from = int(model.num_timesteps)
+            say(f"resuming {algo.upper()} from {ckpt_path} at step {resumed_from:,} (target {steps:,})")
+        else:
+            env = venv
+            if normalize:
+                vecnormalize = VecNormalize(venv, norm_obs=True, norm_reward=False, gamma=hp.get("gamma", 0.99))
+                env = vecnormalize
+            model = _algo_class(algo)(
+                "MultiInputPolicy",
+                env,
+                seed=seed,
+                tensorboard_log=str(out_dir / "tb"),
+                device=device,
+                verbose=verbose,
+                **hp,
+            )
+
+        meta = {
+            "algo": algo,
+            "env_id": env_id,
+            "env_kwargs": env_kwargs,
+            "seed": seed,
+            "n_envs": n_envs,
+            "total_steps": steps,
+            "hyperparams_overrides": hyperparams if meta_in is None else meta_in.get("hyperparams_overrides"),
+        }
+
+        def checkpoint() -> None:
+            save_checkpoint(ckpt_path, model, vecnormalize, meta)
+
+        TqdmProgress, ErrorLogger, PeriodicCheckpoint = _callbacks()
+        callbacks = [ErrorLogger(), PeriodicCheckpoint(checkpoint, checkpoint_every)]
+        if progress:
+            callbacks.insert(0, TqdmProgress(steps))
+        remaining = steps - int(model.num_timesteps)
+        start_steps = int(model.num_timesteps)
+        t0 = time.perf_counter()
+        if remaining > 0:
+            model.learn(
+                total_timesteps=remaining,
+                callback=callbacks,
+                reset_num_timesteps=meta_in is None,
+                tb_log_name=algo,
+                progress_bar=False,
+            )
+        train_seconds = time.perf_counter() - t0
+        if remaining > 0 or not ckpt_path.exists():
+            checkpoint()
+        model_path = out_dir / MODEL_NAME
+        atomic_write(model_path, model.save)
+        if vecnormalize is not None:
+            atomic_write(out_dir / VECNORM_NAME, lambda f: pickle.dump(vecnormalize, f))
+        done = int(model.num_timesteps)
+        say(
+            f"trained {algo.upper()} {done - start_steps:,} steps in {train_seconds:.1f} s "
+            f"({(done - start_steps) / max(train_seconds, 1e-9):.0f} steps/s), {done:,} in total -> {model_path}"
+        )
+    finally:
+        venv.close()
+
+    result = TrainResult(
+        out_dir=out_dir,
+        algo=algo,
+        env_id=env_id,
+        num_timesteps=done,
+        steps_this_run=done - start_steps,
+        train_seconds=train_seconds,
+        resumed_from=resumed_from,
+        model_path=model_path,
+        checkpoint_path=ckpt_path,
+    )
+    if eval_episodes > 0:
+        if vecnormalize is not None:
+            vecnormalize.training = False
+        result.evaluation = compare_policies(
+            env_id,
+            env_kwargs,
+            model_policy(model, vecnormalize),
+            eval_episodes,
+            eval_seed,
+            policy_name=f"trained {algo.upper()}",
+        )
+        result.table = format_eval_table(list(result.evaluation.values()))
+        say(
+            f"\nheld-out evaluation: {eval_episodes} episodes, reset seeds {eval_seed}..{eval_seed + eval_episodes - 1}"
+            f" (training seeds start at {seed})\n" + result.table
+        )
+        report = {
+            "algo": algo,
+            "env_id": env_id,
+            "env_kwargs": env_kwargs,
+            "num_timesteps": done,
+            "train_seconds_this_run": train_seconds,
+            "eval_seed": eval_seed,
+            "results": {k: v.summary() for k, v in result.evaluation.items()},
+        }
+        text = json.dumps(report, indent=2, default=_json_default) + "\n"
+        atomic_write(out_dir / EVAL_NAME, lambda f: f.write(text.encode()))
+    return result
+
+
+def compare_policies(
+    env_id: str,
+    env_kwargs: dict[str, Any] | None,
+    policy_fn: PolicyFn | None,
+    episodes: int,
+    seed: int = DEFAULT_EVAL_SEED,
+    policy_name: str = "trained",
+) -> dict[str, EvalResult]:
+    """``policy_fn`` (if given), a random policy and the neutral face on the same held-out episodes."""
+    env = make_env(env_id, env_kwargs)
+    try:
+        options = heldout_reset_options(env, episodes, seed)
+        run = partial(evaluate, env=env, episodes=episodes, seed=seed, reset_options=options, held_out=False)
+        out: dict[str, EvalResult] = {}
+        if policy_fn is not None:
+            out[policy_name] = run(policy_fn, name=policy_name)
+        out["random"] = run(random_policy(env.action_space, seed), name="random")
+        out["neutral face"] = run(neutral_policy(env), name="neutral face")
+    finally:
+        env.close()
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ command line
+def _parse_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _key_values(items: Sequence[str] | None, what: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items or ():
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise argparse.ArgumentTypeError(f"{what} must look like key=value, got {item!r}")
+        out[key.strip()] = _parse_value(value)
+    return out
+
+
+def add_train_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The ``train`` command's arguments (used by ``facetwin train`` and ``python -m facetwin.agents.rl``)."""
+    parser.add_argument(
+        "--env", default=DEFAULT_ENV_ID, help=f"registered env id or module:Class (default {DEFAULT_ENV_ID})"
+    )
+    parser.add_argument("--algo", choices=ALGOS, default="sac", help="algorithm (default sac)")
+    parser.add_argument("--steps", type=int, default=15_000, help="total environment steps (default 15000)")
+    parser.add_argument("--out", type=Path, default=Path("runs/mirror"), help="output folder (default runs/mirror)")
+    parser.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
+    parser.add_argument("--n-envs", type=int, default=2, help="parallel envs; >1 uses subprocesses (default 2)")
+    parser.add_argument(
+        "--env-arg",
+        action="append",
+        metavar="KEY=VALUE",
+        help="env constructor keyword (JSON value), repeatable; default for the mirror env: "
+        + " ".join(f"{k}={v}" for k, v in DEFAULT_ENV_KWARGS.items()),
+    )
+    parser.add_argument(
+        "--hp", action="append", metavar="KEY=VALUE", help="SB3 hyper-parameter override (JSON value), repeatable"
+    )
+    parser.add_argument("--checkpoint-every", type=int, default=10_000, help="steps between checkpoints (0: end only)")
+    parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.zip towards --steps")
+    parser.add_argument("--eval-episodes", type=int, default=50, help="held-out evaluation episodes (0: skip)")
+    parser.add_argument("--eval-seed", type=int, default=DEFAULT_EVAL_SEED, help="first reset seed of the evaluation")
+    parser.add_argument("--no-normalize", action="store_true", help="do not normalize observations (VecNormalize)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--verbose", type=int, default=0, help="SB3 verbosity (0, 1, 2)")
+    return parser
+
+
+def train_main(args: argparse.Namespace) -> int:
+    """Run :func:`train` from parsed :func:`add_train_arguments` arguments; returns an exit code."""
+    try:
+        env_kwargs = _key_values(args.env_arg, "--env-arg")
+        if args.env == DEFAULT_ENV_ID:
+            env_kwargs = {**DEFAULT_ENV_KWARGS, **env_kwargs}
+        train(
+            args.env,
+            args.algo,
+            args.steps,
+            args.out,
+            seed=args.seed,
+            n_envs=args.n_envs,
+            env_kwargs=env_kwargs,
+            checkpoint_every=args.checkpoint_every,
+            resume=args.resume,
+            progress=not args.no_progress,
+            eval_episodes=args.eval_episodes,
+            eval_seed=args.eval_seed,
+            normalize=not args.no_normalize,
+            hyperparams=_key_values(args.hp, "--hp") or None,
+            verbose=args.verbose,
+        )
+    except (ValueError, argparse.ArgumentTypeError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m facetwin.agents.rl", description=__doc__.split("\n\n")[0])
+    add_train_arguments(parser)
+    return train_main(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
