@@ -47,9 +47,10 @@ Defaults, measured on this task (2-core AMD EPYC VM, CPU torch, held-out targets
   (1/3 s; commanding the target controls themselves gets within 0.05 mm in 10 steps), the env's pool of 256
   targets (each settled once per process, ~0.2 s: the first minute of a run is slower);
 * SAC (the default algorithm), ``ALGO_DEFAULTS["sac"]``: ``python -m facetwin.agents.rl --algo sac --steps 15000
-  --n-envs 2`` trained in 195 s (77 steps/s; 213 s with the evaluation) and reached 2.26 mm vs 3.19 mm for the
-  neutral face (0.71x) and 7.00 mm for random actions (50 episodes). Shorter SAC runs with one env: 4000-6000 steps,
-  0.66x-0.89x of the neutral error (seeds 0-2), ~1 min; 15000 steps gave 0.69x-0.77x: it plateaus there;
+  --n-envs 2`` trained in 195-214 s (70-77 steps/s, two identical runs; under 4 min with start-up and evaluation)
+  and reached 2.26 mm vs 3.19 mm for the neutral face (0.71x) and 7.00 mm for random actions (50 episodes; the
+  run is deterministic for a seed). The tiny run of the tests (:data:`TINY`, 4000 steps, one env, ~1 min) reached
+  0.71x-0.78x over seeds 0-3; other SAC runs of 6000-15000 steps gave 0.68x-0.77x: it plateaus there;
 * PPO, ``ALGO_DEFAULTS["ppo"]``: 40,000 steps with 2 envs in 248 s reached 3.32 mm vs 3.11 mm neutral (1.07x,
   30 episodes): on-policy learning of this 26-D regression-like task is too slow for a minutes-long budget.
 
@@ -82,6 +83,8 @@ import gymnasium as gym
 import numpy as np
 
 DEFAULT_ENV_ID = "facetwin.envs.mirror_self_model:MirrorSelfModelEnv"
+# ids that name the mirror self-model env and so get DEFAULT_ENV_KWARGS unless told otherwise
+MIRROR_ENV_IDS = (DEFAULT_ENV_ID, "facetwin/MirrorSelfModel-v0")
 # the training setup of the mirror self-model task: the fast model variant, absolute controls, short episodes
 DEFAULT_ENV_KWARGS: dict[str, Any] = {
     "variant": "fast",
@@ -135,7 +138,7 @@ ALGO_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 # The tiny run of the test suite (tests/test_rl.py): about a minute on one core, below the neutral face's error on
-# held-out targets (measured 0.76x-0.89x of the neutral error over seeds 0-2 with 4000-5000 steps).
+# held-out targets (measured 0.71x-0.78x of the neutral error over seeds 0-3, 20 held-out episodes).
 TINY: dict[str, Any] = dict(
     algo="sac",
     steps=4_000,
@@ -658,7 +661,8 @@ def train(
 ) -> TrainResult:
     """Train ``algo`` on ``env_id`` for ``steps`` environment steps in total, then evaluate on held-out episodes.
 
-    ``env_kwargs`` default to :data:`DEFAULT_ENV_KWARGS` (fast variant, absolute actions) for the default env.
+    ``env_kwargs`` default to :data:`DEFAULT_ENV_KWARGS` (fast variant, absolute actions, 10-step episodes) for the
+    mirror self-model env (:data:`MIRROR_ENV_IDS`), to ``{}`` for any other env.
     ``checkpoint_every`` (steps, 0 = only at the end) writes ``out_dir/checkpoint.zip`` atomically. With
     ``resume=True`` training continues from that checkpoint (model, optimizer, VecNormalize statistics, SAC replay
     buffer, step count) towards the same total ``steps``; the checkpoint's algorithm and env settings are used and
@@ -677,7 +681,7 @@ def train(
     ckpt_path = out_dir / CHECKPOINT_NAME
     algo = algo.lower()
     if env_kwargs is None:
-        env_kwargs = dict(DEFAULT_ENV_KWARGS) if env_id == DEFAULT_ENV_ID else {}
+        env_kwargs = dict(DEFAULT_ENV_KWARGS) if env_id in MIRROR_ENV_IDS else {}
 
     resumed_from = None
     meta_in: dict[str, Any] | None = None
@@ -881,7 +885,7 @@ def train_main(args: argparse.Namespace) -> int:
     """Run :func:`train` from parsed :func:`add_train_arguments` arguments; returns an exit code."""
     try:
         env_kwargs = _key_values(args.env_arg, "--env-arg")
-        if args.env == DEFAULT_ENV_ID:
+        if args.env in MIRROR_ENV_IDS:
             env_kwargs = {**DEFAULT_ENV_KWARGS, **env_kwargs}
         train(
             args.env,

@@ -208,5 +208,8 @@ def test_cli_arguments_parse_into_train_calls(monkeypatch, tmp_path):
     assert kw["env_kwargs"] == {**rl.DEFAULT_ENV_KWARGS, "max_episode_steps": 5}
     assert kw["hyperparams"] == {"batch_size": 32, "policy_kwargs": {"net_arch": [16]}}
     assert kw["resume"] and not kw["progress"] and kw["n_envs"] == 1
+    # the registered id of the mirror env gets the same training defaults
+    assert rl.train_main(parser.parse_args(["--env", "facetwin/MirrorSelfModel-v0", "--out", str(tmp_path)])) == 0
+    assert seen["kwargs"]["env_kwargs"] == rl.DEFAULT_ENV_KWARGS
     bad = parser.parse_args(["--hp", "oops"])
     assert rl.train_main(bad) == 2
