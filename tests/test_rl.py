@@ -133,7 +133,8 @@ def test_killed_run_resumes_from_its_last_checkpoint(tmp_path):
         *[f"--env-arg={k}={v}" for k, v in (("target_pool_size", 4), ("target_settle_s", 0.5))],
         *[f"--hp={k}={v}" for k, v in (("n_steps", 64), ("batch_size", 32), ("n_epochs", 2))],
     ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # run outside the checkout: there, ./facetwin (the bare package root) would shadow an installed facetwin
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=tmp_path)
     ckpt = out / rl.CHECKPOINT_NAME
     try:
         deadline = time.monotonic() + 120
