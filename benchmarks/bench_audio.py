@@ -34,7 +34,6 @@ if __name__ == "__main__":  # before numpy loads: one BLAS/OpenMP thread, as on 
         os.environ.setdefault(_var, "1")
 
 import argparse
-import json
 import math
 import platform
 import tempfile
@@ -46,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from facetwin.benchmarks.common import best_wall, cpu_name, cpus_available, one_core
+from facetwin.benchmarks.common import best_wall, cpu_name, cpus_available, one_core, write_json
 from facetwin.audio.features import StreamingFeatures, get_extractor
 from facetwin.audio.io import load_audio, save_wav
 
@@ -280,10 +279,7 @@ def main(argv: Sequence[str] | None = None) -> BenchResult:
     cfg = BenchConfig.quick(**overrides) if args.quick else BenchConfig(**overrides)
     result = run_benchmark(cfg)
     print(format_report(result))
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(to_json(result), indent=2) + "\n")
-        print(f"wrote {args.json}")
+    write_json(args.json, to_json(result))
     return result
 
 

@@ -31,7 +31,6 @@ if "MUJOCO_GL" not in os.environ:
     os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
 
 import argparse
-import json
 import platform
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -41,7 +40,7 @@ from typing import Any
 import mujoco
 import numpy as np
 
-from facetwin.benchmarks.common import best_wall, cpu_name, cpus_available, one_core
+from facetwin.benchmarks.common import best_wall, cpu_name, cpus_available, one_core, write_json
 from facetwin.sim.builder import CONTROL_HZ, VARIANTS
 from facetwin.sim.model import FaceModel
 
@@ -403,10 +402,7 @@ def main(argv: Sequence[str] | None = None) -> BenchResult:
     cfg = BenchConfig.quick(**overrides) if args.quick else BenchConfig(**overrides)
     result = run_benchmark(cfg)
     print(format_report(result))
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(to_json(result), indent=2) + "\n")
-        print(f"wrote {args.json}")
+    write_json(args.json, to_json(result))
     return result
 
 

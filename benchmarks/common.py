@@ -51,3 +51,15 @@ def cpu_name() -> str:
 
 def cpus_available() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def write_json(path: Path | None, data: dict) -> None:
+    """Write a benchmark's numbers as JSON to ``path`` (parents created) and say so; nothing when ``path`` is None."""
+    if path is None:
+        return
+    import json
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2) + "\n")
+    print(f"wrote {path}")
