@@ -22,7 +22,7 @@ Dataset (``.npz``, arrays; ``n`` samples, ``N`` = 69 landmarks):
 | ``actuator_names`` | (26,) str | actuator order of ``ctrl`` / ``motors`` |
 | ``rest_ctrl`` | (26,) float64 | controls of the neutral face |
 | ``neutral_landmarks_mm`` | (N, 3) float64 | landmarks of the neutral face |
-| ``seed``, ``sigma``, ``settle_s``, ``symmetric``, ``variant``, ``version`` | scalars | the settings |
+| ``seed``, ``sigma``, ``settle_s``, ``symmetric``, ``variant``, ``distribution``, ``version`` | scalars | the settings (``distribution`` absent in files made before it existed: ``"gaussian"``) |
 
 Resumable: samples are written in chunks of ``chunk`` to ``<out>.parts/`` (each chunk file written atomically);
 a rerun with the same settings continues after the last complete chunk, and the final file is assembled (also
@@ -45,7 +45,7 @@ import numpy as np
 
 from facetwin.sim.landmarks import mouth_measures
 
-from .mirror_self_model import TARGET_SETTLE_S, sample_expression
+from .mirror_self_model import TARGET_DISTRIBUTIONS, TARGET_SETTLE_S, sample_expression
 
 VERSION = 1
 DEFAULT_SIGMA = 0.35
@@ -85,6 +85,45 @@ def _collect_one(face, u: np.ndarray, settle_s: float, renderer) -> dict[str, np
     return out
 
 
+_WORKER: dict = {}
+
+
+def _close_worker() -> None:
+    r = _WORKER.pop("renderer", None)
+    if r is not None:
+        r.close()
+
+
+def _babble_chunk(args, face=None, on_sample=None) -> tuple[int, int]:
+    """Simulate samples ``a .. b - 1`` and write them atomically as one chunk file (in this or a worker process)."""
+    job, a, b = args
+    if face is None:
+        from facetwin.sim import FaceModel
+
+        if _WORKER.get("variant") != job["variant"]:
+            _WORKER.update(variant=job["variant"], face=FaceModel.load(job["variant"]))
+        face = _WORKER["face"]
+    renderer = None
+    if job["images"]:
+        if _WORKER.get("renderer_face") is not face:
+            from facetwin.sim.render import MirrorRenderer
+
+            _close_worker()
+            _WORKER.update(renderer=MirrorRenderer(face, "obs", camera="mouth"), renderer_face=face)
+        renderer = _WORKER["renderer"]
+    names, rest = list(face.actuator_names), face.rest_ctrl.copy()
+    rows = []
+    for k in range(a, b):
+        u = sample_expression(np.random.default_rng([job["seed"], k]), rest, names, distribution=job["distribution"],
+                              sigma=job["sigma"], symmetric=job["symmetric"])
+        rows.append(_collect_one(face, u, job["settle_s"], renderer))
+        if on_sample is not None:
+            on_sample(1)
+    arrays = {key: np.stack([r[key] for r in rows]) for key in rows[0]}
+    _atomic_savez(Path(job["parts"]) / f"chunk_{a:09d}_{b:09d}.npz", **arrays)
+    return a, b
+
+
 def babble(
     n: int,
     out_path: str | os.PathLike,
@@ -98,12 +137,20 @@ def babble(
     chunk: int = DEFAULT_CHUNK,
     progress: bool = True,
     resume: bool = True,
+    distribution: str = "gaussian",
+    workers: int = 1,
 ) -> Path:
     """Collect ``n`` babbled expressions into the ``.npz`` dataset ``out_path`` (see the module docstring).
 
     ``resume=True`` continues an interrupted run (or extends an existing dataset) with the same settings;
-    ``resume=False`` starts over. Returns the path written.
+    ``resume=False`` starts over. ``distribution`` is that of :func:`sample_expression` (``"speech"``: the mouth
+    poses of speech, what the lip-sync self-model trains on). ``workers > 1`` simulates chunks in that many
+    processes (same arrays as one process). Returns the path written.
     """
+    if distribution not in TARGET_DISTRIBUTIONS:
+        raise ValueError(f"unknown distribution {distribution!r}; choose one of {', '.join(TARGET_DISTRIBUTIONS)}")
+    if int(workers) < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
     n = int(n)
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
@@ -119,12 +166,14 @@ def babble(
     out.parent.mkdir(parents=True, exist_ok=True)
     parts = out.with_name(out.name + ".parts")
     meta = {"version": VERSION, "seed": int(seed), "symmetric": bool(symmetric), "images": bool(images),
-            "variant": str(variant), "sigma": float(sigma), "settle_s": float(settle_s)}
+            "variant": str(variant), "sigma": float(sigma), "settle_s": float(settle_s),
+            "distribution": str(distribution)}
 
     def _meta_of(d) -> dict:
         return {"version": int(d["version"]), "seed": int(d["seed"]), "symmetric": bool(d["symmetric"]),
                 "images": "images" in d, "variant": str(d["variant"]), "sigma": float(d["sigma"]),
-                "settle_s": float(d["settle_s"])}
+                "settle_s": float(d["settle_s"]),
+                "distribution": str(d["distribution"]) if "distribution" in d else "gaussian"}
 
     prefix: dict[str, np.ndarray] = {}
     if not resume:
@@ -176,35 +225,29 @@ def babble(
 
     face = FaceModel.load(variant)
     names, rest = list(face.actuator_names), face.rest_ctrl.copy()
-    renderer = None
-    if images:
-        from facetwin.sim.render import MirrorRenderer
-
-        renderer = MirrorRenderer(face, "obs", camera="mouth")
+    todo = [(a, min(a + int(chunk), n)) for a in range(done, n, int(chunk))]
+    job = dict(seed=int(seed), sigma=float(sigma), symmetric=bool(symmetric), images=bool(images), variant=variant,
+               settle_s=float(settle_s), distribution=distribution, parts=str(parts))
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=n, initial=done, desc="babble", unit="expr")
     try:
-        i = done
-        while i < n:
-            j = min(i + int(chunk), n)
-            rows = []
-            for k in range(i, j):
-                u = sample_expression(np.random.default_rng([int(seed), k]), rest, names, distribution="gaussian",
-                                      sigma=sigma, symmetric=symmetric)
-                rows.append(_collect_one(face, u, settle_s, renderer))
-                if bar is not None:
-                    bar.update(1)
-            arrays = {key: np.stack([r[key] for r in rows]) for key in rows[0]}
-            _atomic_savez(parts / f"chunk_{i:09d}_{j:09d}.npz", **arrays)
-            i = j
+        if int(workers) > 1 and len(todo) > 1:
+            import multiprocessing as mp
+
+            with mp.get_context("spawn").Pool(min(int(workers), len(todo))) as pool:
+                for a, b in pool.imap_unordered(_babble_chunk, [(job, a, b) for a, b in todo]):
+                    if bar is not None:
+                        bar.update(b - a)
+        else:
+            for a, b in todo:
+                _babble_chunk((job, a, b), face=face, on_sample=(bar.update if bar is not None else None))
     finally:
         if bar is not None:
             bar.close()
-        if renderer is not None:
-            renderer.close()
+        _close_worker()
 
     pieces: dict[str, list[np.ndarray]] = {k: ([prefix[k]] if prefix else []) for k in prefix}
     for _a, _b, p in _chunks():
@@ -225,6 +268,7 @@ def babble(
         settle_s=np.float64(settle_s),
         symmetric=np.bool_(symmetric),
         variant=np.array(variant),
+        distribution=np.array(distribution),
         version=np.int64(VERSION),
     )
     shutil.rmtree(parts, ignore_errors=True)
@@ -244,6 +288,9 @@ def add_babble_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPa
     parser.add_argument("--settle", type=float, default=DEFAULT_SETTLE_S, help="seconds each expression is held")
     parser.add_argument("--chunk", type=int, default=DEFAULT_CHUNK, help="samples per resumable chunk")
     parser.add_argument("--no-resume", action="store_true", help="start over instead of continuing a partial run")
+    parser.add_argument("--distribution", default="gaussian", choices=TARGET_DISTRIBUTIONS,
+                        help="gaussian around rest (default), uniform, or speech (mouth poses of speech)")
+    parser.add_argument("--workers", type=int, default=1, help="processes simulating chunks in parallel")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
@@ -253,6 +300,7 @@ def main_babble(args: argparse.Namespace) -> int:
     path = babble(
         args.n, args.out, seed=args.seed, symmetric=not args.asymmetric, images=args.images, variant=args.variant,
         sigma=args.sigma, settle_s=args.settle, chunk=args.chunk, progress=not args.quiet, resume=not args.no_resume,
+        distribution=args.distribution, workers=args.workers,
     )
     with np.load(path) as d:
         print(f"wrote {path}: {len(d['ctrl'])} expressions, keys {', '.join(d.files)}")

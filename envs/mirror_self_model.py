@@ -18,7 +18,9 @@ MOTOR_OBS_BOUND = 3.0  # motor position observations are clipped to +-3 (the com
 TARGET_SETTLE_S = 2.0  # a target's controls are held this long (most expressions settle to < 0.01 mm in 1 s, all in 2 s)
 LIP_WEIGHT = 2.0  # weight of a lip landmark (40 of the 69) in the tracking error; every other landmark weighs 1
 OBS_MODES = ("landmarks", "pixels", "both")
-TARGET_DISTRIBUTIONS = ("gaussian", "uniform")
+TARGET_DISTRIBUTIONS = ("gaussian", "uniform", "speech")
+#: the "speech" distribution: mouth poses around random mixes of these expressions (weights uniform on [0, 1])
+SPEECH_EXPRESSIONS = ("ah", "ee", "oo", "mm")
 
 # targets are a function of (variant, sampling parameters, index) only: shared by every env of a process
 _TARGET_CACHE: dict[tuple, np.ndarray] = {}
@@ -43,13 +45,33 @@ def sample_expression(
     sigma: float = 0.35,
     symmetric: bool = False,
 ) -> np.ndarray:
-    """A random normalized control vector (26,): Gaussian around ``rest`` (std ``sigma``) or uniform on [-1, 1],
-    clipped to [-1, 1]; ``symmetric=True`` copies every right actuator's value to its left twin (``*_R`` -> ``*_L``:
-    mirrored lips, brows and eyelids; for the eyes that means conjugate gaze, both turning the same way)."""
+    """A random normalized control vector (26,), clipped to [-1, 1]:
+
+    - ``"gaussian"``: Gaussian around ``rest`` (std ``sigma``) on every actuator;
+    - ``"uniform"``: uniform on [-1, 1] on every actuator;
+    - ``"speech"``: the mouth poses of speech. A random mix of the ``SPEECH_EXPRESSIONS`` (``"ah"`` = the jaw's
+      whole range, each weight uniform on [0, 1], each present with probability 1/2) plus Gaussian noise (std
+      ``sigma``) on the lip and jaw actuators; every other actuator stays at rest. A Gaussian around rest with a
+      moderate ``sigma`` barely opens the jaw (rest -1, fully open +1), so a self-model trained on it has never seen
+      an open vowel.
+
+    ``symmetric=True`` copies every right actuator's value to its left twin (``*_R`` -> ``*_L``: mirrored lips, brows
+    and eyelids; for the eyes that means conjugate gaze, both turning the same way)."""
     if distribution == "gaussian":
         u = rest + sigma * rng.standard_normal(len(rest))
     elif distribution == "uniform":
         u = rng.uniform(-1.0, 1.0, len(rest))
+    elif distribution == "speech":
+        from facetwin.sim.expressions import EXPRESSIONS
+
+        u = np.array(rest, dtype=float)
+        col = {n: i for i, n in enumerate(names)}
+        w = rng.uniform(0.0, 1.0, len(SPEECH_EXPRESSIONS)) * (rng.uniform(size=len(SPEECH_EXPRESSIONS)) < 0.5)
+        for weight, expr in zip(w, SPEECH_EXPRESSIONS):
+            for name, value in EXPRESSIONS[expr].items():
+                u[col[name]] += weight * (value - rest[col[name]])
+        mouth = np.array([n.startswith(("lip_", "jaw_")) for n in names])
+        u[mouth] += sigma * rng.standard_normal(int(mouth.sum()))
     else:
         raise ValueError(f"unknown target distribution {distribution!r}; choose one of {', '.join(TARGET_DISTRIBUTIONS)}")
     if symmetric:

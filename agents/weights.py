@@ -1,0 +1,53 @@
+"""Where trained weights live, and how they are written: ``assets/weights/`` (package data ``facetwin.assets``).
+
+Every learned model of :mod:`facetwin.agents` saves a torch checkpoint (a dict of tensors and plain metadata,
+loadable with ``torch.load(..., weights_only=True)``). The shipped ones are small (< 1 MB each) and are reproduced
+from scratch by ``facetwin train-lipsync``.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from importlib import resources
+from pathlib import Path
+
+#: file names of the shipped weights in ``assets/weights/``
+SELF_MODEL_FILE = "self_model.pt"
+AUDIO_TO_LIPS_FILES = {"offline": "audio_to_lips_offline.pt", "stream": "audio_to_lips_stream.pt"}
+BABBLE_BANK_FILE = "babble_bank.npz"  # lip shapes and commands of babbled expressions (nearest-neighbour baseline)
+
+
+def shipped_weights_dir() -> Path:
+    """The folder of the weights that ship with the package."""
+    return Path(str(resources.files("facetwin.assets").joinpath("weights")))
+
+
+def shipped_path(name: str) -> Path:
+    """Path of a shipped weights file; ``FileNotFoundError`` with the command that makes it when it is missing."""
+    p = shipped_weights_dir() / name
+    if not p.exists():
+        raise FileNotFoundError(f"shipped weights {name!r} are missing from {p.parent}; run `facetwin train-lipsync` to make them")
+    return p
+
+
+def save_torch_atomic(obj, path: str | os.PathLike) -> Path:
+    """``torch.save`` to a temporary file beside ``path``, then rename: an interrupted save never leaves half a file."""
+    import torch
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+__all__ = ["AUDIO_TO_LIPS_FILES", "BABBLE_BANK_FILE", "SELF_MODEL_FILE", "save_torch_atomic", "shipped_path",
+           "shipped_weights_dir"]
