@@ -94,6 +94,7 @@ __all__ = [
     "TableEntry",
     "VisemeSegment",
     "VisemeTarget",
+    "frames_overlapping",
     "is_bilabial",
     "is_rounded",
     "lip_displacements",
@@ -552,11 +553,19 @@ class LipTrack:
 
     def frames_overlapping(self, start: float, end: float) -> np.ndarray:
         """Indices of frames whose interval [t - 1/2fps, t + 1/2fps) meets [start, end) (at least the nearest)."""
-        h = 0.5 / self.fps
-        idx = np.flatnonzero((self.t + h > start) & (self.t - h < end))
-        if idx.size == 0 and len(self.t):
-            idx = np.array([int(np.argmin(np.abs(self.t - 0.5 * (start + end))))])
-        return idx
+        return frames_overlapping(self.t, self.fps, start, end)
+
+
+def frames_overlapping(t: np.ndarray, fps: float, start: float, end: float) -> np.ndarray:
+    """Indices of the frames at times ``t`` (s) whose interval [t - 1/2fps, t + 1/2fps) meets [start, end) (at
+    least the frame nearest the interval's centre): the frames "during" a phone (:meth:`LipTrack.frames_overlapping`,
+    the rule of the phoneme-level metrics of :mod:`facetwin.agents.metrics`)."""
+    t = np.asarray(t, dtype=float)
+    h = 0.5 / fps
+    idx = np.flatnonzero((t + h > start) & (t - h < end))
+    if idx.size == 0 and len(t):
+        idx = np.array([int(np.argmin(np.abs(t - 0.5 * (start + end))))])
+    return idx
 
 
 def _cone_min(values: np.ndarray, t: np.ndarray, anchors: np.ndarray, anchor_vals: np.ndarray, rate: float) -> None:
