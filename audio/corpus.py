@@ -11,6 +11,9 @@ Every item is synthesized offline (espeak-ng speech with a per-item speaking rat
 the phoneme timeline is exact. The corpus is deterministic for a given seed and arguments; an interrupted build
 resumes where it stopped (finished items are kept and skipped).
 
+Items that other tools added to a corpus folder (``facetwin ingest-video``: kind ``"video"``, split ``"train"``)
+are kept when the corpus is rebuilt or resumed.
+
 Splits (``manifest["splits"]``): ``heldout_language`` holds every item of the held-out languages (default: Hebrew);
 ``heldout_sentence`` holds the items of a seeded random fraction of each other language's sentences (all voices
 of those sentences, so no sentence is in two splits); ``train`` the rest. Songs follow their lyric language and
@@ -20,7 +23,7 @@ Manifest schema (version 1)::
 
     {"version": 1, "fps": 30.0, "sr": 16000, "seed": 0, "languages": [...], "heldout_languages": [...],
      "splits": {"train": [ids], "heldout_sentence": [ids], "heldout_language": [ids]},
-     "items": [{"id", "kind": "speech"|"song", "lang", "text", "sentence": "<lang>:<index>" or "song:<name>",
+     "items": [{"id", "kind": "speech"|"song"|"video", "lang", "text", "sentence": "<lang>:<index>" or "song:<name>",
                 "split", "duration_s", "n_frames", "rate_wpm", "pitch", "audio": "audio/<id>.wav",
                 "data": "data/<id>.npz"}],
      "total_duration_s": float}
@@ -207,14 +210,17 @@ def build_corpus(
     jobs, splits = _plan(int(n_utterances), langs, tuple(heldout_langs), heldout_fraction, seed, include_songs)
     manifest_path = out / "manifest.json"
     done: dict[str, dict] = {}
+    added: list[dict] = []  # items added by other tools (kind "video": facetwin ingest-video): always kept
     if manifest_path.exists():
         old = json.loads(manifest_path.read_text(encoding="utf-8"))
+        added = [it for it in old.get("items", []) if it.get("kind") not in ("speech", "song")
+                 and (out / it["data"]).exists()]
         if old.get("version") == CORPUS_VERSION and old.get("seed") == seed:
             done = {it["id"]: it for it in old.get("items", []) if (out / it["data"]).exists()}
 
     from tqdm import tqdm
 
-    items: list[dict] = []
+    items: list[dict] = list(added)
 
     def write_manifest() -> dict:
         ordered = sorted(items, key=lambda it: it["id"])
@@ -238,7 +244,7 @@ def build_corpus(
     bar = tqdm(jobs, desc="corpus", unit="item", disable=not progress)
     for job in bar:
         bar.set_postfix_str(job.id)
-        if job.id in done:
+        if job.id in done and done[job.id].get("kind") in ("speech", "song"):
             items.append(done[job.id])
             continue
         if job.kind == "song":

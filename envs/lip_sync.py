@@ -140,7 +140,7 @@ class ClipData:
     """One clip's arrays on the 30 fps frame grid (frame ``k`` at ``k / fps`` s; ``n_frames`` frames)."""
 
     id: str
-    kind: str  # "speech", "song" or "user"
+    kind: str  # "speech", "song", "video" (facetwin ingest-video) or "user"
     lang: str
     text: str
     fps: float
