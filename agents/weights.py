@@ -41,6 +41,7 @@ def save_torch_atomic(obj, path: str | os.PathLike) -> Path:
     os.close(fd)
     try:
         torch.save(obj, tmp)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; weights are shared data
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
