@@ -1,7 +1,9 @@
 """The ``facetwin`` command line.
 
 Face: ``demo``, ``export-xml``, ``view``, ``info``. Audio: ``say``, ``sing-audio``, ``align``, ``corpus build``.
-Learning: ``babble`` (mirror self-modeling data), ``train`` (SB3 on the Gymnasium environments).
+Learning: ``babble`` (mirror self-modeling data), ``train`` (SB3 on the Gymnasium environments), ``train-lipsync``
+(the self-model and audio-to-lips weights), ``evaluate`` (all lip-sync methods, one table), ``ingest-video``.
+Performing: ``lipsync`` (any audio file -> motor commands + simulated face), ``sing`` (an mp4 of the twin singing).
 
 ``facetwin demo`` is the first thing to run: it renders the neutral face and a set of named expressions through
 the mirror camera, a landmark overlay, a contact sheet and a short video of random expressions.
@@ -377,6 +379,38 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_train_arguments(tr)
     tr.set_defaults(func=train_cmd)
+
+    from facetwin.agents.evaluate import add_evaluate_arguments, main_evaluate
+    from facetwin.agents.perform import add_lipsync_arguments, add_sing_arguments, main_lipsync, main_sing
+    from facetwin.agents.train_lipsync import add_train_lipsync_arguments, main_train_lipsync
+
+    ls = sub.add_parser("lipsync", help="lip-sync any audio file: motor commands and the simulated face to .npz")
+    add_lipsync_arguments(ls)
+    ls.set_defaults(func=main_lipsync)
+
+    si = sub.add_parser("sing", help="render the twin singing a built-in song or any audio file (mp4 with audio)")
+    add_sing_arguments(si)
+    si.set_defaults(func=main_sing)
+
+    ev = sub.add_parser("evaluate", help="every lip-sync method and baseline on the held-out clips, one table")
+    add_evaluate_arguments(ev)
+    ev.set_defaults(func=main_evaluate)
+
+    tl = sub.add_parser("train-lipsync", help="reproduce the shipped lip-sync weights from scratch")
+    add_train_lipsync_arguments(tl)
+    tl.set_defaults(func=main_train_lipsync)
+
+    iv = sub.add_parser("ingest-video", help="add a video of a person speaking or singing to a corpus ([vision] extra)")
+
+    def ingest_cmd(args: argparse.Namespace) -> int:
+        from facetwin.agents.human_video import main_ingest
+
+        return main_ingest(args)
+
+    from facetwin.agents.human_video import add_ingest_arguments
+
+    add_ingest_arguments(iv)
+    iv.set_defaults(func=ingest_cmd)
     return p
 
 

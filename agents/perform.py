@@ -1,0 +1,182 @@
+"""The twin performs a file: ``facetwin lipsync AUDIO`` (commands + measured face to ``.npz``, optional video) and
+``facetwin sing SONG_OR_AUDIO`` (an mp4 of the twin singing, audio muxed in).
+
+Both run the learned pipeline (:class:`facetwin.agents.lipsync.LipSyncer`) on the audio. A transcript helps with
+one thing, the B/P/M seals: ``--text`` (English, forced alignment with :func:`facetwin.audio.align.align`) or a
+built-in song's own phonemes make the seal certain on the bilabial closures; everything else comes from the audio,
+in any language.
+
+>>> lipsync_file("speech.wav", "speech.npz", video="speech.mp4")
+>>> sing_file("twinkle", "twinkle.mp4", layout="side_by_side", plot=True)
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from facetwin.audio.timeline import Timeline
+
+from .lipsync import FEATURE_SR, FPS, MODES, LipSyncer, LipSyncResult, save_lipsync_npz
+
+
+def _transcript_timeline(audio: np.ndarray, sr: int, text: str | None, lang: str | None) -> Timeline | None:
+    if not text:
+        return None
+    if lang not in (None, "en"):
+        raise ValueError(
+            f"--text works for English only (forced alignment is English-only, got --lang {lang}); leave the "
+            "transcript out: the audio model needs none"
+        )
+    from facetwin.audio.align import align
+
+    return align(audio, sr, text)
+
+
+def lipsync_file(audio_path: str | Path, out: str | Path, *, mode: str = "offline", text: str | None = None,
+                 lang: str | None = None, variant: str = "fast", video: str | Path | None = None,
+                 weights_dir: str | Path | None = None, progress: bool = True) -> LipSyncResult:
+    """Audio file -> commands -> simulated face -> ``out`` (.npz, :data:`facetwin.agents.lipsync.LIPSYNC_NPZ_KEYS`);
+    ``video``: also an mp4 of the face with the audio."""
+    from facetwin.audio.io import load_audio
+    from facetwin.sim.model import FaceModel
+    from facetwin.sim.playback import play
+
+    out = Path(out)
+    if out.suffix != ".npz":
+        raise ValueError(f"--out must be a .npz file, got {out}")
+    if video is not None and Path(video).suffix != ".mp4":
+        raise ValueError(f"--video must be an .mp4 file, got {video}")
+    audio = load_audio(audio_path, FEATURE_SR)
+    timeline = _transcript_timeline(audio, FEATURE_SR, text, lang)
+    syncer = LipSyncer(mode, weights_dir=weights_dir)
+    res = syncer.controls(audio, FEATURE_SR, timeline=timeline)
+    res.meta["variant"] = variant
+    if video is not None:
+        from facetwin.sim.video import render_video
+
+        vr = render_video(res.ctrl, video, audio=audio, sr=FEATURE_SR, fps=FPS, variant=variant, progress=progress)
+        res.playback = vr.playback
+    else:
+        res.playback = play(FaceModel.load(variant), res.ctrl)
+    save_lipsync_npz(out, res, audio=str(audio_path), text=text or "", lang=lang or "")
+    return res
+
+
+@dataclass
+class Performance:
+    """A rendered song: the commands and the video."""
+
+    result: LipSyncResult
+    video: object  # facetwin.sim.video.VideoResult
+    timeline: Timeline | None
+    audio: np.ndarray
+    sr: int
+
+
+def sing_file(song_or_audio: str | Path, out: str | Path, *, lang: str | None = None, lyrics: str | None = None,
+              tempo_bpm: float | None = None, mode: str = "offline", layout: str = "mirror", plot: bool = False,
+              variant: str = "fast", weights_dir: str | Path | None = None, progress: bool = True) -> Performance:
+    """Render the twin singing a built-in song (by name) or any audio file into ``out`` (.mp4, audio muxed in).
+
+    A built-in song is synthesized (:func:`facetwin.audio.sing.sing`) and its phonemes are known; an audio file can
+    bring English ``lyrics`` (forced alignment). ``plot`` adds a live plot of the face's aperture against the lip
+    track of the phonemes (when known) or the audio model's target.
+    """
+    from facetwin.audio.sing import list_songs, sing
+    from facetwin.sim.video import render_video
+
+    out = Path(out)
+    if out.suffix != ".mp4":
+        raise ValueError(f"--out must be an .mp4 file, got {out}")
+    name = str(song_or_audio)
+    if name in list_songs() and not Path(name).exists():
+        utt = sing(name, lang=lang, tempo_bpm=tempo_bpm)
+        audio, sr, timeline = np.asarray(utt.audio, dtype=np.float64), int(utt.sr), utt.timeline
+        if lyrics:
+            raise ValueError("--lyrics is for audio files; a built-in song brings its own")
+    else:
+        from facetwin.audio.io import load_audio
+
+        if not Path(name).exists():
+            raise FileNotFoundError(f"{name!r} is neither a built-in song ({', '.join(list_songs())}) nor an audio file")
+        audio, sr = load_audio(name, FEATURE_SR), FEATURE_SR
+        timeline = _transcript_timeline(audio, sr, lyrics, lang)
+    syncer = LipSyncer(mode, weights_dir=weights_dir)
+    res = syncer.controls(audio, sr, timeline=timeline)
+    res.meta["variant"] = variant
+    target = None
+    if plot:
+        if timeline is not None and len(timeline):
+            from facetwin.audio.visemes import lip_track
+
+            target = lip_track(timeline, fps=FPS, duration=res.n_frames / FPS).aperture_mm[: res.n_frames]
+        else:
+            from facetwin.audio.visemes import measures_from_landmarks
+
+            target = np.asarray(measures_from_landmarks(res.target_lips_mm)["aperture_mm"])
+    vr = render_video(res.ctrl, out, audio=audio, sr=sr, fps=FPS, variant=variant, layout=layout,
+                      plot_target_aperture=target, progress=progress)
+    res.playback = vr.playback
+    return Performance(result=res, video=vr, timeline=timeline, audio=audio, sr=sr)
+
+
+# ---------------------------------------------------------------------------------------------------- CLI
+def add_lipsync_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    parser.add_argument("audio", help="an audio file (wav, flac, ogg, mp3, m4a, ...)")
+    parser.add_argument("--out", required=True, help="output .npz (commands and the simulated face)")
+    parser.add_argument("--text", default=None, help="English transcript: makes the B/P/M seals certain")
+    parser.add_argument("--lang", default=None, help="language code of the audio (information; en for --text)")
+    parser.add_argument("--mode", choices=MODES, default="offline",
+                        help="offline: whole file known (default); stream: causal, <= 100 ms lookahead")
+    parser.add_argument("--video", default=None, help="also render an .mp4 of the face with the audio")
+    parser.add_argument("--variant", choices=("fast", "full"), default="fast", help="face variant (default fast)")
+    parser.add_argument("--weights", default=None, help="folder of weights from `facetwin train-lipsync` (default: shipped)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def main_lipsync(args: argparse.Namespace) -> int:
+    res = lipsync_file(args.audio, args.out, mode=args.mode, text=args.text, lang=args.lang, variant=args.variant,
+                       video=args.video, weights_dir=args.weights, progress=not args.quiet)
+    pb = res.playback
+    print(f"wrote {args.out}: {res.n_frames} frames ({res.duration_s:.2f} s) at {res.fps:g} fps, mode {res.mode}, "
+          f"computed at {res.duration_s / max(res.inference_s, 1e-9):.0f}x real time; aperture "
+          f"{np.nanmin(pb.aperture_mm):.1f} .. {np.nanmax(pb.aperture_mm):.1f} mm"
+          + (f"; video {args.video}" if args.video else ""))
+    return 0
+
+
+def add_sing_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    from facetwin.sim.video import LAYOUTS
+
+    parser.add_argument("song", help="a built-in song name (facetwin sing-audio --list) or an audio file")
+    parser.add_argument("--out", default="song.mp4", help="output .mp4 (default song.mp4)")
+    parser.add_argument("--lang", default=None, help="lyrics language of a built-in song (default: its first)")
+    parser.add_argument("--lyrics", default=None, help="English lyrics of an audio file (makes the seals certain)")
+    parser.add_argument("--tempo", type=float, default=None, help="tempo of a built-in song, beats per minute")
+    parser.add_argument("--layout", choices=LAYOUTS, default="mirror",
+                        help="mirror (default) or side_by_side (mirror + mouth close-up)")
+    parser.add_argument("--plot", action="store_true", help="add a live plot of the aperture vs its target")
+    parser.add_argument("--mode", choices=MODES, default="offline")
+    parser.add_argument("--variant", choices=("fast", "full"), default="fast", help="face variant (default fast)")
+    parser.add_argument("--weights", default=None, help="folder of weights from `facetwin train-lipsync` (default: shipped)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def main_sing(args: argparse.Namespace) -> int:
+    perf = sing_file(args.song, args.out, lang=args.lang, lyrics=args.lyrics, tempo_bpm=args.tempo, mode=args.mode,
+                     layout=args.layout, plot=args.plot, variant=args.variant, weights_dir=args.weights,
+                     progress=not args.quiet)
+    v = perf.video
+    print(f"wrote {v.path}: {v.n_frames} frames, {v.duration_s:.2f} s, {v.width}x{v.height}, audio "
+          f"{'muxed' if v.has_audio else 'missing'}; rendered at {v.render_fps:.0f} fps")
+    return 0
+
+
+__all__ = ["Performance", "add_lipsync_arguments", "add_sing_arguments", "lipsync_file", "main_lipsync", "main_sing",
+           "sing_file"]
