@@ -140,7 +140,7 @@ TRAIN_DEFAULTS: dict[str, float] = {
     "lr": 2e-3,
     "weight_decay": 1e-4,
     "lip_weight": 10.0,
-    "closure_pos_weight": 4.0,
+    "closure_pos_weight": 12.0,  # 4 -> 12 raised the held-out closure event recall 0.85 -> 0.88 at equal lip error
     "rounded_pos_weight": 2.0,
 }
 GAIN_RANGE = (0.3, 3.0)  # random gain of the augmentation (log-uniform), ~ -10 .. +10 dB

@@ -68,9 +68,11 @@ FEATURE_SR = 16000
 #: how far ahead (frames) each mode commands the face, and the seal rule (chosen with `facetwin evaluate`)
 DEFAULT_LEAD_FRAMES = {"offline": 2, "stream": 2}
 DEFAULT_SEAL_FRAMES = {"offline": 2, "stream": 1}
+DEFAULT_SEAL_BACK = {"offline": 1, "stream": 1}
 DEFAULT_SEAL_THRESHOLD = 0.5
 DEFAULT_ROUND_THRESHOLD = 0.5
 DEFAULT_ROUND_STRENGTH = 1.0
+DEFAULT_BANK_BLEND = 0.5
 MAX_STREAM_LOOKAHEAD_S = 0.1
 
 LIPSYNC_NPZ_KEYS = {
@@ -94,10 +96,17 @@ LIPSYNC_NPZ_KEYS = {
 }
 
 
+#: the command of a sealed frame (B/P/M), on top of rest: the ``"mm"`` expression (lower lip pushed up against the
+#: upper) pressed harder, so that the lips meet sooner from an open vowel (the servos move in proportion to the
+#: remaining error: from a 13 mm opening ~2 mm after 3 frames instead of 3.2 mm; settled they press to -1.5 mm).
+SEAL_POSE = {"lip_lower_depress_R": -1.0, "lip_lower_depress_L": -1.0,
+             "lip_upper_raise_R": -0.5, "lip_upper_raise_L": -0.5}
+
+
 def seal_controls(rest: np.ndarray, names: list[str]) -> np.ndarray:
-    """The commands of the ``"mm"`` expression (lips pressed together) on top of ``rest``."""
+    """The commands of :data:`SEAL_POSE` (lips pressed together) on top of ``rest``."""
     u = np.array(rest, dtype=float)
-    for name, value in EXPRESSIONS["mm"].items():
+    for name, value in SEAL_POSE.items():
         u[names.index(name)] = value
     return u
 
@@ -149,9 +158,12 @@ class LipSyncer:
         weights_dir: str | Path | None = None,
         lead_frames: int | None = None,
         seal_frames: int | None = None,
+        seal_back: int | None = None,
         seal_threshold: float = DEFAULT_SEAL_THRESHOLD,
         round_threshold: float | None = DEFAULT_ROUND_THRESHOLD,
         round_strength: float = DEFAULT_ROUND_STRENGTH,
+        bank_blend: float = DEFAULT_BANK_BLEND,
+        bank=None,
     ):
         from facetwin.agents.audio_to_lips import AudioToLips
         from facetwin.agents.self_model import SelfModel
@@ -168,11 +180,23 @@ class LipSyncer:
         self.self_model, self.audio_model = self_model, audio_model
         self.lead_frames = int(DEFAULT_LEAD_FRAMES[mode] if lead_frames is None else lead_frames)
         self.seal_frames = max(1, int(DEFAULT_SEAL_FRAMES[mode] if seal_frames is None else seal_frames))
+        self.seal_back = max(0, int(DEFAULT_SEAL_BACK[mode] if seal_back is None else seal_back))
         self.seal_threshold = float(seal_threshold)
         self.round_threshold = None if round_threshold is None else float(round_threshold)
         self.round_strength = float(round_strength)
         if not 0.0 <= self.round_strength <= 1.0:
             raise ValueError(f"round_strength must be in [0, 1], got {round_strength}")
+        self.bank_blend = float(bank_blend)
+        if not 0.0 <= self.bank_blend <= 1.0:
+            raise ValueError(f"bank_blend must be in [0, 1], got {bank_blend}")
+        self.bank = None
+        if self.bank_blend > 0:
+            from facetwin.agents.baselines import BabbleBank
+            from facetwin.agents.weights import BABBLE_BANK_FILE
+
+            self.bank = bank if bank is not None else (
+                BabbleBank.load(wd / BABBLE_BANK_FILE) if wd else BabbleBank.load_shipped())
+            self._bank_shapes = np.asarray(self.bank.shapes_mm, dtype=float)
         if self.lead_frames < 0:
             raise ValueError(f"lead_frames must be >= 0, got {lead_frames}")
         if mode == "stream":
@@ -192,17 +216,31 @@ class LipSyncer:
         self._round_cols, self._round_vals = rounding_overrides(self.actuator_names)
 
     # ------------------------------------------------------------------------------------------ core
+    def project(self, lips: np.ndarray) -> np.ndarray:
+        """(T, 40, 3) lip targets -> the shapes the inverse model is asked for: the target's shape (mean over the 40
+        points removed) moved ``bank_blend`` of the way to the nearest lip shape the face made while babbling.
+
+        The audio model predicts the viseme model's lips, which this face cannot always make; the inverse model,
+        trained on babbled shapes, answers shapes near them better (held-out clips: lip error 1.88 -> 1.73 mm)."""
+        x = np.asarray(lips, dtype=float)
+        x = x - x.mean(axis=-2, keepdims=True)
+        if self.bank is None or len(x) == 0:
+            return x
+        near = self._bank_shapes[self.bank.nearest(x)]
+        return (1.0 - self.bank_blend) * x + self.bank_blend * near
+
     @property
     def lookahead_frames(self) -> int:
         """Frames of audio beyond the commanded frame that one command needs."""
         return self.lead_frames + self.seal_frames - 1 + int(self.audio_model.lookahead_frames)
 
     def _targets(self, lips: np.ndarray, closure_p: np.ndarray, k: int) -> np.ndarray:
-        """The lip target of command ``k`` (uses prediction frames ``k + lead .. k + lead + seal_frames - 1``)."""
+        """The lip target of command ``k``: the seal when any prediction frame ``j - seal_back .. j + seal_frames - 1``
+        (``j = k + lead``) is a likely closure, else the target of frame ``j``."""
         T = len(lips)
         j = min(k + self.lead_frames, T - 1)
-        hi = min(j + self.seal_frames, T)
-        if closure_p[j:hi].max() > self.seal_threshold:
+        lo, hi = max(j - self.seal_back, 0), min(j + self.seal_frames, T)
+        if closure_p[lo:hi].max() > self.seal_threshold:
             return self.seal_lips
         return lips[j]
 
@@ -222,6 +260,7 @@ class LipSyncer:
         """(T, 26) commands from per-frame lip targets and seal / rounding probabilities (sequential: previous command
         as context). Frame ``k`` depends only on prediction frames up to ``k + lead + seal_frames - 1``."""
         T = len(lips)
+        lips = self.project(lips)
         rounded_p = np.zeros(T) if rounded_p is None else np.asarray(rounded_p, dtype=float)
         out = np.empty((T, len(self.rest)))
         prev = self.rest
@@ -301,7 +340,7 @@ class LipSyncStream:
     def _consume(self, frames: Iterable, final: bool) -> list[tuple[int, np.ndarray]]:
         for k, lips, closure_p, rounded_p in frames:
             assert k == len(self._pred_lips), (k, len(self._pred_lips))
-            self._pred_lips.append(np.asarray(lips, float))
+            self._pred_lips.append(self.syncer.project(np.asarray(lips, float)[None])[0])
             self._pred_closure.append(float(closure_p))
             self._pred_rounded.append(float(rounded_p))
         s = self.syncer

@@ -47,17 +47,22 @@ def train_lipsync(
     *,
     babble_n: int = DEFAULT_BABBLE_N,
     self_model_minutes: float = 10.0,
-    audio_minutes: float = 5.0,
     workers: int = 2,
     seed: int = 0,
     corpus_dir: str | Path | None = None,
+    self_model_epochs: int | tuple[int, int] | None = None,
+    audio_epochs: int | None = None,
     progress: bool = True,
 ) -> dict:
-    """Run the steps of the module docstring into ``out_dir``; returns the report (also ``train_report.json``)."""
-    from facetwin.agents.audio_to_lips import TRAIN_CORPUS_ARGS, train_audio_to_lips, train_corpus_dir
-    from facetwin.agents.baselines import BabbleBank
-    from facetwin.agents.self_model import evaluate_round_trip, train_self_model
-    from facetwin.envs.babble import babble
+    """Run the steps of the module docstring into ``out_dir``; returns the report (also ``train_report.json``).
+
+    Training runs on one torch thread with fixed epochs (``self_model_epochs``: the self-model's default,
+    ``audio_epochs``: ``SHIPPED_EPOCHS``), so a run reproduces the shipped files; ``self_model_minutes`` caps the
+    self-model's training time.
+    """
+    import torch
+
+    from facetwin.agents.audio_to_lips import SHIPPED_EPOCHS
 
     if babble_n < 50:
         raise ValueError(f"babble_n must be >= 50, got {babble_n}")
@@ -65,6 +70,24 @@ def train_lipsync(
     out.mkdir(parents=True, exist_ok=True)
     report: dict = {"seed": seed, "babble_n": babble_n, "steps": {}}
     t_all = time.perf_counter()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        _run_steps(out, report, babble_n=babble_n, self_model_minutes=self_model_minutes, workers=workers, seed=seed, corpus_dir=corpus_dir, self_model_epochs=self_model_epochs,
+                   audio_epochs=SHIPPED_EPOCHS if audio_epochs is None else audio_epochs, progress=progress)
+    finally:
+        torch.set_num_threads(threads)
+    report["seconds"] = round(time.perf_counter() - t_all, 1)
+    (out / "train_report.json").write_text(json.dumps(_jsonable(report), indent=1), encoding="utf-8")
+    return report
+
+
+def _run_steps(out: Path, report: dict, *, babble_n, self_model_minutes, workers, seed, corpus_dir,
+               self_model_epochs, audio_epochs, progress) -> None:
+    from facetwin.agents.audio_to_lips import TRAIN_CORPUS_ARGS, train_audio_to_lips, train_corpus_dir
+    from facetwin.agents.baselines import BabbleBank
+    from facetwin.agents.self_model import evaluate_round_trip, train_self_model
+    from facetwin.envs.babble import babble
 
     def step(name: str, t0: float, **info) -> None:
         report["steps"][name] = {"seconds": round(time.perf_counter() - t0, 1), **_jsonable(info)}
@@ -77,8 +100,10 @@ def train_lipsync(
     step("babble", t0, path=str(babble_path))
 
     t0 = time.perf_counter()
-    model, sm_report = train_self_model(babble_path, seed=seed, max_minutes=self_model_minutes, progress=progress)
-    sm_report["round_trip"] = evaluate_round_trip(model, babble_path, progress=progress)  # also into model.meta
+    model, sm_report = train_self_model(babble_path, seed=seed, max_minutes=self_model_minutes,
+                                        epochs=self_model_epochs, progress=progress)
+    n_rt = min(100, babble_n - int(BANK_FRACTION * babble_n))  # the held-out expressions (the last 10 %)
+    sm_report["round_trip"] = evaluate_round_trip(model, babble_path, n=n_rt, progress=progress)  # also model.meta
     model.save(out / SELF_MODEL_FILE)
     step("self_model", t0, **{k: v for k, v in sm_report.items() if not isinstance(v, (list, np.ndarray))})
 
@@ -93,13 +118,9 @@ def train_lipsync(
 
     for mode, fname in AUDIO_TO_LIPS_FILES.items():
         t0 = time.perf_counter()
-        a2l, a_report = train_audio_to_lips(cdir, mode=mode, seed=seed, max_minutes=audio_minutes, progress=progress)
+        a2l, a_report = train_audio_to_lips(cdir, mode=mode, seed=seed, epochs=audio_epochs, progress=progress)
         a2l.save(out / fname)
         step(f"audio_to_lips_{mode}", t0, **{k: v for k, v in a_report.items() if not isinstance(v, (list, np.ndarray))})
-
-    report["seconds"] = round(time.perf_counter() - t_all, 1)
-    (out / "train_report.json").write_text(json.dumps(_jsonable(report), indent=1), encoding="utf-8")
-    return report
 
 
 def add_train_lipsync_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -108,8 +129,9 @@ def add_train_lipsync_arguments(parser: argparse.ArgumentParser) -> argparse.Arg
                         help="write the weight files into the package's assets/weights/ (replaces the shipped ones)")
     parser.add_argument("--babble", type=int, default=DEFAULT_BABBLE_N,
                         help=f"babbled expressions (default {DEFAULT_BABBLE_N})")
-    parser.add_argument("--self-model-minutes", type=float, default=10.0, help="training budget (default 10)")
-    parser.add_argument("--audio-minutes", type=float, default=5.0, help="training budget per audio model (default 5)")
+    parser.add_argument("--self-model-minutes", type=float, default=10.0, help="self-model time cap (default 10)")
+    parser.add_argument("--audio-epochs", type=int, default=None, help="passes over the corpus per audio model "
+                        "(default: those of the shipped weights)")
     parser.add_argument("--workers", type=int, default=2, help="babbling processes (default 2)")
     parser.add_argument("--corpus", default=None, help="train the audio models on this corpus folder instead")
     parser.add_argument("--seed", type=int, default=0)
@@ -119,7 +141,7 @@ def add_train_lipsync_arguments(parser: argparse.ArgumentParser) -> argparse.Arg
 
 def main_train_lipsync(args: argparse.Namespace) -> int:
     report = train_lipsync(args.out, babble_n=args.babble, self_model_minutes=args.self_model_minutes,
-                           audio_minutes=args.audio_minutes, workers=args.workers, seed=args.seed,
+                           audio_epochs=args.audio_epochs, workers=args.workers, seed=args.seed,
                            corpus_dir=args.corpus, progress=not args.quiet)
     out = Path(args.out)
     if args.install:

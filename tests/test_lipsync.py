@@ -143,13 +143,13 @@ def test_learned_pipeline_beats_the_baselines_on_heldout_clips(heldout_corpus):
     r = {m: report.results[m]["all"] for m in report.results}
     print(format_table(report))
     learned, amp, rest = r["learned"], r["amplitude"], r["rest"]
-    # measured on these 8 clips: lip error 2.27 mm (amplitude 2.45, rest 2.49), aperture r 0.76 (amplitude 0.06),
-    # closure 14/21, rounding 11/11, offset -13 ms
+    # measured on these 8 clips: lip error 2.30 mm (amplitude 2.45, rest 2.49), aperture r 0.73 (amplitude 0.06),
+    # closure 19/21, rounding 9/11, open vowels 21/22, offset -14 ms (amplitude +84)
     assert learned["lip_error_mm"] < rest["lip_error_mm"] - 0.1
     assert learned["lip_error_mm"] < amp["lip_error_mm"] - 0.1
     assert learned["aperture_corr"] >= 0.65 and amp["aperture_corr"] < 0.3
-    assert learned["closure_rate"] >= 0.55 > amp["closure_rate"]
-    assert learned["rounding_rate"] >= 0.8 > amp["rounding_rate"]
+    assert learned["closure_rate"] >= 0.8 > amp["closure_rate"]
+    assert learned["rounding_rate"] >= 0.7 > amp["rounding_rate"]
     assert learned["open_rate"] >= 0.85
     assert abs(learned["offset_ms"]) <= 25 < abs(amp["offset_ms"])
 
@@ -190,3 +190,20 @@ def test_sing_renders_an_mp4_in_sync_with_the_audio(tmp_path):
     neutral = ap[0]
     k_open = int(np.flatnonzero(ap > neutral + 2.0)[0])
     assert abs(k_open / 30 - first_vowel) <= 1 / 30 + 1e-9, (k_open, first_vowel)
+
+
+def test_lipsync_benchmark_prints_its_table(tmp_path, capsys):
+    import json
+
+    from facetwin.benchmarks import bench_lipsync
+
+    out = tmp_path / "b.json"
+    assert bench_lipsync.main(["--quick", "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    for row in ("offline: features", "offline: audio -> lips", "offline: lips -> motors", "offline: total",
+                "stream: total"):
+        assert row in text
+    data = json.loads(out.read_text())
+    assert all(r["rtf"] > 0 and np.isfinite(r["rtf"]) for r in data["rows"])
+    stream_row = data["rows"][-1]
+    assert stream_row["lookahead_ms"] <= 100 + 1e-6 and stream_row["frame_ms_mean"] > 0
