@@ -143,10 +143,10 @@ def test_learned_pipeline_beats_the_baselines_on_heldout_clips(heldout_corpus):
     r = {m: report.results[m]["all"] for m in report.results}
     print(format_table(report))
     learned, amp, rest = r["learned"], r["amplitude"], r["rest"]
-    # measured on these 8 clips: lip error 2.30 mm (amplitude 2.45, rest 2.49), aperture r 0.73 (amplitude 0.06),
+    # measured on these 8 clips: lip error 2.13 mm (amplitude 2.45, rest 2.49), aperture r 0.69 (amplitude 0.06),
     # closure 19/21, rounding 9/11, open vowels 21/22, offset -14 ms (amplitude +84)
     assert learned["lip_error_mm"] < rest["lip_error_mm"] - 0.1
-    assert learned["lip_error_mm"] < amp["lip_error_mm"] - 0.1
+    assert learned["lip_error_mm"] < amp["lip_error_mm"] - 0.2
     assert learned["aperture_corr"] >= 0.65 and amp["aperture_corr"] < 0.3
     assert learned["closure_rate"] >= 0.8 > amp["closure_rate"]
     assert learned["rounding_rate"] >= 0.7 > amp["rounding_rate"]
