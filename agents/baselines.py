@@ -35,7 +35,6 @@ dataset (the last 10 % are the self-model's held-out set)::
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,7 +46,7 @@ from facetwin.envs.lip_sync import _AH_APERTURE, _AH_LEVELS
 from facetwin.sim.actuators import actuator_names, indices, rest_controls
 from facetwin.sim.expressions import mix_ctrl
 
-from .weights import BABBLE_BANK_FILE, shipped_path
+from .weights import BABBLE_BANK_FILE, atomic_write, shipped_path
 
 #: one fixed mouth pose per viseme: a mix of the expressions ah / ee / oo / mm (intensities, see
 #: ``facetwin.sim.expressions.mix_ctrl``). Fitted on the settled fast face to each viseme's target lip shape,
@@ -234,16 +233,9 @@ class BabbleBank:
         """Write the bank (compressed ``.npz``, atomically)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez_compressed(f, shapes_mm=self.shapes_mm, ctrl=self.ctrl, actuator_names=np.array(actuator_names()),
-                                    source=np.array(self.source), n_source=np.int64(self.n_source))
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        atomic_write(path, lambda tmp: np.savez_compressed(
+            tmp, shapes_mm=self.shapes_mm, ctrl=self.ctrl, actuator_names=np.array(actuator_names()),
+            source=np.array(self.source), n_source=np.int64(self.n_source)))
         return path
 
     @classmethod

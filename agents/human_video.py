@@ -80,11 +80,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import re
 import sys
-import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,6 +89,8 @@ import numpy as np
 
 from facetwin.audio.corpus import CORPUS_FPS, CORPUS_NPZ_KEYS, CORPUS_SR, CORPUS_VERSION
 from facetwin.audio.visemes import lip_displacements, lip_landmark_ids, measures_from_landmarks, neutral_measures
+
+from .weights import atomic_write
 
 N_FACEMESH = 478  # FaceMesh landmarks with refine_landmarks=True (468 + 10 iris points)
 #: landmarks that move with the skull, not with the lips, jaw, cheeks or brows: forehead, nose ridge and tip, eye
@@ -348,18 +347,6 @@ def retarget(
 
 
 # ---------------------------------------------------------------------------------------------------- corpus item
-def _atomic_write(path: Path, write: Callable[[str], None]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".part{path.suffix}")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def _savez(path: str, arrays: dict) -> None:
     with open(path, "wb") as f:  # a file object: numpy would append ".npz" to a name without it
         np.savez_compressed(f, **arrays)
@@ -462,8 +449,8 @@ def ingest_video(
         **timeline.to_arrays(),
     }
     wav_rel, npz_rel = f"audio/{cid}.wav", f"data/{cid}.npz"
-    _atomic_write(out / wav_rel, lambda p: save_wav(p, audio16, CORPUS_SR))
-    _atomic_write(out / npz_rel, lambda p: _savez(p, arrays))
+    atomic_write(out / wav_rel, lambda p: save_wav(p, audio16, CORPUS_SR))
+    atomic_write(out / npz_rel, lambda p: _savez(p, arrays))
     item = {
         "id": cid, "kind": "video", "lang": lang, "text": text, "sentence": f"video:{cid}", "split": "train",
         "duration_s": round(len(audio16) / CORPUS_SR, 4), "n_frames": T, "rate_wpm": None, "pitch": None,
@@ -478,7 +465,7 @@ def ingest_video(
         manifest["languages"] = [*manifest["languages"], lang]
     manifest["total_duration_s"] = round(sum(float(it.get("duration_s", 0.0)) for it in items), 3)
     body = json.dumps(manifest, ensure_ascii=False, indent=1)
-    _atomic_write(manifest_path, lambda p: Path(p).write_text(body, encoding="utf-8"))
+    atomic_write(manifest_path, lambda p: Path(p).write_text(body, encoding="utf-8"))
     return item
 
 

@@ -68,7 +68,6 @@ from facetwin.audio.io import resample
 from facetwin.audio.timeline import Timeline
 from facetwin.audio.visemes import lip_track
 from facetwin.envs.lip_sync import audio_obs_features
-from facetwin.sim.expressions import EXPRESSIONS
 from facetwin.sim.model import FaceModel
 from facetwin.sim.playback import Playback, play
 
@@ -416,7 +415,7 @@ class LipSyncStream:
 # ---------------------------------------------------------------------------------------------------- npz
 def save_lipsync_npz(path: str | Path, result: LipSyncResult, *, audio: str = "", text: str = "", lang: str = "") -> Path:
     """Write ``result`` (which must have been played: ``result.playback``) as the ``facetwin lipsync`` npz."""
-    from facetwin.audio.corpus import _atomic_write_bytes
+    from facetwin.agents.weights import atomic_write
     from facetwin.sim.landmarks import landmark_ids
 
     pb = result.playback
@@ -448,7 +447,7 @@ def save_lipsync_npz(path: str | Path, result: LipSyncResult, *, audio: str = ""
         "lang": np.array(str(lang)),
     }
     assert set(arrays) == set(LIPSYNC_NPZ_KEYS)
-    _atomic_write_bytes(path, lambda p: np.savez_compressed(p, **arrays))
+    atomic_write(path, lambda p: np.savez_compressed(p, **arrays))
     return path
 
 

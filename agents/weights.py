@@ -1,6 +1,6 @@
 """Where trained weights live, and how they are written: ``assets/weights/`` (package data ``facetwin.assets``).
 
-Every learned model of :mod:`facetwin.agents` saves a torch checkpoint (a dict of tensors and plain metadata,
+Files of :mod:`facetwin.agents` are written with :func:`atomic_write`. Every learned model saves a torch checkpoint (a dict of tensors and plain metadata,
 loadable with ``torch.load(..., weights_only=True)``). The shipped ones are small (< 1 MB each) and are reproduced
 from scratch by ``facetwin train-lipsync``.
 """
@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import tempfile
 from importlib import resources
+from collections.abc import Callable
 from pathlib import Path
 
 #: file names of the shipped weights in ``assets/weights/``
@@ -31,24 +32,29 @@ def shipped_path(name: str) -> Path:
     return p
 
 
-def save_torch_atomic(obj, path: str | os.PathLike) -> Path:
-    """``torch.save`` to a temporary file beside ``path``, then rename: an interrupted save never leaves half a file."""
-    import torch
-
+def atomic_write(path: str | os.PathLike, write: Callable[[str], None], mode: int = 0o644) -> Path:
+    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it over ``path``: an interrupted write
+    never leaves half a file (an existing file survives a failed write). Creates the parent folder."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".part{path.suffix}")
     os.close(fd)
     try:
-        torch.save(obj, tmp)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; weights are shared data
+        write(tmp)
+        os.chmod(tmp, mode)  # mkstemp makes 0600 files; these are shared data
         os.replace(tmp, path)
-    except BaseException:
+    finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-        raise
     return path
 
 
-__all__ = ["AUDIO_TO_LIPS_FILES", "BABBLE_BANK_FILE", "SELF_MODEL_FILE", "save_torch_atomic", "shipped_path",
+def save_torch_atomic(obj, path: str | os.PathLike) -> Path:
+    """``torch.save`` with :func:`atomic_write`."""
+    import torch
+
+    return atomic_write(path, lambda tmp: torch.save(obj, tmp))
+
+
+__all__ = ["AUDIO_TO_LIPS_FILES", "BABBLE_BANK_FILE", "SELF_MODEL_FILE", "atomic_write", "save_torch_atomic", "shipped_path",
            "shipped_weights_dir"]
