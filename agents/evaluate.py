@@ -97,6 +97,12 @@ class _Methods:
         from facetwin.agents import baselines
 
         T = clip.n_frames
+        if method in ("learned", "nearest_neighbour"):  # load weights before the clock starts
+            self.syncer("offline")
+        if method == "learned_stream":
+            self.syncer("stream")
+        if method == "nearest_neighbour":
+            self.bank()
         t0 = time.perf_counter()
         if method == "learned":
             ctrl = self.syncer("offline").controls_from_obs(clip.audio_obs).ctrl

@@ -341,6 +341,32 @@ def test_babble_writes_resumes_and_is_deterministic(tmp_path, monkeypatch):
         assert len(d["ctrl"]) == 2 and "images" not in d.files
 
 
+def test_speech_babbling_covers_the_jaw_and_workers_give_the_same_data(tmp_path):
+    from facetwin.envs.mirror_self_model import sample_expression
+    from facetwin.sim.actuators import actuator_names, rest_controls
+
+    names, rest = list(actuator_names()), rest_controls()
+    u = np.stack([sample_expression(np.random.default_rng([0, i]), rest, names, distribution="speech", sigma=0.35)
+                  for i in range(400)])
+    mouth = np.array([n.startswith(("lip_", "jaw_")) for n in names])
+    np.testing.assert_array_equal(u[:, ~mouth], np.tile(rest[~mouth], (400, 1)))  # only the mouth moves
+    jaw = u[:, names.index("jaw_open")]
+    assert jaw.max() > 0.5 and (jaw > 0).mean() > 0.2  # open vowels are sampled (rest -1, "ah" +1)
+    gauss = np.stack([sample_expression(np.random.default_rng([0, i]), rest, names, sigma=0.35) for i in range(400)])
+    assert (gauss[:, names.index("jaw_open")] > 0).mean() < 0.01  # what the Gaussian around rest misses
+    kw = dict(seed=1, chunk=2, settle_s=0.2, progress=False, distribution="speech")
+    one = babble(5, tmp_path / "one.npz", workers=1, **kw)
+    two = babble(5, tmp_path / "two.npz", workers=2, **kw)
+    with np.load(one) as a, np.load(two) as b:
+        assert str(a["distribution"]) == "speech"
+        for k in ("ctrl", "landmarks_mm", "aperture_mm"):
+            np.testing.assert_array_equal(a[k], b[k])
+    with pytest.raises(ValueError, match="distribution"):
+        babble(2, tmp_path / "x.npz", distribution="telepathy")
+    with pytest.raises(ValueError, match="workers"):
+        babble(2, tmp_path / "x.npz", workers=0)
+
+
 def test_main_babble_cli_function(tmp_path, capsys):
     import argparse
 
