@@ -1,0 +1,1 @@
+"""The physical robot: servo buses, the safety layer, camera, deployment."""

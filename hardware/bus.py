@@ -1,0 +1,60 @@
+"""The servo bus interface: what every backend (PCA9685, serial bus servos, the twin) implements.
+
+A bus moves servos by *channel* (PCA9685 channel 0-15 on a board, or a serial servo id) in *servo units* (pulse
+width in microseconds, or position ticks). It knows nothing about the face: the calibration
+(:mod:`facetwin.sim2real.calibration`) maps the 26 normalized commands to (bus, channel, units), and the safety layer
+(:mod:`facetwin.hardware.safety`) is the only caller allowed to write to a bus in normal use.
+
+| method | contract |
+|---|---|
+| ``open()`` / ``close()`` | connect / release the device (idempotent); also a context manager |
+| ``write(channels, values)`` | set the goal of each channel, in servo units; raises :class:`BusError` on a device error |
+| ``read(channels)`` | present positions in servo units where the device can report them, else the last written goal (``None`` where never written) |
+| ``relax(channels)`` | torque off (serial) / PWM off (PCA9685): the servo goes limp |
+| ``units`` | ``"us"`` or ``"position"`` (:data:`facetwin.sim2real.calibration.UNITS`) |
+| ``name`` | the bus label used in calibration files (``"pca9685@0x41"``, ``"serial"``, ``"sim"``) |
+
+>>> with SomeBus(...) as bus:
+...     bus.write([0, 1], [1500.0, 1520.0])
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+
+
+class BusError(RuntimeError):
+    """A device or protocol error on a servo bus (port closed, no reply, corrupted reply, servo error status)."""
+
+
+class ServoBus(ABC):
+    """Abstract servo bus (see the module docstring)."""
+
+    units: str = "us"
+    name: str = "bus"
+
+    def __enter__(self) -> "ServoBus":
+        self.open()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @abstractmethod
+    def open(self) -> None: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    @abstractmethod
+    def write(self, channels: Sequence[int], values: Sequence[float]) -> None: ...
+
+    @abstractmethod
+    def read(self, channels: Sequence[int]) -> list[float | None]: ...
+
+    @abstractmethod
+    def relax(self, channels: Sequence[int]) -> None: ...
+
+
+__all__ = ["BusError", "ServoBus"]

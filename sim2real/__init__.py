@@ -1,0 +1,1 @@
+"""Sim-to-real: domain randomization, robot calibration, policy export."""

@@ -1,0 +1,284 @@
+"""The calibration file of one physical robot: how each of the 26 normalized motor commands becomes servo units.
+
+One JSON file per robot (written by ``facetwin calibrate``, read by the safety layer and ``facetwin deploy``),
+versioned and validated on load: a missing or extra motor, an unknown field, a neutral outside the safe range,
+``min >= max``, a bad direction or the wrong version are refused with the field named.
+
+```json
+{"version": 1, "robot": "face-01", "units": "us",
+ "motors": [{"name": "lip_upper_raise_R", "bus": "pca9685@0x41", "channel": 0, "direction": 1,
+             "neutral": 1500.0, "scale": 400.0, "min": 1000.0, "max": 2000.0, "latency_ms": 45.0}, ...]}
+```
+
+| field | meaning |
+|---|---|
+| ``version`` | :data:`CALIBRATION_VERSION` |
+| ``robot`` | a name for the robot |
+| ``units`` | ``"us"``: PCA9685 pulse width in microseconds; ``"position"``: serial bus servo position ticks |
+| ``motors`` | exactly the 26 actuators of ``assets/data/actuators.csv``, in that order |
+| ``name`` | the actuator name |
+| ``bus`` | which bus the motor is on: ``"pca9685@0x41"`` (board address), ``"serial"`` or ``"sim"`` |
+| ``channel`` | PCA9685 channel 0-15, or the serial servo id 0-252 |
+| ``direction`` | +1 or -1: the sign of the servo's motion for a positive command |
+| ``neutral`` | servo units at normalized command 0 |
+| ``scale`` | servo units per unit of normalized command (> 0): ``units = neutral + direction * scale * u`` |
+| ``min``, ``max`` | the safe range in servo units (``min < neutral < max``); nothing outside ever reaches the bus |
+| ``latency_ms`` | measured command-to-motion delay; ``facetwin deploy`` commands the motor this much ahead |
+
+>>> cal = Calibration.load("face-01.json")
+>>> units = cal.to_units(ctrl)          # (26,) servo units, not clamped
+>>> cal.clamp(units)                    # (26,) inside [min, max]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+CALIBRATION_VERSION = 1
+UNITS = ("us", "position")
+_MOTOR_FIELDS = ("name", "bus", "channel", "direction", "neutral", "scale", "min", "max", "latency_ms")
+_TOP_FIELDS = ("version", "robot", "units", "motors")
+
+
+class CalibrationError(ValueError):
+    """A calibration file or dict that cannot be used; the message names the field."""
+
+
+@dataclass(frozen=True)
+class MotorCalibration:
+    """One motor's mapping (see the module docstring table)."""
+
+    name: str
+    bus: str
+    channel: int
+    direction: int
+    neutral: float
+    scale: float
+    min: float
+    max: float
+    latency_ms: float = 0.0
+
+    def to_units(self, u):
+        """Normalized command(s) -> servo units (not clamped)."""
+        return self.neutral + self.direction * self.scale * np.asarray(u, dtype=float)
+
+    def to_command(self, units):
+        """Servo units -> normalized command(s)."""
+        return (np.asarray(units, dtype=float) - self.neutral) / (self.direction * self.scale)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """The calibration of one robot: 26 :class:`MotorCalibration` in actuator order."""
+
+    robot: str
+    units: str
+    motors: tuple[MotorCalibration, ...]
+    version: int = CALIBRATION_VERSION
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+    # ---------------------------------------------------------------------------------------- arrays
+    @property
+    def names(self) -> list[str]:
+        return [m.name for m in self.motors]
+
+    def _col(self, field: str) -> np.ndarray:
+        return np.array([getattr(m, field) for m in self.motors], dtype=float)
+
+    @property
+    def lo(self) -> np.ndarray:
+        """(26,) safe minimum, servo units."""
+        return self._col("min")
+
+    @property
+    def hi(self) -> np.ndarray:
+        """(26,) safe maximum, servo units."""
+        return self._col("max")
+
+    @property
+    def neutral(self) -> np.ndarray:
+        return self._col("neutral")
+
+    @property
+    def latency_ms(self) -> np.ndarray:
+        return self._col("latency_ms")
+
+    def to_units(self, ctrl) -> np.ndarray:
+        """(..., 26) normalized commands -> servo units (not clamped)."""
+        u = np.asarray(ctrl, dtype=float)
+        if u.shape[-1:] != (len(self.motors),):
+            raise ValueError(f"ctrl must end in {len(self.motors)} values, got shape {u.shape}")
+        return self.neutral + self._col("direction") * self._col("scale") * u
+
+    def to_command(self, units) -> np.ndarray:
+        """(..., 26) servo units -> normalized commands."""
+        x = np.asarray(units, dtype=float)
+        return (x - self.neutral) / (self._col("direction") * self._col("scale"))
+
+    def clamp(self, units) -> np.ndarray:
+        """Servo units clipped to each motor's safe [min, max]."""
+        return np.clip(np.asarray(units, dtype=float), self.lo, self.hi)
+
+    # ---------------------------------------------------------------------------------------- files
+    def to_dict(self) -> dict:
+        return {"version": self.version, "robot": self.robot, "units": self.units,
+                "motors": [dataclasses.asdict(m) for m in self.motors]}
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> Calibration:
+        """Build and validate; :class:`CalibrationError` names the first bad field."""
+        if not isinstance(data, Mapping):
+            raise CalibrationError(f"a calibration is a JSON object, got {type(data).__name__}")
+        unknown = sorted(set(data) - set(_TOP_FIELDS))
+        if unknown:
+            raise CalibrationError(f"unknown field(s) {', '.join(unknown)}; allowed: {', '.join(_TOP_FIELDS)}")
+        for f in _TOP_FIELDS:
+            if f not in data:
+                raise CalibrationError(f"missing field {f!r}")
+        if data["version"] != CALIBRATION_VERSION:
+            raise CalibrationError(f"version: {data['version']!r}, this facetwin reads version {CALIBRATION_VERSION}")
+        motors = data["motors"]
+        if not isinstance(motors, Sequence) or isinstance(motors, (str, bytes)):
+            raise CalibrationError("motors: must be a list of motor objects")
+        out = []
+        for i, m in enumerate(motors):
+            where = f"motors[{i}]" + (f" ({m.get('name')})" if isinstance(m, Mapping) and "name" in m else "")
+            if not isinstance(m, Mapping):
+                raise CalibrationError(f"{where}: must be an object")
+            unknown = sorted(set(m) - set(_MOTOR_FIELDS))
+            if unknown:
+                raise CalibrationError(f"{where}: unknown field(s) {', '.join(unknown)}")
+            missing = [f for f in _MOTOR_FIELDS if f not in m and f != "latency_ms"]
+            if missing:
+                raise CalibrationError(f"{where}: missing field(s) {', '.join(missing)}")
+            try:
+                out.append(MotorCalibration(
+                    name=str(m["name"]), bus=str(m["bus"]), channel=_int(m["channel"], f"{where}.channel"),
+                    direction=_int(m["direction"], f"{where}.direction"),
+                    neutral=_num(m["neutral"], f"{where}.neutral"), scale=_num(m["scale"], f"{where}.scale"),
+                    min=_num(m["min"], f"{where}.min"), max=_num(m["max"], f"{where}.max"),
+                    latency_ms=_num(m.get("latency_ms", 0.0), f"{where}.latency_ms"),
+                ))
+            except CalibrationError:
+                raise
+        return cls(robot=str(data["robot"]), units=str(data["units"]), motors=tuple(out), version=int(data["version"]))
+
+    @classmethod
+    def load(cls, path: str | Path) -> Calibration:
+        p = Path(path)
+        if not p.exists():
+            raise FileNotFoundError(f"{p}: no such calibration file")
+        try:
+            data = json.loads(p.read_text(encoding="utf-8"))
+        except ValueError as e:
+            raise CalibrationError(f"{p}: not valid JSON ({e})") from None
+        try:
+            return cls.from_dict(data)
+        except CalibrationError as e:
+            raise CalibrationError(f"{p}: {e}") from None
+
+    def save(self, path: str | Path) -> Path:
+        """Write the JSON (atomically)."""
+        from facetwin.agents.weights import atomic_write
+
+        text = json.dumps(self.to_dict(), indent=1)
+        return atomic_write(path, lambda tmp: Path(tmp).write_text(text + "\n", encoding="utf-8"))
+
+    def replace_motor(self, name: str, **changes) -> Calibration:
+        """A copy with one motor's fields changed (validated)."""
+        motors = tuple(dataclasses.replace(m, **changes) if m.name == name else m for m in self.motors)
+        if name not in self.names:
+            raise KeyError(f"unknown motor {name!r}")
+        return dataclasses.replace(self, motors=motors)
+
+
+def _num(v, where: str) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(float(v)):
+        raise CalibrationError(f"{where}: must be a finite number, got {v!r}")
+    return float(v)
+
+
+def _int(v, where: str) -> int:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or float(v) != int(v):
+        raise CalibrationError(f"{where}: must be an integer, got {v!r}")
+    return int(v)
+
+
+def _validate(cal: Calibration) -> None:
+    from facetwin.sim.actuators import actuator_names
+
+    names = list(actuator_names())
+    if cal.version != CALIBRATION_VERSION:
+        raise CalibrationError(f"version: {cal.version!r}, this facetwin reads version {CALIBRATION_VERSION}")
+    if cal.units not in UNITS:
+        raise CalibrationError(f"units: {cal.units!r}, choose one of {', '.join(UNITS)}")
+    got = [m.name for m in cal.motors]
+    missing = [n for n in names if n not in got]
+    if missing:
+        raise CalibrationError(f"motors: missing motor(s) {', '.join(missing)}")
+    extra = [n for n in got if n not in names]
+    if extra:
+        raise CalibrationError(f"motors: unknown motor(s) {', '.join(extra)}")
+    if got != names:
+        dup = sorted({n for n in got if got.count(n) > 1})
+        if dup:
+            raise CalibrationError(f"motors: repeated motor(s) {', '.join(dup)}")
+        raise CalibrationError("motors: must be in actuator order (assets/data/actuators.csv)")
+    seen: dict[tuple[str, int], str] = {}
+    for m in cal.motors:
+        w = f"motors[{m.name}]"
+        if m.direction not in (-1, 1):
+            raise CalibrationError(f"{w}.direction: must be +1 or -1, got {m.direction}")
+        if not m.scale > 0:
+            raise CalibrationError(f"{w}.scale: must be > 0, got {m.scale}")
+        if not m.min < m.max:
+            raise CalibrationError(f"{w}: min ({m.min}) must be < max ({m.max})")
+        if not m.min <= m.neutral <= m.max:
+            raise CalibrationError(f"{w}.neutral: {m.neutral} is outside the safe range [{m.min}, {m.max}]")
+        if m.latency_ms < 0:
+            raise CalibrationError(f"{w}.latency_ms: must be >= 0, got {m.latency_ms}")
+        if m.bus.startswith("pca9685") and not 0 <= m.channel <= 15:
+            raise CalibrationError(f"{w}.channel: a PCA9685 has channels 0-15, got {m.channel}")
+        if not 0 <= m.channel <= 252:
+            raise CalibrationError(f"{w}.channel: must be in 0..252, got {m.channel}")
+        key = (m.bus, m.channel)
+        if key in seen:
+            raise CalibrationError(f"{w}.channel: {m.bus} channel {m.channel} is also {seen[key]}")
+        seen[key] = m.name
+
+
+def nominal_calibration(backend: str = "pca9685", robot: str = "facetwin-nominal") -> Calibration:
+    """A nominal calibration (a starting point for ``facetwin calibrate`` and for dry runs).
+
+    ``"pca9685"``: hobby servos, 1500 us at command 0, +-400 us over [-1, 1], safe range 1000-2000 us, the first 16
+    motors on board 0x41 and the rest on 0x42 (as the physical robot). ``"serial"``: bus servos with 4096 ticks per
+    turn, 2048 at command 0, +-512 ticks, safe range 1400-2700, ids 1-26. ``"sim"``: the ``"serial"`` numbers on
+    the twin.
+    """
+    from facetwin.sim.actuators import actuator_names
+
+    motors = []
+    for i, name in enumerate(actuator_names()):
+        if backend == "pca9685":
+            motors.append(MotorCalibration(name=name, bus="pca9685@0x41" if i < 16 else "pca9685@0x42",
+                                           channel=i % 16, direction=1, neutral=1500.0, scale=400.0, min=1000.0,
+                                           max=2000.0, latency_ms=0.0))
+        elif backend in ("serial", "sim"):
+            motors.append(MotorCalibration(name=name, bus=backend, channel=i + 1, direction=1, neutral=2048.0,
+                                           scale=512.0, min=1400.0, max=2700.0, latency_ms=0.0))
+        else:
+            raise ValueError(f"unknown backend {backend!r}; choose pca9685, serial or sim")
+    return Calibration(robot=robot, units="us" if backend == "pca9685" else "position", motors=tuple(motors))
+
+
+__all__ = ["CALIBRATION_VERSION", "UNITS", "Calibration", "CalibrationError", "MotorCalibration",
+           "nominal_calibration"]
