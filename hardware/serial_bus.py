@@ -1,0 +1,449 @@
+"""Serial bus servos: Dynamixel Protocol 2.0 over pyserial, byte-exact (X-series control table).
+
+:class:`DynamixelBus` is the ``"serial"`` backend of :class:`facetwin.hardware.bus.ServoBus`: channels are servo ids
+(0-252), values are position ticks (``units = "position"``, 4096 per turn, 2048 = centre). The packet functions
+(:func:`crc16`, :func:`stuff`, :func:`build_packet`, :class:`PacketReader`) are shared with the pty emulator
+(:mod:`facetwin.hardware.emulator`).
+
+Instruction packet (status packets carry instruction ``0x55`` and an error byte before the parameters)::
+
+    FF FF FD 00 | ID | LEN_L LEN_H | INST | PARAM ... | CRC_L CRC_H
+    LEN = 1 (INST) + len(stuffed PARAMs) + 2 (CRC); CRC-16 (poly 0x8005, init 0) over everything before it, stuffed
+
+Byte stuffing: inside INST + PARAMs every ``FF FF FD`` is sent as ``FF FF FD FD`` (so a header never appears in
+the body), and undone on receipt.
+
+| instruction | code | parameters | reply |
+|---|---|---|---|
+| PING | 0x01 | - | model number (2), firmware (1) |
+| READ | 0x02 | address (2), length (2) | the data |
+| WRITE | 0x03 | address (2), data | empty |
+| SYNC_READ | 0x82 | address (2), length (2), id ... (to id 0xFE) | one status packet per id, in that order |
+| SYNC_WRITE | 0x83 | address (2), length (2), then id + data per servo (to id 0xFE) | none |
+
+| X-series address | size | use here |
+|---|---|---|
+| 0 Model Number | 2 | checked by PING on open |
+| 64 Torque Enable | 1 | 1 on open (after Goal Position = Present Position: no jump), 0 in relax and close |
+| 116 Goal Position | 4 | :meth:`DynamixelBus.write`: one SYNC_WRITE for all ids |
+| 132 Present Position | 4 | :meth:`DynamixelBus.read`: one SYNC_READ (or a READ per id) |
+
+Every reply is checked: header, length, CRC, instruction 0x55, the id asked, the data length, and the error byte
+(bit 7 = hardware alert, bits 0-6 = Result Fail / Instruction / CRC / Data Range / Data Length / Data Limit /
+Access error). Anything wrong, no reply within ``timeout_s``, or a serial I/O failure raises
+:class:`facetwin.hardware.bus.BusError` naming the servo and the fault. There are no retries: the safety layer
+decides what a fault means (a clean stop). Servos must answer every instruction (Status Return Level 2, the default).
+Before each transaction the input buffer is flushed, so a late reply to an earlier fault cannot pass as this one's.
+A SYNC_WRITE gets no reply: a chain that went dead shows at the next read (or the next write that the OS refuses),
+so a caller that must notice a lost chain within a tick reads positions every tick.
+
+Bytes on the wire per 30 Hz tick for the 26 face servos (10 bits per byte; each status also waits the servo's
+Return Delay Time, 500 us at the factory setting, 0 after setting address 9 to 0):
+
+| exchange | bytes | 57600 baud (factory) | 1 Mbaud |
+|---|---|---|---|
+| SYNC_WRITE of 26 goals | 144 | 25.0 ms | 1.4 ms |
+| SYNC_READ of 26 positions (request + 26 replies) | 40 + 390 | 74.7 ms | 4.3 ms (+ 13 ms at the factory delay) |
+
+so a 33 ms tick that also reads back needs 1 Mbaud (and preferably Return Delay Time 0).
+
+>>> bus = DynamixelBus("/dev/ttyUSB0", ids=range(1, 27), baudrate=1_000_000)
+>>> with bus:
+...     bus.write([1, 2], [2048, 2100])
+...     bus.read([1, 2])
+[2048.0, 2100.0]
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import struct
+import termios
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from facetwin.hardware.bus import BusError, ServoBus
+
+HEADER = b"\xff\xff\xfd\x00"
+BROADCAST_ID = 0xFE
+MAX_ID = 252
+MAX_LENGTH = 1024  # longest LEN field accepted from the wire (a 26-servo SYNC_WRITE is ~140)
+
+PING = 0x01
+READ = 0x02
+WRITE = 0x03
+STATUS = 0x55
+SYNC_READ = 0x82
+SYNC_WRITE = 0x83
+
+ADDR_MODEL_NUMBER = 0
+ADDR_TORQUE_ENABLE = 64
+ADDR_GOAL_POSITION = 116
+ADDR_PRESENT_POSITION = 132
+
+IO_ERRORS = (OSError, termios.error)  # serial.SerialException is an OSError; tcflush on a dead tty raises termios.error
+ERROR_ALERT = 0x80
+ERRORS = {1: "Result Fail", 2: "Instruction Error", 3: "CRC Error", 4: "Data Range Error", 5: "Data Length Error",
+          6: "Data Limit Error", 7: "Access Error"}
+
+
+def _crc_table() -> list[int]:
+    table = []
+    for i in range(256):
+        crc = i << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x8005) if crc & 0x8000 else crc << 1
+        table.append(crc & 0xFFFF)
+    return table
+
+
+_CRC_TABLE = _crc_table()
+
+
+def crc16(data: bytes | bytearray, crc: int = 0) -> int:
+    """Dynamixel CRC-16 (polynomial 0x8005, MSB first, initial value 0, no final XOR)."""
+    for b in data:
+        crc = ((crc << 8) ^ _CRC_TABLE[((crc >> 8) ^ b) & 0xFF]) & 0xFFFF
+    return crc
+
+
+def stuff(body: bytes | bytearray) -> bytes:
+    """Byte stuffing: every ``FF FF FD`` in ``body`` (instruction + parameters) gets an extra ``FD``."""
+    out = bytearray()
+    for i, b in enumerate(body):
+        out.append(b)
+        if b == 0xFD and i >= 2 and body[i - 2] == 0xFF and body[i - 1] == 0xFF:
+            out.append(0xFD)
+    return bytes(out)
+
+
+def unstuff(body: bytes | bytearray) -> bytes:
+    """Undo :func:`stuff`: every ``FF FF FD FD`` becomes ``FF FF FD``."""
+    out = bytearray()
+    i = 0
+    while i < len(body):
+        out.append(body[i])
+        if body[i] == 0xFD and out[-3:] == b"\xff\xff\xfd" and i + 1 < len(body) and body[i + 1] == 0xFD:
+            i += 1
+        i += 1
+    return bytes(out)
+
+
+def build_packet(servo_id: int, instruction: int, params: bytes | bytearray = b"") -> bytes:
+    """A complete, stuffed, CRC-terminated packet (status packets: ``instruction = 0x55``, error byte first in
+    ``params``)."""
+    if not 0 <= servo_id <= BROADCAST_ID:
+        raise ValueError(f"servo_id: 0-252 or 0xFE (broadcast), got {servo_id}")
+    body = stuff(bytes([instruction]) + bytes(params))
+    head = HEADER + bytes([servo_id]) + struct.pack("<H", len(body) + 2)
+    crc = crc16(head + body)
+    return head + body + struct.pack("<H", crc)
+
+
+def build_status(servo_id: int, error: int = 0, params: bytes | bytearray = b"") -> bytes:
+    """A status packet: instruction 0x55, error byte, parameters."""
+    return build_packet(servo_id, STATUS, bytes([error]) + bytes(params))
+
+
+def describe_error(error: int) -> str:
+    """Name the bits of a status error byte, e.g. ``"hardware alert + Data Limit Error (0x86)"``."""
+    parts = []
+    if error & ERROR_ALERT:
+        parts.append("hardware alert")
+    if error & 0x7F:
+        parts.append(ERRORS.get(error & 0x7F, f"unknown error {error & 0x7F}"))
+    return f"{' + '.join(parts) or 'no error'} (0x{error:02x})"
+
+
+@dataclass(frozen=True)
+class Packet:
+    """A received packet, unstuffed: ``params`` of a status packet start with the error byte."""
+
+    servo_id: int
+    instruction: int
+    params: bytes
+    crc_ok: bool
+    raw: bytes
+
+    @property
+    def error(self) -> int:
+        """The error byte of a status packet."""
+        return self.params[0] if self.instruction == STATUS and self.params else 0
+
+    @property
+    def data(self) -> bytes:
+        """The parameters of a status packet after its error byte."""
+        return self.params[1:] if self.instruction == STATUS else self.params
+
+
+class PacketReader:
+    """Incremental packet framing over a byte stream: :meth:`feed` bytes, :meth:`next` returns a :class:`Packet`
+    (CRC checked, ``crc_ok`` says) or ``None`` until one is complete. Bytes before a header are skipped; a LEN
+    above :data:`MAX_LENGTH` or below 3 is garbage, and the search restarts after that header."""
+
+    def __init__(self) -> None:
+        self.buf = bytearray()
+
+    def feed(self, data: bytes | bytearray) -> None:
+        self.buf += data
+
+    def need(self) -> int:
+        """How many more bytes the packet in progress needs at least (1 while hunting for a header)."""
+        i = self.buf.find(HEADER)
+        if i < 0 or len(self.buf) < i + 7:
+            return 1 if i < 0 else i + 7 - len(self.buf)
+        length = self.buf[i + 5] | self.buf[i + 6] << 8
+        return max(1, i + 7 + length - len(self.buf)) if 3 <= length <= MAX_LENGTH else 1
+
+    def next(self) -> Packet | None:
+        while True:
+            i = self.buf.find(HEADER)
+            if i < 0:
+                del self.buf[:max(0, len(self.buf) - 3)]  # keep a possible partial header
+                return None
+            del self.buf[:i]
+            if len(self.buf) < 7:
+                return None
+            length = self.buf[5] | self.buf[6] << 8
+            if not 3 <= length <= MAX_LENGTH:
+                del self.buf[:4]
+                continue
+            if len(self.buf) < 7 + length:
+                return None
+            raw = bytes(self.buf[:7 + length])
+            del self.buf[:7 + length]
+            crc_ok = crc16(raw[:-2]) == (raw[-2] | raw[-1] << 8)
+            body = unstuff(raw[7:-2])
+            return Packet(servo_id=raw[4], instruction=body[0], params=body[1:], crc_ok=crc_ok, raw=raw)
+
+
+class DynamixelBus(ServoBus):
+    """Dynamixel Protocol 2.0 servos (X-series control table) as a :class:`ServoBus` (see the module docstring).
+
+    ``port``: a device path or pyserial URL (``serial.serial_for_url``), or pass an open ``serial=`` object (any
+    with ``read``, ``write``, ``flush``, ``reset_input_buffer``, ``close``). ``ids``: the servos on the chain
+    (pinged and torque-enabled on open; the only channels accepted). ``timeout_s``: the wait for each status packet.
+    ``limits``: the goal positions this driver ever sends (default the 0-4095 of one turn). ``sync_read``: read
+    positions with one SYNC_READ (else one READ per id, for servos without it).
+    """
+
+    units = "position"
+    name = "serial"
+
+    def __init__(self, port: str | None = None, *, ids: Iterable[int], baudrate: int = 57600,
+                 timeout_s: float = 0.05, serial=None, limits: tuple[int, int] = (0, 4095),
+                 sync_read: bool = True) -> None:
+        if (port is None) == (serial is None):
+            raise ValueError("port: give exactly one of port or serial")
+        self.ids = [int(i) for i in ids]
+        if not self.ids:
+            raise ValueError("ids: at least one servo id")
+        for i in self.ids:
+            if not 0 <= i <= MAX_ID:
+                raise ValueError(f"ids: servo ids are 0-252, got {i}")
+        if len(set(self.ids)) != len(self.ids):
+            raise ValueError(f"ids: repeated id in {self.ids}")
+        if not (math.isfinite(timeout_s) and timeout_s > 0):
+            raise ValueError(f"timeout_s: must be > 0, got {timeout_s}")
+        if not limits[0] < limits[1]:
+            raise ValueError(f"limits: need min < max, got {limits}")
+        self.port = port
+        self.baudrate = baudrate
+        self.timeout_s = float(timeout_s)
+        self.limits = (int(limits[0]), int(limits[1]))
+        self.use_sync_read = sync_read
+        self.model_numbers: dict[int, int] = {}
+        self._ser = serial
+        self._own_serial = serial is None
+        self._open = False
+        self._torque: dict[int, bool] = {}
+
+    # -- wire ------------------------------------------------------------------------------------------------------
+
+    def _send(self, packet: bytes) -> None:
+        if self._ser is None:
+            raise BusError(f"{self.name}: port is not open")
+        try:
+            self._ser.reset_input_buffer()  # a late reply to an earlier timeout must not pass as this one's
+            self._ser.write(packet)
+        except IO_ERRORS as e:
+            raise BusError(f"{self.name}: write to {self.port or 'port'} failed: {e}") from e
+
+    def _receive(self, servo_id: int, what: str) -> Packet:
+        """The next status packet, which must come from ``servo_id``, be intact and carry no error."""
+        reader = PacketReader()
+        deadline = time.monotonic() + self.timeout_s
+        while True:
+            packet = reader.next()
+            if packet is not None:
+                break
+            if time.monotonic() > deadline:
+                got = f"; got {len(reader.buf)} bytes {bytes(reader.buf[:16]).hex(' ')}" if reader.buf else ""
+                raise BusError(f"{self.name}: no reply from servo {servo_id} to {what} within "
+                               f"{self.timeout_s * 1e3:.0f} ms{got}")
+            try:
+                chunk = self._ser.read(reader.need())
+            except IO_ERRORS as e:
+                raise BusError(f"{self.name}: read from {self.port or 'port'} failed: {e}") from e
+            reader.feed(chunk)
+        if not packet.crc_ok:
+            raise BusError(f"{self.name}: corrupted reply (CRC mismatch) from servo {servo_id} to {what}: "
+                           f"{packet.raw.hex(' ')}")
+        if packet.instruction != STATUS or not packet.params:
+            raise BusError(f"{self.name}: reply to {what} is not a status packet: {packet.raw.hex(' ')}")
+        if packet.servo_id != servo_id:
+            raise BusError(f"{self.name}: reply to {what} came from servo {packet.servo_id}, expected {servo_id}")
+        if packet.error:
+            raise BusError(f"{self.name}: servo {servo_id} reports {describe_error(packet.error)} on {what}")
+        return packet
+
+    def _transact(self, servo_id: int, instruction: int, params: bytes, what: str, n_data: int) -> bytes:
+        self._send(build_packet(servo_id, instruction, params))
+        data = self._receive(servo_id, what).data
+        if len(data) != n_data:
+            raise BusError(f"{self.name}: servo {servo_id} answered {what} with {len(data)} data bytes, "
+                           f"expected {n_data}")
+        return data
+
+    # -- instructions ----------------------------------------------------------------------------------------------
+
+    def ping(self, servo_id: int) -> int:
+        """PING one servo; returns its model number (1020 = XM430-W350, 1060 = XL430-W250, ...)."""
+        data = self._transact(servo_id, PING, b"", "PING", 3)
+        return data[0] | data[1] << 8
+
+    def read_register(self, servo_id: int, address: int, size: int) -> int:
+        """READ ``size`` (1, 2 or 4) bytes at ``address``; 4-byte values are signed (as positions are)."""
+        data = self._transact(servo_id, READ, struct.pack("<HH", address, size), f"READ {address}", size)
+        return struct.unpack({1: "<B", 2: "<H", 4: "<i"}[size], data)[0]
+
+    def write_register(self, servo_id: int, address: int, size: int, value: int) -> None:
+        """WRITE ``size`` (1, 2 or 4) bytes at ``address`` and check the servo's acknowledgement."""
+        data = struct.pack({1: "<B", 2: "<H", 4: "<i"}[size], value)
+        self._transact(servo_id, WRITE, struct.pack("<H", address) + data, f"WRITE {address}", 0)
+
+    def sync_write(self, address: int, size: int, values: dict[int, int]) -> None:
+        """SYNC_WRITE one register of many servos in one broadcast packet (no reply)."""
+        fmt = {1: "<B", 2: "<H", 4: "<i"}[size]
+        params = bytearray(struct.pack("<HH", address, size))
+        for servo_id, value in values.items():
+            params += bytes([servo_id]) + struct.pack(fmt, value)
+        self._send(build_packet(BROADCAST_ID, SYNC_WRITE, params))
+
+    def sync_read(self, address: int, size: int, ids: Sequence[int]) -> list[int]:
+        """SYNC_READ one 4-byte (signed) register of many servos: one packet out, one status per id back in order."""
+        self._send(build_packet(BROADCAST_ID, SYNC_READ, struct.pack("<HH", address, size) + bytes(ids)))
+        values = []
+        for servo_id in ids:
+            data = self._receive(servo_id, f"SYNC_READ {address}").data
+            if len(data) != size:
+                raise BusError(f"{self.name}: servo {servo_id} answered SYNC_READ {address} with {len(data)} data "
+                               f"bytes, expected {size}")
+            values.append(struct.unpack("<i", data)[0])
+        return values
+
+    # -- ServoBus --------------------------------------------------------------------------------------------------
+
+    def open(self) -> None:
+        """Open the port, PING every id, set Goal Position = Present Position (no jump) and enable torque."""
+        if self._open:
+            return
+        if self._ser is None:
+            import serial
+
+            try:
+                self._ser = serial.serial_for_url(self.port, baudrate=self.baudrate, timeout=self.timeout_s,
+                                                  write_timeout=self.timeout_s)
+            except (OSError, ValueError) as e:
+                self._ser = None
+                raise BusError(f"{self.name}: cannot open {self.port}: {e}") from e
+        self._open = True
+        try:
+            for servo_id in self.ids:
+                self.model_numbers[servo_id] = self.ping(servo_id)
+            for servo_id in self.ids:
+                here = self.read_register(servo_id, ADDR_PRESENT_POSITION, 4)
+                self.write_register(servo_id, ADDR_GOAL_POSITION, 4, here)
+                self.write_register(servo_id, ADDR_TORQUE_ENABLE, 1, 1)
+                self._torque[servo_id] = True
+        except BusError:
+            with contextlib.suppress(BusError):  # the first fault is the one to report
+                self.close()
+            raise
+
+    def close(self) -> None:
+        """Torque off on every id (one SYNC_WRITE), then close the port (if this bus opened it). Idempotent; the
+        port is closed even when the torque-off write fails (then :class:`BusError` is raised)."""
+        if not self._open:
+            return
+        self._open = False
+        try:
+            self.sync_write(ADDR_TORQUE_ENABLE, 1, {i: 0 for i in self.ids})
+            self._torque = {i: False for i in self.ids}
+            try:
+                self._ser.flush()  # tcdrain: the torque-off packet leaves before the port closes
+            except IO_ERRORS as e:
+                raise BusError(f"{self.name}: flush of {self.port or 'port'} failed: {e}") from e
+        finally:
+            if self._own_serial and self._ser is not None:
+                with contextlib.suppress(*IO_ERRORS):  # a port already gone has nothing left to release
+                    self._ser.close()
+                self._ser = None
+
+    def _check(self, channels: Sequence[int]) -> list[int]:
+        if not self._open:
+            raise BusError(f"{self.name}: bus is not open")
+        chans = [int(c) for c in channels]
+        for c in chans:
+            if c not in self._torque:
+                raise ValueError(f"channels: servo {c} is not in ids {self.ids}")
+        if len(set(chans)) != len(chans):
+            raise ValueError(f"channels: repeated id in {chans}")
+        return chans
+
+    def write(self, channels: Sequence[int], values: Sequence[float]) -> None:
+        """Goal positions (ticks) in one SYNC_WRITE; relaxed servos get torque back first."""
+        vals = [float(v) for v in values]
+        if len(vals) != len(channels):
+            raise ValueError(f"values: {len(vals)} values for {len(channels)} channels")
+        lo, hi = self.limits
+        for c, v in zip(channels, vals):
+            if not (math.isfinite(v) and lo <= v <= hi):
+                raise ValueError(f"values: servo {c} goal {v} outside limits [{lo}, {hi}]")
+        chans = self._check(channels)
+        if not chans:
+            return
+        limp = [c for c in chans if not self._torque[c]]
+        if limp:
+            self.sync_write(ADDR_TORQUE_ENABLE, 1, {c: 1 for c in limp})
+            for c in limp:
+                self._torque[c] = True
+        self.sync_write(ADDR_GOAL_POSITION, 4, {c: round(v) for c, v in zip(chans, vals)})
+
+    def read(self, channels: Sequence[int]) -> list[float | None]:
+        """Present positions (ticks) by SYNC_READ, or one READ per id with ``sync_read=False``."""
+        chans = self._check(channels)
+        if not chans:
+            return []
+        if self.use_sync_read:
+            return [float(v) for v in self.sync_read_positions(chans)]
+        return [float(self.read_register(c, ADDR_PRESENT_POSITION, 4)) for c in chans]
+
+    def sync_read_positions(self, ids: Sequence[int]) -> list[int]:
+        """Present Position of many servos by one SYNC_READ."""
+        return self.sync_read(ADDR_PRESENT_POSITION, 4, ids)
+
+    def relax(self, channels: Sequence[int]) -> None:
+        """Torque off (address 64 = 0) on each id, in one SYNC_WRITE (it reaches every servo even if one is dead)."""
+        chans = self._check(channels)
+        if chans:
+            self.sync_write(ADDR_TORQUE_ENABLE, 1, {c: 0 for c in chans})
+            for c in chans:
+                self._torque[c] = False
+
+
+__all__ = ["ADDR_GOAL_POSITION", "ADDR_PRESENT_POSITION", "ADDR_TORQUE_ENABLE", "BROADCAST_ID", "ERRORS",
+           "DynamixelBus", "Packet", "PacketReader", "build_packet", "build_status", "crc16", "describe_error",
+           "stuff", "unstuff"]
