@@ -1,0 +1,605 @@
+"""The safety layer: the only way a policy's output reaches the servos.
+
+:class:`SafeBus` wraps the robot's servo buses (:class:`facetwin.hardware.bus.ServoBus`, a dict bus name -> bus; the
+``bus`` field of each motor in the :class:`facetwin.sim2real.calibration.Calibration` says which) and passes every
+command through the same steps:
+
+| step | what happens | on failure |
+|---|---|---|
+| 1. check | ``ctrl`` must be 26 finite real numbers (any int/float dtype; bool, complex, object, str refused) | rejected: counted, logged, nothing written, the last safe command holds |
+| 2. map | ``units = neutral + direction * scale * ctrl`` (the calibration's ``to_units``) | |
+| 3. range clamp | into each motor's safe ``[min, max]`` (``"position"`` units: rounded to whole ticks inside it) | one log line per clamped motor, counted |
+| 4. slew limit | each motor moves at most ``max_speed * min(dt, 1 / rate_hz)`` units from the last value sent (``dt``: time since the last write; the first command starts from the present position the bus reports, else neutral) | one log line per limited motor, counted |
+| 5. write | one ``write`` per bus, channels in calibration order | :class:`BusError`: see "fault" below |
+
+Every write of the layer (commands, watchdog moves, exit moves) goes through steps 3-5, so nothing outside the
+calibrated range and no step above the slew limit reaches a bus (fuzz-tested with 100,000 adversarial outputs).
+
+| event | reaction |
+|---|---|
+| no fresh command for ``watchdog_ms`` | hold: the last command stays (logged, ``stats.watchdog_holds``) |
+| ... and ``relax_after_s`` more | move to neutral (slew-limited, aborted by a fresh command), then relax every motor (``stats.watchdog_relaxes``); a later command resumes from the present position |
+| ``close()``, leaving the ``with`` block (also by an exception) | move to neutral (slew-limited, at most ``exit_timeout_s``), relax every motor, close the buses |
+| SIGINT / SIGTERM (``handle_signals=True``; installed by ``open``, the previous handlers restored by ``close``) | raises ``KeyboardInterrupt`` / ``SystemExit(128 + signum)`` in the main thread (after the command being written reaches every bus), so the ``with`` block exits as above; further commands are refused |
+| ``estop()`` (any thread) | relax every motor at once; commands raise :class:`SafetyError` until ``reset_estop()`` |
+| fault: a bus raises :class:`BusError` | the layer is faulted: the other buses move to neutral and every bus is asked to relax, then the error is re-raised; further commands raise :class:`SafetyError` |
+
+:class:`SafetyConfig` (also a JSON object for :meth:`SafetyConfig.load`, unknown fields refused):
+
+| field | default | meaning |
+|---|---|---|
+| ``max_speed`` | ``None``: ``DEFAULT_SPEED * scale`` per motor | servo units per second: one number, 26 numbers in actuator order, or ``{motor: number}`` (others default) |
+| ``rate_hz`` | 30 | the control rate: the slew step per period, and the pace of the neutral moves |
+| ``watchdog_ms`` | 100 | hold after this long without a fresh command; ``None``: no watchdog |
+| ``relax_after_s`` | 1.0 | then neutral and relax after this long more |
+| ``exit_timeout_s`` | 2.0 | longest neutral move on exit before relaxing anyway |
+| ``handle_signals`` | ``False`` | install SIGINT / SIGTERM handlers in ``open`` (main thread only) |
+
+:class:`SafetyStats` counts ``commands``, ``sent``, ``rejected``, ``range_clamps``, ``slew_clamps`` (motor events,
+also per motor), ``watchdog_holds``, ``watchdog_relaxes``, ``bus_errors``, ``estops`` and ``signals``.
+
+>>> cal = Calibration.load("face-01.json")
+>>> buses = {"pca9685@0x41": PCA9685Bus(0x41), "pca9685@0x42": PCA9685Bus(0x42)}
+>>> with SafeBus(buses, cal, SafetyConfig(handle_signals=True)) as safe:
+...     for ctrl in policy_outputs:                 # 30 Hz
+...         safe.command(ctrl)                       # the units sent, or None if rejected
+...         time.sleep(1 / 30)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import signal
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+
+from facetwin.hardware.bus import BusError, ServoBus
+from facetwin.sim2real.calibration import Calibration
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SPEED = 10.0
+"""Default slew limit in normalized command units per second (the full [-1, 1] range in 0.2 s)."""
+
+_RUNNING = ("active", "hold", "relaxing", "relaxed")
+_EPS = 1e-9  # servo units: float rounding, never a clamp event
+
+
+class SafetyError(RuntimeError):
+    """A command the safety layer refuses to pass: not open, emergency stop, faulted, or stopping."""
+
+
+@dataclass(frozen=True)
+class SafetyConfig:
+    """Limits and timings of :class:`SafeBus` (see the module docstring table)."""
+
+    max_speed: float | tuple[float, ...] | Mapping[str, float] | None = None
+    rate_hz: float = 30.0
+    watchdog_ms: float | None = 100.0
+    relax_after_s: float = 1.0
+    exit_timeout_s: float = 2.0
+    handle_signals: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("rate_hz", "exit_timeout_s"):
+            v = getattr(self, name)
+            if not _finite(v) or v <= 0:
+                raise ValueError(f"{name}: must be a finite number > 0, got {v!r}")
+        if self.watchdog_ms is not None and (not _finite(self.watchdog_ms) or self.watchdog_ms <= 0):
+            raise ValueError(f"watchdog_ms: must be a finite number > 0 or None, got {self.watchdog_ms!r}")
+        if not _finite(self.relax_after_s) or self.relax_after_s < 0:
+            raise ValueError(f"relax_after_s: must be a finite number >= 0, got {self.relax_after_s!r}")
+        if not isinstance(self.handle_signals, bool):
+            raise ValueError(f"handle_signals: must be true or false, got {self.handle_signals!r}")
+        if isinstance(self.max_speed, Sequence) and not isinstance(self.max_speed, str):
+            object.__setattr__(self, "max_speed", tuple(self.max_speed))
+
+    def speeds(self, cal: Calibration) -> np.ndarray:
+        """(26,) slew limits in servo units per second, validated against the calibration."""
+        default = DEFAULT_SPEED * np.array([m.scale for m in cal.motors])
+        ms = self.max_speed
+        if ms is None:
+            out = default
+        elif isinstance(ms, Mapping):
+            unknown = sorted(set(ms) - set(cal.names))
+            if unknown:
+                raise ValueError(f"max_speed: unknown motor(s) {', '.join(map(str, unknown))}")
+            out = np.array([ms.get(n, d) for n, d in zip(cal.names, default)], dtype=object)
+        elif isinstance(ms, tuple):
+            if len(ms) != len(cal.motors):
+                raise ValueError(f"max_speed: {len(ms)} values, the calibration has {len(cal.motors)} motors")
+            out = np.array(ms, dtype=object)
+        else:
+            out = np.full(len(cal.motors), ms, dtype=object)
+        for name, v in zip(cal.names, out):
+            if not _finite(v) or v <= 0:
+                raise ValueError(f"max_speed[{name}]: must be a finite number > 0 (units/s), got {v!r}")
+        out = out.astype(float)
+        if cal.units == "position":
+            slow = [n for n, v in zip(cal.names, out) if v / self.rate_hz < 1]
+            if slow:
+                raise ValueError(f"max_speed[{slow[0]}]: below 1 tick per period at rate_hz={self.rate_hz}; "
+                                 "position servos move in whole ticks")
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> SafetyConfig:
+        """Build from a JSON object; unknown fields are refused by name."""
+        if not isinstance(data, Mapping):
+            raise ValueError(f"a safety config is a JSON object, got {type(data).__name__}")
+        allowed = [f.name for f in fields(cls)]
+        unknown = sorted(set(data) - set(allowed))
+        if unknown:
+            raise ValueError(f"unknown field(s) {', '.join(unknown)}; allowed: {', '.join(allowed)}")
+        return cls(**data)
+
+    @classmethod
+    def load(cls, path: str | Path) -> SafetyConfig:
+        p = Path(path)
+        try:
+            data = json.loads(p.read_text(encoding="utf-8"))
+        except ValueError as e:
+            raise ValueError(f"{p}: not valid JSON ({e})") from None
+        try:
+            return cls.from_dict(data)
+        except ValueError as e:
+            raise ValueError(f"{p}: {e}") from None
+
+
+@dataclass
+class SafetyStats:
+    """Counters of one :class:`SafeBus` (clamps are motor events; ``*_by_motor`` in actuator order)."""
+
+    commands: int = 0
+    sent: int = 0
+    rejected: int = 0
+    range_clamps: int = 0
+    slew_clamps: int = 0
+    watchdog_holds: int = 0
+    watchdog_relaxes: int = 0
+    bus_errors: int = 0
+    estops: int = 0
+    signals: int = 0
+    range_clamps_by_motor: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    slew_clamps_by_motor: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+    def as_dict(self, names: Sequence[str] | None = None) -> dict:
+        """Plain dict for logs and JSON (per-motor counts keyed by motor name when ``names`` is given)."""
+        out = {f.name: getattr(self, f.name) for f in fields(self) if not f.name.endswith("_by_motor")}
+        for key in ("range_clamps_by_motor", "slew_clamps_by_motor"):
+            counts = getattr(self, key).tolist()
+            out[key] = dict(zip(names, counts)) if names is not None else counts
+        return out
+
+
+class SafeBus:
+    """Every command to the robot passes here (see the module docstring).
+
+    ``buses``: bus name -> :class:`ServoBus` (a single bus is keyed by its ``name``); every motor's ``bus`` must be
+    there and share the calibration's units. ``clock`` / ``sleep`` (monotonic seconds) are injectable for tests.
+    ``own_buses``: ``open``/``close`` open and close the buses too.
+    """
+
+    def __init__(self, buses: Mapping[str, ServoBus] | ServoBus, calibration: Calibration,
+                 config: SafetyConfig | None = None, *, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep, own_buses: bool = True) -> None:
+        if isinstance(buses, ServoBus):
+            buses = {buses.name: buses}
+        self.buses = dict(buses)
+        self.calibration = calibration
+        self.config = config or SafetyConfig()
+        self._clock, self._sleep, self._own = clock, sleep, own_buses
+        cal = calibration
+        groups: dict[str, list[int]] = {}
+        for i, m in enumerate(cal.motors):
+            if m.bus not in self.buses:
+                raise ValueError(f"buses: no bus {m.bus!r} for motor {m.name} (have {', '.join(self.buses) or 'none'})")
+            groups.setdefault(m.bus, []).append(i)
+        for name in groups:
+            units = getattr(self.buses[name], "units", None)
+            if units != cal.units:
+                raise ValueError(f"buses[{name!r}].units: {units!r}, the calibration is in {cal.units!r}")
+        self._groups = [(name, np.array(idx), [cal.motors[i].channel for i in idx]) for name, idx in groups.items()]
+        self._names = cal.names
+        self._bus_index = np.zeros(len(cal.motors), dtype=int)  # motor -> index into self._groups
+        for g, (_, idx, _) in enumerate(self._groups):
+            self._bus_index[idx] = g
+        self._gain = np.array([m.direction * m.scale for m in cal.motors], dtype=float)
+        self._neutral = cal.neutral
+        self._quantum = cal.units == "position"
+        lo, hi = cal.lo, cal.hi
+        if self._quantum:
+            lo, hi = np.ceil(lo), np.floor(hi)
+            bad = np.flatnonzero(lo > hi)
+            if bad.size:
+                i = int(bad[0])
+                raise ValueError(f"calibration motors[{self._names[i]}]: no whole tick in [{cal.lo[i]}, {cal.hi[i]}]")
+        self._lo, self._hi = lo, hi
+        self._rest = self._round(np.clip(self._neutral, lo, hi))
+        self._speed = self.config.speeds(cal)
+        self._period = 1.0 / self.config.rate_hz
+        n = len(cal.motors)
+        self.stats = SafetyStats(range_clamps_by_motor=np.zeros(n, dtype=np.int64),
+                                 slew_clamps_by_motor=np.zeros(n, dtype=np.int64))
+        self.fault: BaseException | None = None
+        self._last = self._rest.copy()
+        self._t_last: float | None = None
+        self._fresh_t = 0.0
+        self._gen = 0
+        self._state = "closed"
+        self._faulted: set[str] = set()
+        self._current = ""  # the bus being called, named when it raises
+        self._lock = threading.RLock()
+        self._wd_stop = threading.Event()
+        self._wd_thread: threading.Thread | None = None
+        self._old_handlers: dict[int, object] = {}
+        self._writing: int | None = None  # the thread inside the bus writes of _send
+        self._deferred_signal: int | None = None
+
+    # ------------------------------------------------------------------------------------------ public
+    @property
+    def state(self) -> str:
+        """``closed``, ``active``, ``hold``, ``relaxing``, ``relaxed``, ``estop``, ``faulted``, ``signalled``
+        or ``stopping``."""
+        return self._state
+
+    @property
+    def last_sent(self) -> np.ndarray:
+        """(26,) the servo units last written (or the start position), actuator order."""
+        return self._last.copy()
+
+    @property
+    def max_step(self) -> np.ndarray:
+        """(26,) the slew limit per control period, servo units."""
+        step = self._speed * self._period
+        return np.floor(step) if self._quantum else step
+
+    def __enter__(self) -> SafeBus:
+        return self.open()
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def open(self) -> SafeBus:
+        """Open the buses, read the present positions, start the watchdog and (optionally) the signal handlers."""
+        with self._lock:
+            if self._state != "closed":
+                return self
+            try:
+                if self._own:
+                    for bus in self.buses.values():
+                        bus.open()
+                self._read_present()
+            except BaseException:
+                self._close_buses()
+                raise
+            self._state, self._faulted, self.fault = "active", set(), None
+            self._fresh_t = self._clock()
+            self._t_last = None
+        if self.config.watchdog_ms is not None:
+            self._wd_stop.clear()
+            self._wd_thread = threading.Thread(target=self._watchdog, name="facetwin-safety-watchdog", daemon=True)
+            self._wd_thread.start()
+        if self.config.handle_signals:
+            self._install_signals()
+        return self
+
+    def command(self, ctrl) -> np.ndarray | None:
+        """Send 26 normalized commands; returns the servo units written, or ``None`` when ``ctrl`` is rejected.
+
+        Raises :class:`SafetyError` when the layer is not running (closed, estop, faulted, stopping) and re-raises
+        a bus's :class:`BusError` after stopping cleanly.
+        """
+        with self._lock:
+            self.stats.commands += 1
+            if self._state not in _RUNNING:
+                raise SafetyError(f"command refused: the safety layer is {self._state}"
+                                  + (f" ({self.fault})" if self.fault is not None else ""))
+            x = self._check(ctrl)
+            if x is None:
+                return None
+            if self._state == "relaxed":
+                log.info("fresh command after the watchdog relaxed the motors: resuming from the present position")
+                self._guarded(self._read_present)
+                self._t_last = None
+            self._state = "active"
+            self._gen += 1
+            self._fresh_t = self._clock()
+            with np.errstate(over="ignore"):
+                raw = self._neutral + self._gain * x
+            self._guarded(self._send, raw)
+            self.stats.sent += 1
+            return self._last.copy()
+
+    def estop(self) -> None:
+        """Emergency stop: relax every motor now; commands are refused until :meth:`reset_estop`."""
+        if self._state == "closed":
+            log.warning("emergency stop on a closed safety layer: the motors are already relaxed")
+            return
+        prev, self._state = self._state, "estop"
+        self.stats.estops += 1
+        log.error("EMERGENCY STOP (was %s): relaxing every motor", prev)
+        got = self._lock.acquire(timeout=0.5)
+        if not got:
+            log.error("emergency stop: a bus call is stuck; relaxing without the lock")
+        try:
+            self._relax_all()
+        finally:
+            if got:
+                self._lock.release()
+
+    def reset_estop(self) -> None:
+        """Leave the emergency stop; the next command starts from the present position."""
+        with self._lock:
+            if self._state != "estop":
+                raise SafetyError(f"reset_estop: not in an emergency stop (state {self._state})")
+            self._guarded(self._read_present)
+            self._t_last = None
+            self._state = "active"
+            self._fresh_t = self._clock()
+            log.warning("emergency stop reset")
+
+    def close(self) -> None:
+        """Move to neutral (slew-limited, bounded time), relax every motor, close the buses; idempotent.
+
+        Bus errors on the way are logged and counted (``self.fault``), never raised.
+        """
+        with self._lock:
+            if self._state in ("closed", "stopping"):
+                return
+            prev, self._state = self._state, "stopping"
+        self._wd_stop.set()
+        if self._wd_thread is not None and self._wd_thread is not threading.current_thread():
+            self._wd_thread.join()
+        self._wd_thread = None
+        with self._lock:
+            try:
+                if prev not in ("estop", "faulted", "relaxed"):
+                    self._move_to_rest()
+                if prev not in ("estop", "faulted"):
+                    self._relax_all()
+                self._close_buses()
+            finally:
+                self._restore_signals()
+                self._state = "closed"
+        log.info("safety layer closed: %s", self.stats.as_dict())
+
+    # ------------------------------------------------------------------------------------------ steps
+    def _check(self, ctrl) -> np.ndarray | None:
+        """Step 1: a (26,) float array of finite values, or ``None`` (rejected, logged, counted)."""
+        reason = None
+        try:
+            a = np.asarray(ctrl)
+        except Exception as e:  # a ragged list, an object whose __array__ raises: all are bad commands
+            a, reason = None, f"not an array ({type(e).__name__}: {e})"
+        if a is not None:
+            if a.dtype.kind not in "iuf":
+                reason = f"dtype {a.dtype} (need integer or float)"
+            elif a.shape != self._neutral.shape:
+                reason = f"shape {a.shape} (need {self._neutral.shape})"
+            else:
+                with np.errstate(over="ignore"):
+                    x = a.astype(float)
+                finite = np.isfinite(x)
+                if finite.all():
+                    return x
+                bad = [self._names[i] for i in np.flatnonzero(~finite)]
+                reason = f"non-finite value(s) for {', '.join(bad)}"
+        self.stats.rejected += 1
+        log.warning("rejected command: %s; holding the last safe command", reason)
+        return None
+
+    def _send(self, raw: np.ndarray) -> None:
+        """Steps 3-5 for any target: range clamp, slew limit, one write per bus."""
+        lo, hi, last = self._lo, self._hi, self._last
+        target = self._round(np.minimum(np.maximum(raw, lo), hi))
+        now = self._clock()
+        dt = self._period if self._t_last is None else min(max(now - self._t_last, 0.0), self._period)
+        if dt > self._period * (1 - 1e-9):  # a full period up to clock rounding
+            dt = self._period
+        step = self._speed * dt
+        if self._quantum:
+            step = np.floor(step)
+        delta = target - last
+        slew = np.abs(delta) > step + _EPS
+        if slew.any():
+            new = np.where(slew, last + np.clip(delta, -step, step), target)
+            new = np.minimum(np.maximum(new, lo), hi)  # guards against float rounding at the range edges
+        else:
+            new = target
+        ranged = (raw < lo) | (raw > hi)
+        if self._faulted:  # motors of a failed bus are not written: no clamp events there
+            dead = np.isin(self._bus_index, [i for i, (name, _, _) in enumerate(self._groups) if name in self._faulted])
+            slew &= ~dead
+            ranged &= ~dead
+        if ranged.any():
+            self._log_clamps("range", ranged, raw, new, self.stats.range_clamps_by_motor)
+            self.stats.range_clamps += int(ranged.sum())
+        if slew.any():
+            self._log_clamps("slew", slew, target, new, self.stats.slew_clamps_by_motor)
+            self.stats.slew_clamps += int(slew.sum())
+        self._t_last = now
+        self._writing = threading.get_ident()
+        try:
+            for name, idx, channels in self._groups:
+                if self._state == "estop":
+                    return
+                if name in self._faulted:
+                    continue
+                values = new[idx]
+                self._current = name
+                self.buses[name].write(channels, values.tolist())
+                last[idx] = values
+        finally:
+            self._writing = None
+        if self._deferred_signal is not None and threading.current_thread() is threading.main_thread():
+            signum, self._deferred_signal = self._deferred_signal, None
+            _raise_for(signum)
+
+    def _log_clamps(self, kind: str, mask: np.ndarray, requested: np.ndarray, sent: np.ndarray,
+                    counts: np.ndarray) -> None:
+        counts += mask
+        if not log.isEnabledFor(logging.WARNING):
+            return
+        for i in np.flatnonzero(mask):
+            if kind == "range":
+                log.warning("range clamp %s: requested %.6g, sent %.6g (safe range [%g, %g])",
+                            self._names[i], requested[i], sent[i], self._lo[i], self._hi[i])
+            else:
+                log.warning("slew clamp %s: requested %.6g, sent %.6g (max %g units/s)",
+                            self._names[i], requested[i], sent[i], self._speed[i])
+
+    def _round(self, units: np.ndarray) -> np.ndarray:
+        return np.rint(units) if self._quantum else units
+
+    def _read_present(self) -> None:
+        """Start position of the slew limit: what each bus reports (clipped into the safe range), else neutral."""
+        for name, idx, channels in self._groups:
+            self._current = name
+            values = self.buses[name].read(channels)
+            for i, v in zip(idx, values):
+                pos = self._rest[i] if v is None or not _finite(v) else float(v)
+                safe = float(self._round(np.clip(pos, self._lo[i], self._hi[i])))
+                if safe != pos:
+                    log.warning("%s: present position %.6g outside the safe range [%g, %g]; starting from %g",
+                                self._names[i], pos, self._lo[i], self._hi[i], safe)
+                self._last[i] = safe
+
+    # ------------------------------------------------------------------------------------------ stopping
+    def _guarded(self, fn: Callable, *args) -> None:
+        """Run a bus step; on :class:`BusError` stop cleanly (neutral + relax elsewhere), fault, re-raise."""
+        try:
+            fn(*args)
+        except BusError as e:
+            self._on_fault(e, self._current)
+            raise
+
+    def _on_fault(self, e: BaseException, name: str) -> None:
+        self.stats.bus_errors += 1
+        self.fault = e
+        self._state = "faulted"
+        self._faulted.add(name)
+        log.error("bus %s failed (%s): stopping; the other buses go to neutral and relax", name, e)
+        self._move_to_rest()
+        self._relax_all()
+
+    def _move_to_rest(self, abort: Callable[[], bool] | None = None) -> bool:
+        """Slew-limited moves to neutral at ``rate_hz``, at most ``exit_timeout_s``; False if aborted."""
+        steps = max(1, math.ceil(self.config.exit_timeout_s * self.config.rate_hz))
+        for _ in range(steps):
+            wait = 0.0 if self._t_last is None else self._t_last + self._period - self._clock()
+            if wait > 0:
+                self._sleep(wait)
+            with self._lock:
+                if self._state == "estop" or abort is not None and abort():
+                    return False
+                live = [i for name, idx, _ in self._groups if name not in self._faulted for i in idx]
+                if np.array_equal(self._last[live], self._rest[live]):
+                    return True
+                try:
+                    self._send(self._rest)
+                except BusError as e:
+                    self.stats.bus_errors += 1
+                    self.fault = self.fault or e
+                    self._faulted.add(self._current)
+                    log.error("bus error while moving to neutral: %s", e)
+        log.warning("neutral not reached within exit_timeout_s=%g s; relaxing anyway", self.config.exit_timeout_s)
+        return True
+
+    def _relax_all(self) -> None:
+        for name, _, channels in self._groups:
+            try:
+                self.buses[name].relax(channels)
+            except BusError as e:
+                self.stats.bus_errors += 1
+                self.fault = self.fault or e
+                log.error("bus %s: relax failed: %s", name, e)
+
+    def _close_buses(self) -> None:
+        if not self._own:
+            return
+        for name, bus in self.buses.items():
+            try:
+                bus.close()
+            except BusError as e:
+                self.fault = self.fault or e
+                log.error("bus %s: close failed: %s", name, e)
+
+    # ------------------------------------------------------------------------------------------ watchdog
+    def _watchdog(self) -> None:
+        hold_s = self.config.watchdog_ms / 1000.0
+        relax_s = hold_s + self.config.relax_after_s
+        poll = min(hold_s / 4.0, 0.01)
+        while not self._wd_stop.wait(poll):
+            with self._lock:
+                idle = self._clock() - self._fresh_t
+                if self._state == "active" and idle >= hold_s:
+                    self._state = "hold"
+                    self.stats.watchdog_holds += 1
+                    log.warning("watchdog: no fresh command for %.0f ms: holding the last command", idle * 1000)
+                if not (self._state == "hold" and idle >= relax_s):
+                    continue
+                self._state = "relaxing"
+                gen = self._gen
+                log.warning("watchdog: no fresh command for %.2f s: moving to neutral, then relaxing", idle)
+            self._watchdog_relax(gen)
+
+    def _watchdog_relax(self, gen: int) -> None:
+        try:
+            done = self._move_to_rest(abort=lambda: self._gen != gen or self._state != "relaxing")
+            with self._lock:
+                if not done or self._gen != gen or self._state != "relaxing":
+                    return
+                self._relax_all()
+                self._state = "relaxed"
+                self.stats.watchdog_relaxes += 1
+        except BaseException as e:  # the watchdog thread must never die silently
+            log.exception("watchdog: stop failed")
+            self.fault = e
+
+    # ------------------------------------------------------------------------------------------ signals
+    def _install_signals(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            log.warning("handle_signals: not the main thread; no SIGINT/SIGTERM handlers installed")
+            return
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._old_handlers[sig] = signal.signal(sig, self._on_signal)
+
+    def _restore_signals(self) -> None:
+        for sig, old in self._old_handlers.items():
+            signal.signal(sig, old)
+        self._old_handlers = {}
+
+    def _on_signal(self, signum: int, frame) -> None:
+        self.stats.signals += 1
+        name = signal.Signals(signum).name
+        if self._state in ("stopping", "closed"):
+            log.warning("%s while stopping: ignored", name)
+            return
+        log.warning("%s: stopping (neutral, then relax)", name)
+        if self._state != "estop":
+            self._state = "signalled"
+        if self._writing == threading.get_ident():  # never between the buses of one command: raised after it
+            self._deferred_signal = signum
+            return
+        _raise_for(signum)
+
+
+def _raise_for(signum: int) -> None:
+    if signum == signal.SIGINT:
+        raise KeyboardInterrupt
+    raise SystemExit(128 + signum)
+
+
+def _finite(v) -> bool:
+    return not isinstance(v, bool) and isinstance(v, (int, float, np.integer, np.floating)) and math.isfinite(v)
+
+
+__all__ = ["DEFAULT_SPEED", "SafeBus", "SafetyConfig", "SafetyError", "SafetyStats"]
