@@ -13,6 +13,7 @@ width in microseconds, or position ticks). It knows nothing about the face: the 
 | ``relax(channels)`` | torque off (serial) / PWM off (PCA9685): the servo goes limp |
 | ``units`` | ``"us"`` or ``"position"`` (:data:`facetwin.sim2real.calibration.UNITS`) |
 | ``name`` | the bus label used in calibration files (``"pca9685@0x41"``, ``"serial"``, ``"sim"``) |
+| ``quantum`` | the smallest step the device can express, in servo units (``None``: continuous); the safety layer rounds to it inside the safe range |
 
 >>> with SomeBus(...) as bus:
 ...     bus.write([0, 1], [1500.0, 1520.0])
@@ -33,6 +34,7 @@ class ServoBus(ABC):
 
     units: str = "us"
     name: str = "bus"
+    quantum: float | None = None
 
     def __enter__(self) -> "ServoBus":
         self.open()

@@ -121,6 +121,8 @@ class PCA9685Bus(ServoBus):
         if not 0.0 < lo < hi < self.period_us:
             raise ValueError(f"limits_us: need 0 < min < max < frame period {self.period_us:.0f} us, got {limits_us}")
         self.limits_us = (lo, hi)
+        #: the pulse resolution (one of 4096 ticks per frame): the safety layer rounds to it inside the safe range
+        self.quantum = self.period_us / TICKS
         self._i2c = i2c
         self._own_i2c = i2c is None
         self._i2c_bus = i2c_bus

@@ -213,14 +213,23 @@ class SafeBus:
             self._bus_index[idx] = g
         self._gain = np.array([m.direction * m.scale for m in cal.motors], dtype=float)
         self._neutral = cal.neutral
-        self._quantum = cal.units == "position"
+        # the resolution of each motor's bus (its ``quantum`` attribute: PCA9685 pulse ticks of ~4.9 us; whole ticks
+        # for position servos): values are rounded to it and the range shrunk to whole steps inside, so the bus's own
+        # rounding can never carry a value past min or max
+        q = np.zeros(len(cal.motors))
+        for name, idx, _ in self._groups:
+            q[idx] = float(getattr(self.buses[name], "quantum", None) or (1.0 if cal.units == "position" else 0.0))
+        self._q = q
+        self._quantum = bool((q > 0).any())
         lo, hi = cal.lo, cal.hi
         if self._quantum:
-            lo, hi = np.ceil(lo), np.floor(hi)
+            qq = np.where(q > 0, q, 1.0)
+            lo = np.where(q > 0, np.ceil(lo / qq - 1e-9) * qq, lo)
+            hi = np.where(q > 0, np.floor(hi / qq + 1e-9) * qq, hi)
             bad = np.flatnonzero(lo > hi)
             if bad.size:
                 i = int(bad[0])
-                raise ValueError(f"calibration motors[{self._names[i]}]: no whole tick in [{cal.lo[i]}, {cal.hi[i]}]")
+                raise ValueError(f"calibration motors[{self._names[i]}]: no whole bus step in [{cal.lo[i]}, {cal.hi[i]}]")
         self._lo, self._hi = lo, hi
         self._rest = self._round(np.clip(self._neutral, lo, hi))
         self._speed = self.config.speeds(cal)
@@ -259,7 +268,7 @@ class SafeBus:
     def max_step(self) -> np.ndarray:
         """(26,) the slew limit per control period, servo units."""
         step = self._speed * self._period
-        return np.floor(step) if self._quantum else step
+        return self._floor(step)
 
     def __enter__(self) -> SafeBus:
         return self.open()
@@ -405,8 +414,7 @@ class SafeBus:
         if dt > self._period * (1 - 1e-9):  # a full period up to clock rounding
             dt = self._period
         step = self._speed * dt
-        if self._quantum:
-            step = np.floor(step)
+        step = self._floor(step)
         delta = target - last
         slew = np.abs(delta) > step + _EPS
         if slew.any():
@@ -456,8 +464,18 @@ class SafeBus:
                 log.warning("slew clamp %s: requested %.6g, sent %.6g (max %g units/s)",
                             self._names[i], requested[i], sent[i], self._speed[i])
 
-    def _round(self, units: np.ndarray) -> np.ndarray:
-        return np.rint(units) if self._quantum else units
+    def _round(self, units, idx=None):
+        """Round to each motor's bus step (all 26 motors, or motor(s) ``idx``)."""
+        if not self._quantum:
+            return units
+        q = self._q if idx is None else self._q[idx]
+        return np.where(q > 0, np.rint(units / np.where(q > 0, q, 1.0)) * q, units)
+
+    def _floor(self, step: np.ndarray) -> np.ndarray:
+        if not self._quantum:
+            return step
+        q = self._q
+        return np.where(q > 0, np.floor(step / np.where(q > 0, q, 1.0) + 1e-9) * q, step)
 
     def _read_present(self) -> None:
         """Start position of the slew limit: what each bus reports (clipped into the safe range), else neutral."""
@@ -466,7 +484,7 @@ class SafeBus:
             values = self.buses[name].read(channels)
             for i, v in zip(idx, values):
                 pos = self._rest[i] if v is None or not _finite(v) else float(v)
-                safe = float(self._round(np.clip(pos, self._lo[i], self._hi[i])))
+                safe = float(self._round(np.clip(pos, self._lo[i], self._hi[i]), i))
                 if safe != pos:
                     log.warning("%s: present position %.6g outside the safe range [%g, %g]; starting from %g",
                                 self._names[i], pos, self._lo[i], self._hi[i], safe)

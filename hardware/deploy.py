@@ -1,0 +1,534 @@
+"""Deployment: play an audio file on the robot (or the twin) with the lips in sync, at 30 Hz, through the safety layer.
+
+``facetwin deploy --calibration FILE --backend pca9685|serial|sim --policy lipsync|EXPORTED_DIR AUDIO`` does:
+
+1. **Commands for the whole file** (the audio is known in advance): ``(T, 26)`` normalized motor commands, row
+   ``k`` for the control period ``[k / 30, (k + 1) / 30)`` s of the audio, from the shipped lip-sync pipeline
+   (:class:`facetwin.agents.lipsync.LipSyncer` ``"offline"``, the default ``policy="lipsync"``) or from an exported
+   ``LipSync-v0`` policy (:mod:`facetwin.sim2real.export`), rolled out closed loop on the twin (:func:`policy_controls`).
+2. **Lead** (:func:`schedule_commands`): every motor is commanded ahead of the sound by its calibrated
+   ``latency_ms``, so that the mouth does not trail the audio (people notice beyond ~45 ms). With
+   ``lead_i = round(latency_i / period)`` rows, tick ``n`` sends motor ``i`` the row ``n - pre + lead_i`` (clamped to
+   the clip; rows before the clip are the rest command), where ``pre = max_i lead_i`` pre-roll ticks run before the
+   audio starts: nothing of the clip is cut. ``interpolate=True`` leads by the exact latency instead (linear
+   interpolation between rows).
+3. **Real-time loop** (:func:`run_loop`): tick ``n`` is due at ``t0 + n / 30``; the loop sleeps coarsely until
+   ``SPIN_S`` before the deadline, then spins on ``time.perf_counter`` (garbage collection off during the loop). The
+   audio player starts at the deadline of tick ``pre``. Every command goes through the safety layer
+   (:class:`facetwin.hardware.safety.SafeBus`: clamp to the calibrated range, slew limit, watchdog, neutral and
+   torque off on exit); the sim backend advances the twin one period per tick.
+4. **Log and jitter**: per tick the target time, actual time, lateness, the commands; p50 / p99 / max lateness.
+
+Backends (imported lazily; a missing one is a clear error):
+
+| backend | bus | notes |
+|---|---|---|
+| ``sim`` | :class:`facetwin.hardware.sim_bus.SimBus` | the twin as the robot (``variant`` "fast"); the log gets the twin's mouth aperture per tick |
+| ``pca9685`` | :class:`facetwin.hardware.pca9685.PCA9685Bus` | one per board address of the calibration (``pca9685@0x41``, ``pca9685@0x42``), I2C bus ``--i2c-bus`` |
+| ``serial`` | :class:`facetwin.hardware.serial_bus.DynamixelBus` | on ``--port`` |
+
+Audio players (:func:`make_player`): ``"clock"`` only keeps time (tests, the sim backend, a robot that plays its
+audio elsewhere); ``"sounddevice"`` plays through the default output (needs the ``sounddevice`` package and an audio
+device); ``"auto"`` = sounddevice when importable, else the clock.
+
+Log (``--log out.npz``; ``N = T + pre`` ticks, :data:`LOG_KEYS`):
+
+| key | shape, dtype | content |
+|---|---|---|
+| ``fps`` | () float | 30 |
+| ``tick`` | (N,) int64 | tick index ``n``; the audio starts at tick ``pre`` |
+| ``target_s`` | (N,) float64 | deadline of the tick, seconds from the audio start (``(n - pre) / fps``) |
+| ``actual_s`` | (N,) float64 | when the tick's commands were sent, same clock |
+| ``lateness_ms`` | (N,) float64 | ``actual - target``, ms (the jitter) |
+| ``send_ms`` | (N,) float64 | time spent sending the tick's commands (and stepping the twin on ``sim``) |
+| ``ctrl`` | (N, 26) float32 | normalized commands sent at the tick (after the lead) |
+| ``units`` | (N, 26) float32 | servo units that reached the bus (after the safety layer) |
+| ``source_ctrl`` | (T, 26) float32 | the commands of the clip before the lead |
+| ``lead_rows`` | (26,) float64 | per motor lead, in rows (periods) |
+| ``aperture_mm`` | (N,) float32 | sim backend: the twin's mouth aperture at the end of the tick's period; else NaN |
+| ``actuators`` | (26,) str | actuator names |
+| ``backend``, ``policy``, ``audio`` | () str | what ran |
+
+Measured (``python -m facetwin.benchmarks.bench_deploy``, 20 s at 30 Hz, the other core busy): see that module.
+
+>>> from facetwin.sim2real.calibration import nominal_calibration
+>>> res = deploy("hello.wav", nominal_calibration("sim"), "sim", log_path="hello_deploy.npz")
+>>> res.jitter                   # {"p50_ms": ..., "p99_ms": ..., "max_ms": ...}
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import gc
+import os
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from facetwin.hardware.bus import BusError, ServoBus
+from facetwin.hardware.safety import SafeBus, SafetyConfig, SafetyError
+from facetwin.sim2real.calibration import Calibration
+
+FPS = 30.0
+BACKENDS = ("sim", "pca9685", "serial")
+PLAYERS = ("auto", "clock", "sounddevice")
+#: the loop sleeps until this long before a deadline, then spins (Linux wakes a sleeper within ~0.1 ms when idle,
+#: a few ms late under load)
+SPIN_S = 0.002
+#: the audible limit of a mouth trailing the sound
+TRAIL_LIMIT_MS = 45.0
+LOG_KEYS = ("fps", "tick", "target_s", "actual_s", "lateness_ms", "send_ms", "ctrl", "units", "source_ctrl",
+            "lead_rows", "aperture_mm", "actuators", "backend", "policy", "audio")
+
+
+class DeployError(ValueError):
+    """Deployment cannot start: a bad argument, backend or policy (the message names it)."""
+
+
+# ---------------------------------------------------------------------------------------------------- players
+class Player(Protocol):
+    """Plays (or only times) the audio: ``start()`` at the audio's time 0, ``time()`` seconds since, ``stop()``."""
+
+    def start(self) -> None: ...
+
+    def time(self) -> float: ...
+
+    def stop(self) -> None: ...
+
+
+class ClockPlayer:
+    """Keeps the audio's time on ``time.perf_counter`` without playing anything."""
+
+    def __init__(self) -> None:
+        self._t0: float | None = None
+
+    def start(self) -> None:
+        self._t0 = time.perf_counter()
+
+    def time(self) -> float:
+        return 0.0 if self._t0 is None else time.perf_counter() - self._t0
+
+    def stop(self) -> None:
+        pass
+
+
+class SoundDevicePlayer(ClockPlayer):
+    """Plays ``audio`` on the default output with ``sounddevice`` (non-blocking); time as :class:`ClockPlayer`."""
+
+    def __init__(self, audio: np.ndarray, sr: int) -> None:
+        super().__init__()
+        import sounddevice
+
+        self._sd = sounddevice
+        self.audio, self.sr = np.asarray(audio, dtype=np.float32), int(sr)
+
+    def start(self) -> None:
+        self._sd.play(self.audio, self.sr, blocking=False)
+        super().start()
+
+    def stop(self) -> None:
+        self._sd.stop()
+
+
+def make_player(kind: str, audio: np.ndarray, sr: int) -> Player:
+    """``"clock"``, ``"sounddevice"`` (ImportError naming the package when missing) or ``"auto"``."""
+    if kind not in PLAYERS:
+        raise DeployError(f"unknown player {kind!r}; choose one of {', '.join(PLAYERS)}")
+    if kind == "clock":
+        return ClockPlayer()
+    try:
+        return SoundDevicePlayer(audio, sr)
+    except (ImportError, OSError) as e:  # OSError: PortAudio library missing
+        if kind == "sounddevice":
+            raise ImportError(f"player 'sounddevice' needs the sounddevice package and PortAudio ({e})") from e
+        return ClockPlayer()
+
+
+# ---------------------------------------------------------------------------------------------------- commands
+def lead_rows(latency_ms: Sequence[float] | np.ndarray, fps: float = FPS, interpolate: bool = False) -> np.ndarray:
+    """(26,) lead of each motor in rows: ``round(latency / period)``, or the exact fraction with ``interpolate``."""
+    rows = np.asarray(latency_ms, dtype=float) * fps / 1000.0
+    if (rows < 0).any() or not np.isfinite(rows).all():
+        raise DeployError(f"latency_ms must be finite and >= 0, got {np.asarray(latency_ms)}")
+    return rows if interpolate else np.rint(rows)
+
+
+def schedule_commands(
+    ctrl: np.ndarray, latency_ms: Sequence[float] | np.ndarray, fps: float = FPS, rest: np.ndarray | None = None,
+    *, interpolate: bool = False,
+) -> tuple[np.ndarray, int]:
+    """``(schedule (T + pre, 26), pre)``: what each tick sends, motor ``i`` led by its latency (module doc, step 2).
+
+    Tick ``n`` is due ``(n - pre) / fps`` s after the audio starts. Rows before the clip are ``rest`` (default the
+    rest controls), rows past it hold the last one; with ``interpolate`` the lead is fractional (linear in time,
+    from ``rest`` one period before the clip).
+    """
+    u = np.asarray(ctrl, dtype=float)
+    if u.ndim != 2 or u.shape[0] < 1:
+        raise DeployError(f"ctrl must be (T, n_motors) with T >= 1, got shape {u.shape}")
+    lead = lead_rows(latency_ms, fps, interpolate)
+    if lead.shape != (u.shape[1],):
+        raise DeployError(f"latency_ms has {lead.size} values for {u.shape[1]} motors")
+    if rest is None:
+        from facetwin.sim.actuators import rest_controls
+
+        rest = rest_controls()
+    rest = np.asarray(rest, dtype=float)
+    T = len(u)
+    pre = int(np.ceil(lead.max() - 1e-9))
+    src = np.arange(T + pre, dtype=float)[:, None] - pre + lead[None, :]  # (N, 26) source row of each tick, motor
+    if not interpolate:
+        idx = np.clip(src.astype(int), 0, T - 1)
+        out = np.take_along_axis(u, idx, axis=0)
+        return np.where(src < 0, rest[None, :], out), pre
+    out = np.empty((T + pre, u.shape[1]))
+    xp = np.arange(-1, T, dtype=float)
+    for i in range(u.shape[1]):
+        out[:, i] = np.interp(src[:, i], xp, np.concatenate([[rest[i]], u[:, i]]))
+    return out, pre
+
+
+def _load_audio(path: str | Path) -> tuple[np.ndarray, int]:
+    from facetwin.audio.io import load_audio
+
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"audio file {p} not found")
+    sr = 16000
+    return np.asarray(load_audio(p, sr=sr), dtype=np.float64), sr
+
+
+def policy_controls(policy, audio_path: str | Path, *, variant: str | None = None) -> np.ndarray:
+    """(T, 26) commands of an exported ``LipSync-v0`` policy (:class:`facetwin.sim2real.export.ExportedPolicy` or
+    its folder) for an audio file: rolled out closed loop on the nominal twin (the lips and motors it observes are
+    the twin's), one command per frame of the clip."""
+    from facetwin.audio.timeline import Timeline
+    from facetwin.envs.lip_sync import LipSyncEnv
+    from facetwin.sim2real.export import ExportedPolicy, load_exported
+
+    if not isinstance(policy, ExportedPolicy):
+        policy = load_exported(policy)
+    cfg = policy.config
+    if "LipSync" not in cfg["env_id"]:
+        raise DeployError(f"the policy was trained on {cfg['env_id']}, not a LipSync env: it does not hear audio")
+    skip = {"clips", "corpus_dir", "split", "cache_dir", "domain", "max_episode_steps", "render_mode"}
+    kwargs = {k: v for k, v in cfg["env_kwargs"].items() if k not in skip}
+    if variant is not None:
+        kwargs["variant"] = variant
+    # the rollout needs no targets: an empty timeline (neutral target lips) keeps forced alignment out of it
+    env = LipSyncEnv(clips=[{"audio": str(audio_path), "timeline": Timeline([])}], **kwargs)
+    try:
+        obs, info = env.reset(seed=0)
+        out = np.empty((info["n_frames"], env.n_actuators))
+        for k in range(len(out)):
+            action = policy(obs)
+            out[k] = env.action_to_ctrl(action)
+            obs, _r, _term, trunc, _info = env.step(action)
+            if trunc and k < len(out) - 1:
+                raise DeployError(f"the twin diverged at frame {k} of the policy rollout")
+    finally:
+        env.close()
+    return out
+
+
+def clip_controls(audio_path: str | Path, policy: str | Path = "lipsync") -> np.ndarray:
+    """(T, 26) commands for the audio file: ``"lipsync"`` (the shipped offline pipeline) or an exported policy folder."""
+    audio, sr = _load_audio(audio_path)
+    if str(policy) == "lipsync":
+        from facetwin.agents.lipsync import LipSyncer
+
+        return LipSyncer("offline").controls(audio, sr).ctrl
+    if not Path(policy).is_dir():
+        raise DeployError(f"policy must be 'lipsync' or an exported policy folder, got {str(policy)!r}")
+    return policy_controls(policy, audio_path)
+
+
+# ---------------------------------------------------------------------------------------------------- loop
+def sleep_until(deadline: float, spin_s: float = SPIN_S) -> float:
+    """Sleep until ``spin_s`` before ``deadline`` (``time.perf_counter`` seconds), spin to it; returns the time."""
+    while True:
+        now = time.perf_counter()
+        left = deadline - now
+        if left <= 0:
+            return now
+        if left > spin_s:
+            time.sleep(left - spin_s)
+
+
+@dataclass
+class LoopTimes:
+    """Per-tick timing of :func:`run_loop` (seconds from the audio start, i.e. the deadline of tick ``pre``)."""
+
+    target_s: np.ndarray
+    actual_s: np.ndarray
+    send_s: np.ndarray
+    realtime: bool = False  # the loop ran under SCHED_FIFO
+
+    @property
+    def lateness_ms(self) -> np.ndarray:
+        return 1000.0 * (self.actual_s - self.target_s)
+
+    @property
+    def jitter(self) -> dict[str, float]:
+        return jitter_stats(self.lateness_ms)
+
+
+def jitter_stats(lateness_ms: np.ndarray) -> dict[str, float]:
+    """p50 / p99 / max of the lateness (ms)."""
+    x = np.asarray(lateness_ms, dtype=float)
+    return {"p50_ms": float(np.percentile(x, 50)), "p99_ms": float(np.percentile(x, 99)), "max_ms": float(x.max()),
+            "ticks": int(x.size)}
+
+
+def run_loop(
+    n_ticks: int, send: Callable[[int], object], fps: float = FPS, *, audio_tick: int = 0,
+    player: Player | None = None, spin_s: float = SPIN_S, realtime: bool = False, progress: bool = False,
+) -> LoopTimes:
+    """Call ``send(n)`` at the deadline of each tick ``n = 0 .. n_ticks - 1`` (``1 / fps`` apart); ``player.start()``
+    at tick ``audio_tick``'s deadline, before its send. Garbage collection is off during the loop. ``realtime``:
+    run the loop under ``SCHED_FIFO`` (Linux; needs root or ``CAP_SYS_NICE``, silently skipped without)."""
+    period = 1.0 / fps
+    target = np.empty(n_ticks)
+    actual = np.empty(n_ticks)
+    spent = np.empty(n_ticks)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=n_ticks, unit="tick", desc="deploy", mininterval=1.0)
+    gc_was = gc.isenabled()
+    gc.disable()
+    policy = _enter_realtime() if realtime else None
+    t0 = time.perf_counter() + 2 * period  # a little head start for the first deadline
+    try:
+        for n in range(n_ticks):
+            deadline = t0 + n * period
+            now = sleep_until(deadline, spin_s)
+            if n == audio_tick and player is not None:
+                player.start()
+            send(n)
+            done = time.perf_counter()
+            target[n], actual[n], spent[n] = deadline, now, done - now
+            if bar is not None and n % 30 == 0:
+                bar.update(min(30, n_ticks - bar.n))
+    finally:
+        if policy is not None:
+            os.sched_setscheduler(0, *policy)
+        if gc_was:
+            gc.enable()
+        if bar is not None:
+            bar.update(n_ticks - bar.n)
+            bar.close()
+    origin = t0 + audio_tick * period
+    return LoopTimes(target_s=target - origin, actual_s=actual - origin, send_s=spent, realtime=policy is not None)
+
+
+def _enter_realtime() -> tuple[int, os.sched_param] | None:
+    """Switch this thread to SCHED_FIFO (priority 50); returns the previous (policy, param) or None if refused."""
+    if not hasattr(os, "sched_setscheduler"):
+        return None
+    old = (os.sched_getscheduler(0), os.sched_getparam(0))
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(50))
+    except OSError:  # PermissionError without CAP_SYS_NICE
+        return None
+    return old
+
+
+# ---------------------------------------------------------------------------------------------------- buses
+def _require(module: str, cls: str, owner: str):
+    import importlib
+
+    try:
+        return getattr(importlib.import_module(module), cls)
+    except (ImportError, AttributeError) as e:
+        raise DeployError(f"backend needs {module}.{cls} ({owner}), which is not available: {e}") from e
+
+
+def open_buses(calibration: Calibration, backend: str, *, port: str | None = None, i2c_bus: int = 1,
+               variant: str = "fast") -> dict[str, ServoBus]:
+    """The buses of ``backend`` keyed by their calibration name (``motor.bus``), not yet opened."""
+    if backend not in BACKENDS:
+        raise DeployError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    names = sorted({m.bus for m in calibration.motors})
+    if backend == "sim":
+        if names != ["sim"]:
+            raise DeployError(f"backend sim needs a calibration whose motors are all on bus 'sim', got {names}")
+        SimBus = _require("facetwin.hardware.sim_bus", "SimBus", "the twin as a servo bus")
+        return {"sim": SimBus(calibration, variant=variant)}  # the twin behaves exactly as calibrated
+    if backend == "pca9685":
+        bad = [n for n in names if not n.startswith("pca9685@")]
+        if bad:
+            raise DeployError(f"backend pca9685 needs motors on 'pca9685@0x..' buses, the calibration has {bad}")
+        PCA9685Bus = _require("facetwin.hardware.pca9685", "PCA9685Bus", "PCA9685 boards over I2C")
+        return {n: PCA9685Bus(int(n.split("@", 1)[1], 0), i2c_bus=i2c_bus) for n in names}
+    if names != ["serial"]:
+        raise DeployError(f"backend serial needs a calibration whose motors are all on bus 'serial', got {names}")
+    if not port:
+        raise DeployError("backend serial needs --port (e.g. /dev/ttyUSB0)")
+    DynamixelBus = _require("facetwin.hardware.serial_bus", "DynamixelBus", "serial bus servos")
+    return {"serial": DynamixelBus(port, ids=[m.channel for m in calibration.motors])}
+
+
+# ---------------------------------------------------------------------------------------------------- deploy
+@dataclass
+class DeployResult:
+    """What :func:`deploy` did (the log arrays: module doc) and its jitter."""
+
+    arrays: dict[str, np.ndarray]
+    pre: int
+    jitter: dict[str, float]
+    safety: dict[str, Any] = field(default_factory=dict)  # the safety layer's counters (SafetyStats.as_dict)
+
+    def save(self, path: str | Path) -> Path:
+        """The log as ``.npz`` (atomically)."""
+        from facetwin.agents.weights import atomic_write
+
+        p = Path(path)
+        if p.suffix != ".npz":
+            raise DeployError(f"the log must be a .npz file, got {p}")
+        return atomic_write(p, lambda tmp: np.savez_compressed(tmp, **self.arrays))
+
+
+def deploy(
+    audio_path: str | Path,
+    calibration: Calibration | str | Path,
+    backend: str,
+    policy: str | Path = "lipsync",
+    *,
+    port: str | None = None,
+    i2c_bus: int = 1,
+    player: str | Player = "auto",
+    interpolate: bool = False,
+    log_path: str | Path | None = None,
+    buses: Mapping[str, ServoBus] | None = None,
+    variant: str = "fast",
+    safety: SafetyConfig | str | Path | None = None,
+    realtime: bool = False,
+    spin_s: float = SPIN_S,
+    handle_signals: bool = False,
+    progress: bool = True,
+) -> DeployResult:
+    """Play ``audio_path`` with the lips of ``policy`` on ``backend`` at 30 Hz (module doc). ``buses`` replaces the
+    backend's own (tests, dry runs: e.g. PCA9685 boards on a :class:`~facetwin.hardware.pca9685.FakeI2C`); the
+    player is the clock on the sim backend unless one is given. ``safety``: the safety layer's limits (a
+    :class:`~facetwin.hardware.safety.SafetyConfig` or its JSON file; default ``SafetyConfig()``, its rate set to 30
+    Hz). ``handle_signals``: Ctrl-C / SIGTERM stop the loop through the safety layer (neutral, then torque off; the
+    CLI sets it). ``realtime``: the loop under SCHED_FIFO where permitted (see :func:`run_loop`)."""
+    cal = calibration if isinstance(calibration, Calibration) else Calibration.load(calibration)
+    if backend not in BACKENDS:
+        raise DeployError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    audio, sr = _load_audio(audio_path)
+    bus_map = dict(buses) if buses is not None else open_buses(cal, backend, port=port, i2c_bus=i2c_bus,
+                                                               variant=variant)
+    ctrl = clip_controls(audio_path, policy)
+    sched, pre = schedule_commands(ctrl, cal.latency_ms, FPS, interpolate=interpolate)
+    if isinstance(player, str):
+        player = make_player("clock" if backend == "sim" and player == "auto" else player, audio, sr)
+    config = safety if isinstance(safety, SafetyConfig) else SafetyConfig.load(safety) if safety else SafetyConfig()
+    layer = SafeBus(bus_map, cal, dataclasses.replace(config, rate_hz=FPS, handle_signals=handle_signals))
+    N = len(sched)
+    units = np.full((N, len(cal.motors)), np.nan)
+    aperture = np.full(N, np.nan)
+    sim = bus_map.get("sim") if backend == "sim" else None
+
+    def send(n: int) -> None:
+        sent = layer.command(sched[n])
+        if sent is not None:  # None: rejected by the safety layer (non-finite), the last command holds
+            units[n] = sent
+        if sim is not None:
+            sim.advance(sim.period)
+            aperture[n] = sim.face.mouth()["aperture_mm"]
+
+    layer.open()
+    try:
+        times = run_loop(N, send, FPS, audio_tick=pre, player=player, spin_s=spin_s, realtime=realtime,
+                         progress=progress)
+    finally:
+        try:
+            player.stop()
+        finally:
+            layer.close()
+    from facetwin.sim.actuators import actuator_names
+
+    arrays = {
+        "fps": np.float64(FPS), "tick": np.arange(N, dtype=np.int64), "target_s": times.target_s,
+        "actual_s": times.actual_s, "lateness_ms": times.lateness_ms, "send_ms": 1000.0 * times.send_s,
+        "ctrl": sched.astype(np.float32), "units": units.astype(np.float32), "source_ctrl": ctrl.astype(np.float32),
+        "lead_rows": lead_rows(cal.latency_ms, FPS, interpolate), "aperture_mm": aperture.astype(np.float32),
+        "actuators": np.array(list(actuator_names())), "backend": np.array(backend), "policy": np.array(str(policy)),
+        "audio": np.array(str(audio_path)),
+    }
+    assert set(arrays) == set(LOG_KEYS)
+    res = DeployResult(arrays=arrays, pre=pre, jitter={**times.jitter, "realtime": times.realtime},
+                       safety=layer.stats.as_dict(cal.names))
+    if log_path is not None:
+        res.save(log_path)
+    return res
+
+
+# ---------------------------------------------------------------------------------------------------- CLI
+def add_deploy_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Arguments of ``facetwin deploy``."""
+    parser.add_argument("audio", type=Path, help="audio file to play (wav, mp3, ...)")
+    parser.add_argument("--calibration", type=Path, required=True, help="the robot's calibration JSON")
+    parser.add_argument("--backend", required=True, choices=BACKENDS, help="sim (the twin), pca9685 or serial")
+    parser.add_argument("--policy", default="lipsync",
+                        help="'lipsync' (the shipped pipeline, default) or an exported LipSync-v0 policy folder")
+    parser.add_argument("--port", default=None, help="serial port of the serial backend (e.g. /dev/ttyUSB0)")
+    parser.add_argument("--i2c-bus", type=int, default=1, help="I2C adapter of the pca9685 backend (default 1)")
+    parser.add_argument("--player", choices=PLAYERS, default="auto",
+                        help="audio output: auto (sounddevice if installed), clock (time only), sounddevice")
+    parser.add_argument("--safety", type=Path, default=None,
+                        help="safety layer limits (SafetyConfig JSON: max_speed, watchdog_ms, ...; default built in)")
+    parser.add_argument("--realtime", action="store_true",
+                        help="run the 30 Hz loop under SCHED_FIFO (needs root or CAP_SYS_NICE; p99 jitter 5 -> 0 ms)")
+    parser.add_argument("--interpolate", action="store_true", help="lead by the exact latency (sub-period)")
+    parser.add_argument("--log", type=Path, default=None, help="write the per-tick log (.npz)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def main_deploy(args: argparse.Namespace) -> int:
+    """Run :func:`deploy` from parsed :func:`add_deploy_arguments` arguments; prints the jitter; an exit code."""
+    try:
+        res = deploy(args.audio, args.calibration, args.backend, args.policy, port=args.port, i2c_bus=args.i2c_bus,
+                     player=args.player, interpolate=args.interpolate, log_path=args.log, safety=args.safety,
+                     realtime=args.realtime, handle_signals=True,
+                     progress=not args.quiet)
+    except (ValueError, FileNotFoundError, ImportError, BusError, SafetyError) as e:  # CalibrationError: ValueError
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    j = res.jitter
+    lead = res.arrays["lead_rows"]
+    print(f"played {args.audio} on {args.backend}: {j['ticks']} ticks at {FPS:g} Hz ({res.pre} pre-roll), "
+          f"lead {lead.min():g}-{lead.max():g} periods")
+    print("| lateness | p50 | p99 | max |\n|---|---:|---:|---:|\n"
+          f"| ms | {j['p50_ms']:.3f} | {j['p99_ms']:.3f} | {j['max_ms']:.3f} |")
+    st = res.safety
+    print(f"safety: {st.get('sent', 0)} commands sent, {st.get('range_clamps', 0)} range clamps, "
+          f"{st.get('slew_clamps', 0)} slew clamps, {st.get('rejected', 0)} rejected")
+    if args.log is not None:
+        print(f"log -> {args.log}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m facetwin.hardware.deploy", description=__doc__.split("\n\n")[0])
+    return main_deploy(add_deploy_arguments(parser).parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+__all__ = ["BACKENDS", "LOG_KEYS", "ClockPlayer", "DeployError", "DeployResult", "LoopTimes",
+           "Player", "SoundDevicePlayer", "add_deploy_arguments", "clip_controls", "deploy", "jitter_stats",
+           "lead_rows", "main_deploy", "make_player", "open_buses", "policy_controls", "run_loop",
+           "schedule_commands", "sleep_until"]
