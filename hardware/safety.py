@@ -19,7 +19,7 @@ calibrated range and no step above the slew limit reaches a bus (fuzz-tested wit
 |---|---|
 | no fresh command for ``watchdog_ms`` | hold: the last command stays (logged, ``stats.watchdog_holds``) |
 | ... and ``relax_after_s`` more | move to neutral (slew-limited, aborted by a fresh command), then relax every motor (``stats.watchdog_relaxes``); a later command resumes from the present position |
-| ``close()``, leaving the ``with`` block (also by an exception) | move to neutral (slew-limited, at most ``exit_timeout_s``), relax every motor, close the buses |
+| ``close()``, leaving the ``with`` block (also by an exception) | move to rest (the neutral face: every command 0 except the jaw closed; slew-limited, at most ``exit_timeout_s``), relax every motor, close the buses |
 | SIGINT / SIGTERM (``handle_signals=True``; installed by ``open``, the previous handlers restored by ``close``) | raises ``KeyboardInterrupt`` / ``SystemExit(128 + signum)`` in the main thread (after the command being written reaches every bus), so the ``with`` block exits as above; further commands are refused |
 | ``estop()`` (any thread) | relax every motor at once; commands raise :class:`SafetyError` until ``reset_estop()`` |
 | fault: a bus raises :class:`BusError` | the layer is faulted: the other buses move to neutral and every bus is asked to relax, then the error is re-raised; further commands raise :class:`SafetyError` |
@@ -65,7 +65,7 @@ from facetwin.sim2real.calibration import Calibration
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SPEED = 10.0
+DEFAULT_SPEED = 30.0  # x scale per second: the whole [-1, 1] range in 67 ms (2 frames), what lip sync needs; faster jumps are cut
 """Default slew limit in normalized command units per second (the full [-1, 1] range in 0.2 s)."""
 
 _RUNNING = ("active", "hold", "relaxing", "relaxed")
@@ -231,7 +231,10 @@ class SafeBus:
                 i = int(bad[0])
                 raise ValueError(f"calibration motors[{self._names[i]}]: no whole bus step in [{cal.lo[i]}, {cal.hi[i]}]")
         self._lo, self._hi = lo, hi
-        self._rest = self._round(np.clip(self._neutral, lo, hi))
+        # where every stop goes: the rest face (all commands 0 except the jaw closed, assets/data/actuators.csv)
+        from facetwin.sim.actuators import rest_controls
+
+        self._rest = self._round(np.clip(cal.to_units(rest_controls()), lo, hi))
         self._speed = self.config.speeds(cal)
         self._period = 1.0 / self.config.rate_hz
         n = len(cal.motors)

@@ -12,6 +12,7 @@ import time
 import numpy as np
 import pytest
 
+from facetwin.sim.actuators import rest_controls
 from facetwin.hardware.bus import BusError, ServoBus
 from facetwin.hardware.emulator import DynamixelEmulator
 from facetwin.hardware.pca9685 import LED0_ON_L, FakeI2C, PCA9685Bus, frame_period_us, prescale_for
@@ -150,7 +151,8 @@ def test_slew_limit_exact_and_first_command_from_present_position(caplog):
             sent.append(safe.command(np.ones(26)))     # 1900 us everywhere
         sent = np.array(sent)
         assert safe.stats.slew_clamps_by_motor[5] == 0 and safe.stats.slew_clamps_by_motor[0] == 6
-        assert safe.stats.slew_clamps == 6 + 24 * 3         # motor 5 is there, motor 0 starts at 1200
+        # motor 5 is there, motor 0 starts at 1200, the jaw (10) starts at rest: closed, command -1 = 1100 us
+        assert safe.stats.slew_clamps == 6 + 23 * 3 + 7
         assert np.allclose(sent[:, 1], [1600, 1700, 1800, 1900, 1900, 1900, 1900])
         assert np.allclose(sent[:, 0], [1300, 1400, 1500, 1600, 1700, 1800, 1900])   # from 1200
         assert np.allclose(sent[:, 5], 1900)                                          # already there
@@ -194,7 +196,7 @@ def test_integer_and_float32_commands_are_accepted():
         assert safe.stats.rejected == 0
 
 
-def test_watchdog_holds_then_moves_to_neutral_and_relaxes():
+def test_watchdog_holds_then_moves_to_rest_and_relaxes():
     cal = nominal_calibration("pca9685")
     buses = pca_buses()
     cfg = SafetyConfig(max_speed=24000.0, rate_hz=100.0, watchdog_ms=150.0, relax_after_s=0.3)  # 240 us / 10 ms
@@ -210,12 +212,14 @@ def test_watchdog_holds_then_moves_to_neutral_and_relaxes():
         assert len(buses["pca9685@0x41"].writes) == n and not buses["pca9685@0x41"].relaxed   # holding
         assert wait_for(lambda: safe.state == "relaxed", 3.0) and safe.stats.watchdog_relaxes == 1
         assert time.monotonic() - t0 >= 0.45 - 0.05
-        moves = buses["pca9685@0x41"].values()[n:, 0]
-        assert np.allclose(moves, [1660, 1500])        # slew-limited back to neutral
+        moves = buses["pca9685@0x41"].values()[n:]
+        assert np.allclose(moves[:, 0], [1660, 1500, 1500, 1500])    # slew-limited back to rest (command 0)
+        assert np.allclose(moves[:, 10], [1660, 1420, 1180, 1100])   # the jaw to rest: closed (command -1)
         assert buses["pca9685@0x41"].relaxed == [list(range(16))] and buses["pca9685@0x42"].relaxed == [
             list(range(10))]
         assert safe.command(np.full(26, 0.25)) is not None and safe.state == "active"   # resumes
-        assert np.allclose(safe.last_sent, 1600.0)
+        assert np.allclose(np.delete(safe.last_sent, 10), 1600.0)
+        assert safe.last_sent[10] == 1100.0 + 240.0     # the jaw, from rest, at the slew limit
 
 
 def test_exception_in_with_block_parks_and_relaxes():
@@ -460,12 +464,13 @@ def test_fuzz_100k_adversarial_outputs_never_leave_the_limits():
     assert len(units) > safe.stats.sent                   # the exit move wrote too
     assert np.isfinite(units).all()
     assert (units >= cal.lo).all() and (units <= cal.hi).all()
-    start = np.clip(cal.neutral, cal.lo, cal.hi)
+    rest = np.clip(cal.to_units(rest_controls()), cal.lo, cal.hi)   # where a SafeBus starts and stops
+    start = rest
     steps = np.abs(np.diff(np.vstack([start, units]), axis=0))
     dt = np.minimum(np.diff(np.r_[t[0] - PERIOD, t]), PERIOD)      # the first write may move one period's worth
     assert (steps <= speed * dt[:, None] * (1 + 1e-9) + 1e-9).all()
     assert safe.stats.range_clamps > 100_000 and safe.stats.slew_clamps > 100_000
-    assert np.allclose(units[-1], cal.neutral)            # parked at neutral before relaxing
+    assert np.allclose(units[-1], rest)                   # parked at rest before relaxing
     print(f"fuzz: 100k commands in {wall:.2f} s, {len(units)} writes per bus")
 
 
