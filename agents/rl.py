@@ -9,6 +9,7 @@ Command line (``facetwin train`` takes the same arguments, :func:`add_train_argu
     python -m facetwin.agents.rl --algo sac --steps 15000 --n-envs 2 --out runs/mirror
     python -m facetwin.agents.rl --algo sac --steps 15000 --n-envs 2 --out runs/mirror --resume   # after a kill
     python -m facetwin.agents.rl --algo ppo --hp n_steps=512 --env-arg max_episode_steps=20 --out runs/ppo
+    python -m facetwin.agents.rl --steps 8000 --randomize --eval-randomize --out runs/mirror-dr   # domain randomization
 
 ``n_envs > 1`` runs the envs in ``SubprocVecEnv`` worker processes (forkserver start method): a script that calls
 :func:`train` must guard its entry point with ``if __name__ == "__main__":``.
@@ -31,6 +32,16 @@ What a run writes into ``out_dir``:
 Resuming (``resume=True``): the model, its optimizer, the VecNormalize statistics, the replay buffer and the step
 count come from ``checkpoint.zip``; training continues (``reset_num_timesteps=False``) until the same total
 ``steps``; the envs restart with fresh episodes (seeded from the seed and the step count).
+
+Domain randomization (``randomize=``, ``--randomize [CONFIG]``; :mod:`facetwin.sim2real.randomization`): every
+training env is wrapped in ``DomainRandomization`` with the ranges of CONFIG (``--randomize`` alone: the default
+``assets/data/randomization.toml``): each training episode gets fresh ``DomainParams`` drawn from the env's own
+seeded stream. The ranges are recorded in ``meta.json`` and ``eval.json`` (``"randomize"``); a resumed run must use
+the same ones. ``eval_randomize=`` (``--eval-randomize [CONFIG]``; alone: the training ranges, or the default file)
+adds an evaluation on a *held-out randomized twin*: the same held-out episodes, each with domain parameters drawn
+from a stream of its own, ``default_rng([eval_domain_seed, reset seed])`` (``--eval-domain-seed``, default
+2,000,000), so every policy (and every run) evaluated with the same settings meets the same twins, none of them a
+training draw. Its table is printed and saved as ``"results_randomized"`` in ``eval.json``.
 
 Evaluation (:func:`evaluate`, :func:`compare_policies`): the trained policy (deterministic), a uniformly random policy
 and the neutral face (the action that commands the rest controls) run on the same held-out episodes. Episode ``i``
@@ -77,10 +88,16 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Union
 
 import gymnasium as gym
 import numpy as np
+
+if TYPE_CHECKING:
+    from facetwin.sim2real.randomization import RandomizationConfig
+
+# a ranges config, a TOML path, True (the default ranges) or None/False (the nominal twin)
+RandomizationSpec = Union["RandomizationConfig", str, Path, bool, None]
 
 DEFAULT_ENV_ID = "facetwin.envs.mirror_self_model:MirrorSelfModelEnv"
 # ids that name the mirror self-model env and so get DEFAULT_ENV_KWARGS unless told otherwise
@@ -94,6 +111,7 @@ DEFAULT_ENV_KWARGS: dict[str, Any] = {
 }
 ALGOS = ("ppo", "sac")
 DEFAULT_EVAL_SEED = 1_000_000
+DEFAULT_EVAL_DOMAIN_SEED = 2_000_000  # stream of the held-out randomized twins (DomainRandomization seed)
 CHECKPOINT_NAME = "checkpoint.zip"
 MODEL_NAME = "model.zip"
 VECNORM_NAME = "vecnormalize.pkl"
@@ -189,18 +207,48 @@ class _KeepError(gym.Wrapper):
         return obs, reward, terminated, truncated, info
 
 
-def _monitored_env(env_id: str, env_kwargs: dict[str, Any] | None) -> gym.Env:
+def _monitored_env(
+    env_id: str, env_kwargs: dict[str, Any] | None, randomize: RandomizationConfig | None = None
+) -> gym.Env:
     from stable_baselines3.common.monitor import Monitor
 
-    return Monitor(_KeepError(make_env(env_id, env_kwargs)), info_keywords=("error_mm",))
+    env = make_env(env_id, env_kwargs)
+    if randomize is not None:
+        from facetwin.sim2real.randomization import DomainRandomization
+
+        env = DomainRandomization(env, randomize)
+    return Monitor(_KeepError(env), info_keywords=("error_mm",))
 
 
-def make_vec_env(env_id: str, n_envs: int, seed: int, env_kwargs: dict[str, Any] | None = None):
+def resolve_randomization(
+    spec: RandomizationSpec, fallback: RandomizationConfig | None = None
+) -> RandomizationConfig | None:
+    """A :class:`~facetwin.sim2real.randomization.RandomizationConfig` from ``spec``: ``None``/``False`` -> None
+    (nominal twin), ``True`` -> ``fallback`` or else the default ranges file, a path -> that file, a config -> itself."""
+    if spec is None or spec is False:
+        return None
+    from facetwin.sim2real.randomization import RandomizationConfig, load_config
+
+    if isinstance(spec, RandomizationConfig):
+        return spec
+    if spec is True:
+        return fallback if fallback is not None else load_config(None)
+    return load_config(spec)
+
+
+def make_vec_env(
+    env_id: str,
+    n_envs: int,
+    seed: int,
+    env_kwargs: dict[str, Any] | None = None,
+    randomize: RandomizationConfig | None = None,
+):
     """``n_envs`` monitored copies: ``SubprocVecEnv`` when ``n_envs > 1``, else ``DummyVecEnv``; env ``i`` is
-    reset with ``seed + i`` the first time (then its random stream goes on)."""
+    reset with ``seed + i`` the first time (then its random stream goes on). ``randomize`` (a
+    ``RandomizationConfig``): each env draws fresh domain parameters at every reset."""
     from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
-    fns = [partial(_monitored_env, env_id, env_kwargs) for _ in range(n_envs)]
+    fns = [partial(_monitored_env, env_id, env_kwargs, randomize) for _ in range(n_envs)]
     venv = SubprocVecEnv(fns) if n_envs > 1 else DummyVecEnv(fns)
     venv.seed(seed)
     venv.action_space.seed(seed)
@@ -611,6 +659,8 @@ class TrainResult:
     checkpoint_path: Path
     evaluation: dict[str, EvalResult] = field(default_factory=dict)
     table: str = ""
+    evaluation_randomized: dict[str, EvalResult] = field(default_factory=dict)  # on held-out randomized twins
+    table_randomized: str = ""
 
 
 def _json_default(o):
@@ -654,6 +704,9 @@ def train(
     eval_seed: int = DEFAULT_EVAL_SEED,
     normalize: bool = True,
     hyperparams: dict[str, Any] | None = None,
+    randomize: RandomizationSpec = None,
+    eval_randomize: RandomizationSpec = None,
+    eval_domain_seed: int = DEFAULT_EVAL_DOMAIN_SEED,
     device: str = "cpu",
     torch_threads: int | None = 1,
     verbose: int = 0,
@@ -667,6 +720,10 @@ def train(
     ``resume=True`` training continues from that checkpoint (model, optimizer, VecNormalize statistics, SAC replay
     buffer, step count) towards the same total ``steps``; the checkpoint's algorithm and env settings are used and
     must not contradict the arguments. ``eval_episodes=0`` skips the final evaluation.
+
+    ``randomize`` (a ``RandomizationConfig``, a TOML path, ``True`` for the default ranges, or None): train on a
+    randomized twin. ``eval_randomize`` (same forms; ``True``: the training ranges, or the default ones) also evaluates
+    on held-out randomized twins drawn with ``eval_domain_seed`` (see the module docstring).
     """
     from stable_baselines3.common.vec_env import VecNormalize
 
@@ -682,6 +739,9 @@ def train(
     algo = algo.lower()
     if env_kwargs is None:
         env_kwargs = dict(DEFAULT_ENV_KWARGS) if env_id in MIRROR_ENV_IDS else {}
+    randomize = resolve_randomization(randomize)
+    eval_randomize = resolve_randomization(eval_randomize, fallback=randomize)
+    randomize_record = None if randomize is None else {"source": randomize.source, "ranges": randomize.as_dict()}
 
     resumed_from = None
     meta_in: dict[str, Any] | None = None
@@ -695,6 +755,12 @@ def train(
                     f"{ckpt_path} was trained on {meta_in.get('env_id')} with {meta_in.get('env_kwargs')}, "
                     f"not on {env_id} with {env_kwargs}"
                 )
+            ranges_in = (meta_in.get("randomize") or {}).get("ranges")
+            ranges_now = None if randomize is None else json.loads(json.dumps(randomize.as_dict()))
+            if ranges_in != ranges_now:
+                raise ValueError(
+                    f"{ckpt_path} was trained with domain randomization ranges {ranges_in}, not {ranges_now}"
+                )
             seed = int(meta_in.get("seed", seed))
             normalize = bool(meta_in.get("has_vecnormalize", normalize))
         else:
@@ -702,7 +768,9 @@ def train(
 
     hp = algo_hyperparams(algo, hyperparams if meta_in is None else meta_in.get("hyperparams_overrides"))
     run_seed = seed if meta_in is None else seed + int(meta_in["num_timesteps"])  # fresh env streams on resume
-    venv = make_vec_env(env_id, n_envs, run_seed, env_kwargs)
+    venv = make_vec_env(env_id, n_envs, run_seed, env_kwargs, randomize)
+    if randomize is not None:
+        say(f"domain randomization: {randomize.source} ({', '.join(randomize.ranges)})")
     vecnormalize = None
     try:
         if meta_in is not None:
@@ -733,6 +801,7 @@ def train(
             "seed": seed,
             "n_envs": n_envs,
             "total_steps": steps,
+            "randomize": randomize_record,
             "hyperparams_overrides": hyperparams if meta_in is None else meta_in.get("hyperparams_overrides"),
         }
 
@@ -800,11 +869,31 @@ def train(
             "algo": algo,
             "env_id": env_id,
             "env_kwargs": env_kwargs,
+            "randomize": randomize_record,
             "num_timesteps": done,
             "train_seconds_this_run": train_seconds,
             "eval_seed": eval_seed,
             "results": {k: v.summary() for k, v in result.evaluation.items()},
         }
+        if eval_randomize is not None:
+            result.evaluation_randomized = compare_policies(
+                env_id,
+                env_kwargs,
+                model_policy(model, vecnormalize),
+                eval_episodes,
+                eval_seed,
+                policy_name=f"trained {algo.upper()}",
+                randomize=eval_randomize,
+                domain_seed=eval_domain_seed,
+            )
+            result.table_randomized = format_eval_table(list(result.evaluation_randomized.values()))
+            say(
+                f"\nheld-out randomized twin: {eval_randomize.source}, domain seed {eval_domain_seed}, same episodes\n"
+                + result.table_randomized
+            )
+            report["eval_randomize"] = {"source": eval_randomize.source, "ranges": eval_randomize.as_dict(),
+                                        "domain_seed": eval_domain_seed}
+            report["results_randomized"] = {k: v.summary() for k, v in result.evaluation_randomized.items()}
         text = json.dumps(report, indent=2, default=_json_default) + "\n"
         atomic_write(out_dir / EVAL_NAME, lambda f: f.write(text.encode()))
     return result
@@ -817,9 +906,18 @@ def compare_policies(
     episodes: int,
     seed: int = DEFAULT_EVAL_SEED,
     policy_name: str = "trained",
+    randomize: RandomizationConfig | None = None,
+    domain_seed: int = DEFAULT_EVAL_DOMAIN_SEED,
 ) -> dict[str, EvalResult]:
-    """``policy_fn`` (if given), a random policy and the neutral face on the same held-out episodes."""
+    """``policy_fn`` (if given), a random policy and the neutral face on the same held-out episodes.
+
+    ``randomize`` (a ``RandomizationConfig``): on held-out randomized twins, episode ``i`` with the domain drawn from
+    ``default_rng([domain_seed, seed + i])``, the same for every policy."""
     env = make_env(env_id, env_kwargs)
+    if randomize is not None:
+        from facetwin.sim2real.randomization import DomainRandomization
+
+        env = DomainRandomization(env, randomize, seed=domain_seed)
     try:
         options = heldout_reset_options(env, episodes, seed)
         run = partial(evaluate, env=env, episodes=episodes, seed=seed, reset_options=options, held_out=False)
@@ -875,6 +973,29 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.zip towards --steps")
     parser.add_argument("--eval-episodes", type=int, default=50, help="held-out evaluation episodes (0: skip)")
     parser.add_argument("--eval-seed", type=int, default=DEFAULT_EVAL_SEED, help="first reset seed of the evaluation")
+    parser.add_argument(
+        "--randomize",
+        nargs="?",
+        const=True,
+        default=None,
+        metavar="CONFIG",
+        help="train with domain randomization: the ranges of the TOML file CONFIG (alone: the default "
+        "assets/data/randomization.toml)",
+    )
+    parser.add_argument(
+        "--eval-randomize",
+        nargs="?",
+        const=True,
+        default=None,
+        metavar="CONFIG",
+        help="also evaluate on held-out randomized twins (alone: the --randomize ranges, or the default file)",
+    )
+    parser.add_argument(
+        "--eval-domain-seed",
+        type=int,
+        default=DEFAULT_EVAL_DOMAIN_SEED,
+        help=f"seed of the held-out randomized twins (default {DEFAULT_EVAL_DOMAIN_SEED})",
+    )
     parser.add_argument("--no-normalize", action="store_true", help="do not normalize observations (VecNormalize)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--verbose", type=int, default=0, help="SB3 verbosity (0, 1, 2)")
@@ -902,9 +1023,12 @@ def train_main(args: argparse.Namespace) -> int:
             eval_seed=args.eval_seed,
             normalize=not args.no_normalize,
             hyperparams=_key_values(args.hp, "--hp") or None,
+            randomize=getattr(args, "randomize", None),
+            eval_randomize=getattr(args, "eval_randomize", None),
+            eval_domain_seed=getattr(args, "eval_domain_seed", DEFAULT_EVAL_DOMAIN_SEED),
             verbose=args.verbose,
         )
-    except (ValueError, argparse.ArgumentTypeError) as e:
+    except (ValueError, FileNotFoundError, argparse.ArgumentTypeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0

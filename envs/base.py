@@ -14,9 +14,10 @@ A subclass defines a task (its observation space, observation and reward terms);
 
   Values outside [-1, 1] are clipped; a NaN/inf or a wrong shape raises ``ValueError`` naming the problem (the
   actuators concerned), like ``FaceModel.validate_controls``;
-* the domain (:mod:`facetwin.envs.domain`): ``domain=`` resolved at every reset (physics scales applied to the
-  model, actuation latency as a command FIFO, landmark noise and dropout drawn from the env's seeded
-  ``np_random``);
+* the domain (:mod:`facetwin.envs.domain`): ``domain=`` resolved at every reset (skin, actuator, camera and light
+  parameters applied to the model; latency, control noise, deadband and motor offsets by a per-episode
+  :class:`facetwin.envs.domain.Actuation` between the command and ``data.ctrl``; landmark noise and dropout on the
+  observations; every draw from the env's seeded ``np_random``);
 * divergence: if the physics blows up (``FaceModel.is_diverged()``, a MuJoCo bad-acceleration warning, or a
   non-finite observation) the step returns the last finite observation and the last finite reward with
   ``terminated=False, truncated=True, info["diverged"]=True``; the face is put back to neutral so nothing NaN
@@ -142,7 +143,7 @@ class FaceEnv(gym.Env):
         self.action_space = spaces.Box(-1.0, 1.0, (self.n_actuators,), np.float32)
 
         self.domain_params: dom.DomainParams = dom.NOMINAL
-        self._fifo = dom.CommandFIFO(0, self.rest_ctrl)
+        self._actuation = dom.Actuation(dom.NOMINAL, self.rest_ctrl)
         self._cmd = self.rest_ctrl.copy()
         self._prev_cmd = self.rest_ctrl.copy()
         self._elapsed = 0
@@ -215,6 +216,11 @@ class FaceEnv(gym.Env):
         return self._cmd.copy()
 
     @property
+    def applied_controls(self) -> np.ndarray:
+        """The controls the motors got at the last step (after latency, control noise, deadband and offset)."""
+        return self.face.data.ctrl.copy()
+
+    @property
     def elapsed_steps(self) -> int:
         return self._elapsed
 
@@ -280,11 +286,11 @@ class FaceEnv(gym.Env):
         self._sample_task(options)
         dom.apply(self.face, params)
         self.domain_params = params
-        self.face.reset(self.rest_ctrl)
+        self._actuation = dom.Actuation(params, self.rest_ctrl, self.np_random)
+        self.face.reset(self._actuation.rest)
         if self.reset_settle_steps:
-            self.face.step(self.rest_ctrl, n_control_steps=self.reset_settle_steps)
+            self.face.step(self._actuation.rest, n_control_steps=self.reset_settle_steps)
             self.face.data.time = 0.0
-        self._fifo = dom.CommandFIFO(params.latency_steps, self.rest_ctrl)
         self._cmd = self.rest_ctrl.copy()
         self._prev_cmd = self.rest_ctrl.copy()
         self._elapsed = 0
@@ -300,8 +306,7 @@ class FaceEnv(gym.Env):
         if self._last_obs is None:
             raise RuntimeError("call reset() before step()")
         ctrl = self.action_to_ctrl(action)
-        applied = self._fifo.push(ctrl)
-        self.face.data.ctrl[:] = applied
+        self.face.data.ctrl[:] = self._actuation(ctrl)
         self.face.step()
         self._elapsed += 1
         self._prev_cmd, self._cmd = self._cmd, ctrl
@@ -329,7 +334,7 @@ class FaceEnv(gym.Env):
     def _diverged_step(self):
         warn = self.face.warnings()
         self.face.reset(self.rest_ctrl)  # nothing NaN stays in the model; reset() starts the next episode
-        self._fifo = dom.CommandFIFO(self.domain_params.latency_steps, self.rest_ctrl)
+        self._actuation = dom.Actuation(self.domain_params, self.rest_ctrl, self.np_random)
         self._cmd = self.rest_ctrl.copy()
         info = {"diverged": True, "step": self._elapsed, "mujoco_warnings": warn}
         return self._last_obs, float(self._last_reward), False, True, info
