@@ -79,7 +79,9 @@ def test_default_config_covers_every_field_and_round_trips():
     cfg = load_config()
     assert cfg.source == str(default_config_path())
     assert set(cfg.ranges) == {f for f in DomainParams().as_dict()}  # every field is randomized by default
-    assert cfg.ranges["skin_stiffness"].values == (0.7, 1.4) and cfg.ranges["actuator_gain"].values == (0.8, 1.2)
+    assert cfg.ranges["skin_stiffness"].values == (0.85, 1.2) and cfg.ranges["actuator_gain"].values == (0.9, 1.1)
+    wide = load_config(default_config_path().with_name("randomization_wide.toml"))
+    assert set(wide.ranges) == set(cfg.ranges) and wide.ranges["latency_steps"].values == (0, 3)
     assert RandomizationConfig.from_dict(json.loads(json.dumps(cfg.as_dict()))).ranges == cfg.ranges
     assert load_config(None) == cfg
 
@@ -95,7 +97,7 @@ def test_sampling_is_deterministic_per_seed_and_within_the_ranges():
         assert lo <= v.min() and v.max() <= hi, name
         assert v.max() - v.min() > 0.8 * (hi - lo), name  # the whole range is used
     lat = np.array([d.latency_steps for d in draws])
-    assert set(lat.tolist()) == {0, 1, 2, 3}
+    assert set(lat.tolist()) == {0, 1}
     offsets = np.array([d.motor_offset for d in draws])
     assert offsets.shape == (300, 26) and len(np.unique(offsets[0])) == 26  # drawn per motor
     assert np.array([d.camera_shift_mm for d in draws]).shape == (300, 3)
