@@ -4,6 +4,8 @@ Face: ``demo``, ``export-xml``, ``view``, ``info``. Audio: ``say``, ``sing-audio
 Learning: ``babble`` (mirror self-modeling data), ``train`` (SB3 on the Gymnasium environments), ``train-lipsync``
 (the self-model and audio-to-lips weights), ``evaluate`` (all lip-sync methods, one table), ``ingest-video``.
 Performing: ``lipsync`` (any audio file -> motor commands + simulated face), ``sing`` (an mp4 of the twin singing).
+Sim-to-real: ``calibrate`` (a robot's calibration file), ``deploy`` (audio + motor commands on the robot or the twin),
+``export-policy`` (TorchScript).
 
 ``facetwin demo`` is the first thing to run: it renders the neutral face and a set of named expressions through
 the mirror camera, a landmark overlay, a contact sheet and a short video of random expressions.
@@ -411,6 +413,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_ingest_arguments(iv)
     iv.set_defaults(func=ingest_cmd)
+
+    # sim-to-real: the hardware modules import their drivers lazily, so these parsers cost nothing
+    from facetwin.hardware.deploy import add_deploy_arguments, main_deploy
+    from facetwin.sim2real.calibrate import add_calibrate_arguments, main_calibrate
+    from facetwin.sim2real.export import add_export_arguments, main_export
+
+    ca = sub.add_parser("calibrate", help="fit a robot's calibration file by sweeping each motor in front of a camera")
+    add_calibrate_arguments(ca)
+    ca.set_defaults(func=main_calibrate)
+
+    dp = sub.add_parser("deploy", help="play audio on the robot (or the twin) with lip-synced motor commands at 30 Hz")
+    add_deploy_arguments(dp)
+    dp.set_defaults(func=main_deploy)
+
+    ep = sub.add_parser("export-policy", help="export a trained SB3 policy to TorchScript + config JSON")
+    add_export_arguments(ep)
+    ep.set_defaults(func=main_export)
     return p
 
 

@@ -12,16 +12,24 @@ behave; :class:`SimCamera` watches it like the robot's camera. :func:`random_tru
 | ``write(channels, values)`` | goals in servo units; motor ``i`` gets ``u = (value - neutral) / (direction * scale)`` (true calibration, clipped to [-1, 1] like a servo at its end stop) ``latency_ms`` after the write |
 | ``relax(channels)`` | the motor goes to its rest command (``jaw_open`` -1, all others 0), through the same delay |
 | ``read(channels)`` | present positions in servo units: :meth:`FaceModel.motor_positions` through the true mapping |
+| ``set_latency(channels, ms)`` | change those motors' delay (the calibration's reference twin simulates fractional delays with it) |
 | ``advance(seconds)`` | steps the physics; time moves in whole physics substeps (1/120 s in "fast", 1/300 s in "full") |
 | ``time`` | simulated seconds since the last :meth:`reset` |
 
-Latency resolution: continuous. A goal that arrives inside a physics substep contributes to that substep's control
-in proportion to the part of the substep it covers (the substep sees the time average of the delayed command), so a
-delay that is not a whole number of substeps still shows, to first order, at its exact value. Channels are the true
-calibration's ``channel`` numbers (``nominal_calibration("sim")``: ids 1-26); the twin is one bus, so the channels
-must be unique. Motors never written, or relaxed, hold the rest face. Writes and reads need :meth:`open` (or
-``with``); :meth:`close` relaxes every motor. :class:`~facetwin.hardware.bus.BusError` for an unknown channel, a
-closed bus or a non-finite value.
+Latency resolution: continuous, to first order. A goal that arrives inside a physics substep gets the substep the
+time average of the servo's force over it (old command before the arrival, new after, each clamped to the force
+range), through the command that gives that force in the present state; every substep is an ordinary step of the
+twin (identical to ``FaceModel.step`` when nothing arrives mid-substep). Rejected: splitting the substep at the
+arrival (the "fast" twin's contacts are sensitive to the step size: halving one substep moves a lip landmark by 0.4
+mm for good) and averaging the command (wrong when the force saturates: a neck step then starts a whole substep
+early). A fractional delay is still not exactly a time shift of a nonlinear response (lips in contact), which is why
+the calibration simulates its reference steps at fractional delays too.
+
+Channels are the true calibration's ``channel`` numbers (``nominal_calibration("sim")``: ids 1-26); the twin is one
+bus, so the channels must be unique (a two-board PCA9685 calibration is refused). Motors never written, or relaxed,
+hold the rest face. Writes, reads and relax need :meth:`open` (or ``with``); :meth:`close` relaxes every motor;
+:meth:`advance` works either way (watch the face relax). :class:`~facetwin.hardware.bus.BusError` for an unknown
+channel, a closed bus or a non-finite value.
 
 | ``random_true_calibration`` parameter | default | drawn per motor |
 |---|---|---|
@@ -72,7 +80,7 @@ class SimBus(ServoBus):
         self._room = self.face.model.body("room").id
         self._dir_scale = np.array([m.direction * m.scale for m in self.true.motors])
         self._neutral = self.true.neutral
-        self._latency_s = self.true.latency_ms / 1000.0
+        self._latency_s = self.true.latency_ms / 1000.0  # a fresh array: set_latency leaves the truth alone
         self._open = False
         self.reset()
 
@@ -134,6 +142,13 @@ class SimBus(ServoBus):
         u = (x - self._neutral[motors]) / self._dir_scale[motors]
         self._schedule(motors, np.clip(u, -1.0, 1.0))
 
+    def set_latency(self, channels: Sequence[int], latency_ms: float) -> None:
+        """Change the delay of these motors (goals already in flight keep theirs)."""
+        if not latency_ms >= 0:
+            raise ValueError(f"latency_ms must be >= 0, got {latency_ms}")
+        for i in self._motors(channels):
+            self._latency_s[i] = latency_ms / 1000.0
+
     def read(self, channels: Sequence[int]) -> list[float | None]:
         motors = self._motors(channels)
         units = self._neutral + self._dir_scale * self.face.motor_positions()
@@ -151,22 +166,39 @@ class SimBus(ServoBus):
         m, d, dt = self.face.model, self.face.data, self.dt
         for _ in range(round(seconds / dt)):
             t0 = self._n * dt
-            t1 = t0 + dt
             ctrl = self._cur.copy()
-            touched: dict[int, tuple[float, float]] = {}  # motor -> (integral so far, segment start), in substeps
-            while self._events and self._events[0][0] < t1:
+            touched: dict[int, tuple[float, float]] = {}  # motor -> (force integral so far, segment start)
+            while self._events and self._events[0][0] < t0 + dt * (1.0 - 1e-9):
                 t, _, i, u = heapq.heappop(self._events)
                 f = min(max((t - t0) / dt, 0.0), 1.0)
+                if f == 0.0 and i not in touched:  # arrived by the start of the substep: an ordinary step
+                    self._cur[i] = ctrl[i] = u
+                    continue
                 acc, start = touched.get(i, (0.0, 0.0))
-                touched[i] = (acc + self._cur[i] * (f - start), f)
+                touched[i] = (acc + self._force(i, self._cur[i]) * (f - start), f)
                 self._cur[i] = u
             for i, (acc, start) in touched.items():
-                ctrl[i] = acc + self._cur[i] * (1.0 - start)
+                ctrl[i] = self._command_for(i, acc + self._force(i, self._cur[i]) * (1.0 - start))
             d.ctrl[:] = ctrl
             if self._n % self.face.substeps == 0:  # as FaceModel.step: gravity turns with the room once a period
                 m.opt.gravity[:] = d.xmat[self._room].reshape(3, 3) @ GRAVITY
             mujoco.mj_step(m, d)
             self._n += 1
+
+    def _force(self, i: int, u: float) -> float:
+        """Actuator ``i``'s force at command ``u`` in the present state (affine servo, clamped to its force range)."""
+        m, d = self.face.model, self.face.data
+        b = m.actuator_biasprm[i]
+        f = m.actuator_gainprm[i, 0] * u + b[0] + b[1] * d.actuator_length[i] + b[2] * d.actuator_velocity[i]
+        lo, hi = m.actuator_forcerange[i]
+        return float(min(max(f, lo), hi))
+
+    def _command_for(self, i: int, force: float) -> float:
+        """The command whose (unclamped) force is ``force`` in the present state."""
+        m, d = self.face.model, self.face.data
+        b = m.actuator_biasprm[i]
+        bias = b[0] + b[1] * d.actuator_length[i] + b[2] * d.actuator_velocity[i]
+        return float(np.clip((force - bias) / m.actuator_gainprm[i, 0], -1.0, 1.0))
 
 
 class SimCamera:
