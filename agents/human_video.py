@@ -87,7 +87,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facetwin.audio.corpus import CORPUS_FPS, CORPUS_NPZ_KEYS, CORPUS_SR, CORPUS_VERSION
+from facetwin.audio.corpus import CORPUS_FPS, CORPUS_NPZ_KEYS, CORPUS_SR, CORPUS_VERSION, feature_arrays
 from facetwin.audio.visemes import lip_displacements, lip_landmark_ids, measures_from_landmarks, neutral_measures
 
 from .weights import atomic_write
@@ -430,13 +430,7 @@ def ingest_video(
     else:
         viseme = phoneme = np.full(T, "", dtype=str)
     arrays = {
-        "fps": np.float64(CORPUS_FPS),
-        "sr": np.int64(CORPUS_SR),
-        "t": feats.t.astype(np.float64),
-        "logmel": feats.logmel.astype(np.float32),
-        "rms_db": feats.rms_db.astype(np.float32),
-        "f0_hz": feats.f0_hz.astype(np.float32),
-        "voiced": feats.voiced.astype(bool),
+        **feature_arrays(feats),
         "aperture_mm": lips["aperture_mm"].astype(np.float32),
         "width_mm": lips["width_mm"].astype(np.float32),
         "protrusion_mm": lips["protrusion_mm"].astype(np.float32),

@@ -156,12 +156,10 @@ def _atomic_write_bytes(path: Path, write) -> None:
             os.unlink(tmp)
 
 
-def _item_arrays(audio16: np.ndarray, timeline: Timeline) -> dict[str, np.ndarray]:
-    feats = extract_features(audio16, CORPUS_SR, fps=CORPUS_FPS)
-    n = len(feats.t)
-    track = lip_track(timeline, fps=CORPUS_FPS, duration=n / CORPUS_FPS)
-    if len(track.t) != n:
-        raise RuntimeError(f"lip track has {len(track.t)} frames, features {n}")
+def feature_arrays(feats) -> dict[str, np.ndarray]:
+    """The audio part of a corpus item (``fps``, ``sr``, ``t``, ``logmel``, ``rms_db``, ``f0_hz``, ``voiced``) from
+    :func:`facetwin.audio.features.extract_features` at ``CORPUS_SR`` / ``CORPUS_FPS``: shared by every tool that
+    writes corpus items."""
     return {
         "fps": np.float64(CORPUS_FPS),
         "sr": np.int64(CORPUS_SR),
@@ -170,6 +168,17 @@ def _item_arrays(audio16: np.ndarray, timeline: Timeline) -> dict[str, np.ndarra
         "rms_db": feats.rms_db.astype(np.float32),
         "f0_hz": feats.f0_hz.astype(np.float32),
         "voiced": feats.voiced.astype(bool),
+    }
+
+
+def _item_arrays(audio16: np.ndarray, timeline: Timeline) -> dict[str, np.ndarray]:
+    feats = extract_features(audio16, CORPUS_SR, fps=CORPUS_FPS)
+    n = len(feats.t)
+    track = lip_track(timeline, fps=CORPUS_FPS, duration=n / CORPUS_FPS)
+    if len(track.t) != n:
+        raise RuntimeError(f"lip track has {len(track.t)} frames, features {n}")
+    return {
+        **feature_arrays(feats),
         "aperture_mm": np.asarray(track.aperture_mm, dtype=np.float32),
         "width_mm": np.asarray(track.width_mm, dtype=np.float32),
         "protrusion_mm": np.asarray(track.protrusion_mm, dtype=np.float32),
