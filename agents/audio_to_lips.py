@@ -103,11 +103,6 @@ from facetwin.envs.lip_sync import (
 
 from .weights import AUDIO_TO_LIPS_FILES, save_torch_atomic, shipped_path
 
-try:  # POSIX file locks for the first build of the training corpus (no lock elsewhere)
-    import fcntl
-except ImportError:  # pragma: no cover - Windows
-    fcntl = None
-
 MODES = ("offline", "stream")
 #: the audio window of each mode (frames at 30 fps)
 MODE_WINDOWS: dict[str, dict[str, int]] = {
@@ -157,37 +152,10 @@ def train_corpus_dir(cache_dir: str | Path | None = None, progress: bool = False
     ``cache_dir`` defaults to :func:`facetwin.envs.lip_sync.default_cache_dir`. A file lock makes concurrent first
     uses build it once (as :func:`facetwin.envs.lip_sync.builtin_corpus_dir`).
     """
-    from facetwin.audio.corpus import build_corpus
+    from facetwin.audio.corpus import cached_corpus
 
     root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
-    out = root / TRAIN_CORPUS_NAME
-    marker = out / "complete.json"
-    args = {k: (list(v) if isinstance(v, tuple) else v) for k, v in TRAIN_CORPUS_ARGS.items()}
-
-    def done() -> bool:
-        try:
-            m = json.loads(marker.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return False
-        return m.get("args") == args and (out / "manifest.json").exists()
-
-    if done():
-        return out
-    root.mkdir(parents=True, exist_ok=True)
-    with open(root / f".{TRAIN_CORPUS_NAME}.lock", "w") as lock:
-        if fcntl is not None:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            if done():
-                return out
-            build_corpus(out, progress=progress, **TRAIN_CORPUS_ARGS)
-            tmp = marker.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"args": args}), encoding="utf-8")
-            os.replace(tmp, marker)
-        finally:
-            if fcntl is not None:
-                fcntl.flock(lock, fcntl.LOCK_UN)
-    return out
+    return cached_corpus(root, TRAIN_CORPUS_NAME, TRAIN_CORPUS_ARGS, progress=progress)
 
 
 def _read_manifest(corpus_dir: str | Path) -> dict:

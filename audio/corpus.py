@@ -40,6 +40,11 @@ from pathlib import Path
 
 import numpy as np
 
+try:  # POSIX file locks for the first build of a cached corpus (no lock elsewhere)
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None
+
 from .features import extract_features
 from .io import resample, save_wav
 from .sing import list_songs, load_song, sing
@@ -273,6 +278,38 @@ def build_corpus(
         })
         write_manifest()
     return write_manifest()
+
+
+def cached_corpus(root: str | Path, name: str, args: dict, *, progress: bool = False) -> Path:
+    """A corpus built with ``build_corpus(**args)`` into ``<root>/<name>`` once: later calls only read its marker
+    (``complete.json``, which records ``args``; other args rebuild it). A file lock makes concurrent first uses
+    (vector envs in subprocesses, parallel trainers) build it once."""
+    root = Path(root).expanduser()
+    out = root / name
+    marker = out / "complete.json"
+    plain = {k: (list(v) if isinstance(v, tuple) else v) for k, v in args.items()}
+
+    def done() -> bool:
+        try:
+            m = json.loads(marker.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return False
+        return m.get("args") == plain and (out / "manifest.json").exists()
+
+    if done():
+        return out
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / f".{name}.lock", "w") as lock:
+        if fcntl is not None:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if not done():
+                build_corpus(out, progress=progress, **args)
+                _atomic_write_bytes(marker, lambda t: Path(t).write_text(json.dumps({"args": plain}), encoding="utf-8"))
+        finally:
+            if fcntl is not None:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+    return out
 
 
 def load_item(corpus_dir: str | Path, item_id: str) -> dict[str, np.ndarray]:

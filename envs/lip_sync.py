@@ -20,7 +20,7 @@ from facetwin.audio.corpus import (
     CORPUS_VERSION,
     DEFAULT_HELDOUT_LANGUAGES,
     DEFAULT_LANGUAGES,
-    build_corpus,
+    cached_corpus,
     load_item,
 )
 from facetwin.audio.features import LOG_FLOOR, N_MELS, extract_features
@@ -30,11 +30,6 @@ from facetwin.sim.expressions import mix_ctrl
 from facetwin.sim.landmarks import column, mouth_measures
 
 from .base import FaceEnv
-
-try:  # POSIX file locks for the first build of the built-in corpus (no lock elsewhere)
-    import fcntl
-except ImportError:  # pragma: no cover - Windows
-    fcntl = None
 
 # ---------------------------------------------------------------------------------------------------- constants
 #: audio observation units: log-mel ``(logmel - ln(1e-6)) / 10``, RMS ``(rms_db + 100) / 50``: 0 is digital silence
@@ -101,37 +96,7 @@ def builtin_corpus_dir(cache_dir: str | Path | None = None, *, progress: bool = 
     subprocesses) build it once.
     """
     root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
-    out = root / BUILTIN_CORPUS_NAME
-    marker = out / "complete.json"
-    args = {k: (list(v) if isinstance(v, tuple) else v) for k, v in BUILTIN_CORPUS_ARGS.items()}
-
-    def done() -> dict | None:
-        try:
-            m = json.loads(marker.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return None
-        if m.get("args") != args or not (out / "manifest.json").exists():
-            return None
-        return m
-
-    if done() is not None:
-        return out
-    root.mkdir(parents=True, exist_ok=True)
-    with open(root / f".{BUILTIN_CORPUS_NAME}.lock", "w") as lock:
-        if fcntl is not None:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            if done() is not None:
-                return out
-            build_corpus(out, progress=progress, **BUILTIN_CORPUS_ARGS)
-            text = json.dumps({"args": args})
-            tmp = marker.with_suffix(".tmp")
-            tmp.write_text(text, encoding="utf-8")
-            os.replace(tmp, marker)
-        finally:
-            if fcntl is not None:
-                fcntl.flock(lock, fcntl.LOCK_UN)
-    return out
+    return cached_corpus(root, BUILTIN_CORPUS_NAME, BUILTIN_CORPUS_ARGS, progress=progress)
 
 
 # ---------------------------------------------------------------------------------------------------- clips
