@@ -125,18 +125,23 @@ def sing_file(song_or_audio: str | Path, out: str | Path, *, lang: str | None = 
 
 
 # ---------------------------------------------------------------------------------------------------- CLI
+def _add_common_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The options ``lipsync`` and ``sing`` share."""
+    parser.add_argument("--mode", choices=MODES, default="offline",
+                        help="offline: whole file known (default); stream: causal, <= 100 ms lookahead")
+    parser.add_argument("--variant", choices=("fast", "full"), default="fast", help="face variant (default fast)")
+    parser.add_argument("--weights", default=None, help="folder of weights from `facetwin train-lipsync` (default: shipped)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
 def add_lipsync_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("audio", help="an audio file (wav, flac, ogg, mp3, m4a, ...)")
     parser.add_argument("--out", required=True, help="output .npz (commands and the simulated face)")
     parser.add_argument("--text", default=None, help="English transcript: makes the B/P/M seals certain")
     parser.add_argument("--lang", default=None, help="language code of the audio (information; en for --text)")
-    parser.add_argument("--mode", choices=MODES, default="offline",
-                        help="offline: whole file known (default); stream: causal, <= 100 ms lookahead")
     parser.add_argument("--video", default=None, help="also render an .mp4 of the face with the audio")
-    parser.add_argument("--variant", choices=("fast", "full"), default="fast", help="face variant (default fast)")
-    parser.add_argument("--weights", default=None, help="folder of weights from `facetwin train-lipsync` (default: shipped)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    return parser
+    return _add_common_arguments(parser)
 
 
 def main_lipsync(args: argparse.Namespace) -> int:
@@ -161,11 +166,7 @@ def add_sing_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
     parser.add_argument("--layout", choices=LAYOUTS, default="mirror",
                         help="mirror (default) or side_by_side (mirror + mouth close-up)")
     parser.add_argument("--plot", action="store_true", help="add a live plot of the aperture vs its target")
-    parser.add_argument("--mode", choices=MODES, default="offline")
-    parser.add_argument("--variant", choices=("fast", "full"), default="fast", help="face variant (default fast)")
-    parser.add_argument("--weights", default=None, help="folder of weights from `facetwin train-lipsync` (default: shipped)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    return parser
+    return _add_common_arguments(parser)
 
 
 def main_sing(args: argparse.Namespace) -> int:
