@@ -356,35 +356,46 @@ class LipSyncStream:
         self.syncer = syncer
         self._features = StreamingFeatures(FEATURE_SR, fps=FPS)
         self._lips = self.syncer.audio_model.streamer()
+        # the predictions still needed: frames self._base .. self._base + len - 1 (older ones are dropped)
         self._pred_lips: list[np.ndarray] = []
         self._pred_closure: list[float] = []
         self._pred_rounded: list[float] = []
+        self._base = 0
         self._prev = syncer.rest.copy()
         self._next = 0  # next command index
         self._ended = False
 
     def _consume(self, frames: Iterable, final: bool) -> list[tuple[int, np.ndarray]]:
+        s = self.syncer
         for k, lips, closure_p, rounded_p in frames:
-            assert k == len(self._pred_lips), (k, len(self._pred_lips))
-            self._pred_lips.append(self.syncer.project(np.asarray(lips, float)[None])[0])
+            assert k == self._base + len(self._pred_lips), (k, self._base, len(self._pred_lips))
+            self._pred_lips.append(s.project(np.asarray(lips, float)[None])[0])
             self._pred_closure.append(float(closure_p))
             self._pred_rounded.append(float(rounded_p))
-        s = self.syncer
-        n = len(self._pred_lips)
+        n = self._base + len(self._pred_lips)  # frames predicted so far
         out = []
         while self._next < n:
             k = self._next
             need = k + s.lead_frames + s.seal_frames - 1
             if need >= n and not final:
                 break
-            T = n if final else need + 1
-            lips = np.stack(self._pred_lips[: min(T, n)])
-            cl = np.asarray(self._pred_closure[: min(T, n)])
-            ro = np.asarray(self._pred_rounded[: min(T, n)])
-            u = s._command(s._targets(lips, cl, k, ro), self._prev, ro, k)
-            self._prev = u
+            # only the window command k reads (frames j - seal_back .. need, j = k + lead clamped to the end),
+            # indices relative to it
+            lo = max(min(k + s.lead_frames, n - 1) - s.seal_back, 0)
+            hi = n if final else need + 1
+            a, b = lo - self._base, hi - self._base
+            lips = np.stack(self._pred_lips[a:b])
+            cl = np.asarray(self._pred_closure[a:b])
+            ro = np.asarray(self._pred_rounded[a:b])
+            self._prev = u = s._command(s._targets(lips, cl, k - lo, ro), self._prev, ro, k - lo)
             out.append((k, u))
             self._next += 1
+        # drop what no later command reads (command k >= next reads from min(k + lead, end) - seal_back >= next - seal_back)
+        keep_from = max(self._next - s.seal_back, 0)
+        drop = min(max(keep_from - self._base, 0), len(self._pred_lips))
+        if drop:
+            del self._pred_lips[:drop], self._pred_closure[:drop], self._pred_rounded[:drop]
+            self._base += drop
         return out
 
     def _lip_frames(self, rows: list) -> list:
