@@ -1,25 +1,37 @@
-"""``facetwin evaluate``: every lip-sync method side by side, same held-out clips, same metrics, one table.
+"""``facetwin evaluate``: every lip-sync method side by side, same clips, same metrics, tables per language and voice.
 
 Each method turns a clip into a (T, 26) motor command sequence; the commands are played on the simulated face
-(:func:`facetwin.sim.playback.play`, fast variant by default) and scored against the clip's target lip track with
-:mod:`facetwin.agents.metrics`. The clips are the held-out splits of the lip-sync training corpus
-(:func:`facetwin.agents.audio_to_lips.train_corpus_dir`: sentences never heard in training, and Hebrew, a
-language never heard at all), or of any corpus folder.
+(:func:`facetwin.sim.playback.play`, fast variant by default) and scored with :mod:`facetwin.agents.metrics`
+against the clip's phone times: B/P/M closure, rounding and opening within 20 ms of each phone, the A/V offset
+against the openness the phones call for, and the lip-shape error against the phones' lip track.
+
+Data (``data=`` / ``--data``), any of:
+
+| data | clips | groups |
+|---|---|---|
+| a labelled folder: ``NAME.wav`` + ``NAME.segs`` (festival) [+ ``manifest.json``] (:mod:`facetwin.audio.labelled`), e.g. a development set of real speech | every clip (split = the folder's name) | language, speaker |
+| a corpus folder (``facetwin corpus build``, :mod:`facetwin.audio.corpus`) | the items of ``splits`` | split, language, voice |
+| nothing | the held-out splits of the lip-sync training corpus (:func:`facetwin.agents.audio_to_lips.train_corpus_dir`) | split, language, voice |
+
+Methods:
 
 | method | input | how |
 |---|---|---|
 | ``learned`` | audio | audio -> lips (offline weights) -> inverse self-model (:class:`facetwin.agents.lipsync.LipSyncer`) |
 | ``learned_stream`` | audio | the same with the streaming weights and <= 100 ms lookahead |
+| ``learned_text`` | audio + transcript | the offline pipeline given the clip's transcript (aligned to the recording: :func:`facetwin.audio.transcript.transcript_timeline`); clips without a transcript are not scored |
 | ``amplitude`` | audio | loudness drives the jaw (:func:`facetwin.agents.baselines.amplitude_controls`) |
 | ``nearest_neighbour`` | audio | the learned lip targets -> the nearest babbled expression's commands (:func:`facetwin.agents.baselines.nearest_neighbour_controls`) |
-| ``viseme_rule`` | phoneme timeline | a fixed pose per viseme, interpolated (:func:`facetwin.agents.baselines.viseme_rule_controls`); it is given the exact timeline, which the audio methods must infer |
+| ``viseme_rule`` | exact phone times | a fixed pose per viseme, interpolated (:func:`facetwin.agents.baselines.viseme_rule_controls`); it is given the labelled timeline, which no other method sees: an upper reference, not a competitor |
 | ``rest`` | nothing | the motionless neutral face (the floor every method must beat) |
 
-The real-time factor is seconds of audio per second of computing the commands on this machine (audio features,
-precomputed in the corpus, excluded; they run at > 1000x real time, ``python -m facetwin.benchmarks.bench_audio``).
+The real-time factor is seconds of audio per second of computing the commands on this machine (audio features
+excluded; they run at > 1000x real time, ``python -m facetwin.benchmarks.bench_audio``; the transcript's
+alignment is included for ``learned_text``).
 
->>> report = evaluate(max_clips=10)
->>> print(format_table(report))
+>>> report = evaluate("human_dev")                            # a labelled folder
+>>> print(format_table(report))                               # all clips pooled, one row per method
+>>> print(format_table(report, by="lang", methods=("learned",)))
 """
 
 from __future__ import annotations
@@ -36,19 +48,37 @@ import numpy as np
 from facetwin.sim.model import FaceModel
 from facetwin.sim.playback import play
 
-METHODS = ("learned", "learned_stream", "amplitude", "nearest_neighbour", "viseme_rule", "rest")
+METHODS = ("learned", "learned_stream", "learned_text", "amplitude", "nearest_neighbour", "viseme_rule", "rest")
 DEFAULT_SPLITS = ("heldout_sentence", "heldout_language")
+#: the groupings of the tables: each clip's split, language and voice (speaker)
+GROUPINGS = ("split", "lang", "voice")
+ALL = "all"
 
 
 @dataclass
 class EvalReport:
-    """Pooled metrics per method (``results[method][split]``, split ``"all"`` pools every split)."""
+    """Pooled metrics per method: ``results[method][group]`` with group ``"all"`` (every clip) or
+    ``"<grouping>:<value>"`` (``"lang:en"``, ``"voice:ENG_M15"``, ``"split:heldout_sentence"``)."""
 
     results: dict[str, dict[str, dict]]
     clips: dict[str, list[str]]
-    corpus_dir: str
+    data_dir: str
     variant: str
     per_clip: dict[str, list[dict]] = field(default_factory=dict)
+
+    @property
+    def corpus_dir(self) -> str:  # the name of earlier versions
+        return self.data_dir
+
+    def groups(self, by: str) -> list[str]:
+        """The group keys of a grouping, in order of first appearance (``by="all"``: ``["all"]``)."""
+        if by == ALL:
+            return [ALL]
+        seen: dict[str, None] = {}
+        for rows in self.per_clip.values():
+            for r in rows:
+                seen.setdefault(f"{by}:{r[by]}", None)
+        return list(seen)
 
     def to_json(self) -> dict:
         def clean(d: dict) -> dict:
@@ -56,32 +86,30 @@ class EvalReport:
                     for k, v in d.items() if not isinstance(v, (np.ndarray, list))}
 
         return {
-            "corpus_dir": self.corpus_dir,
+            "data_dir": self.data_dir,
             "variant": self.variant,
             "clips": self.clips,
-            "results": {m: {s: clean(r) for s, r in by.items()} for m, by in self.results.items()},
+            "results": {m: {g: clean(r) for g, r in by.items()} for m, by in self.results.items()},
+            "per_clip": {m: [clean(r) for r in rows] for m, rows in self.per_clip.items()},
         }
 
 
 class _Methods:
     """The command generators of every method, sharing loaded weights."""
 
-    def __init__(self, weights_dir: str | Path | None, lead_frames: int | None = None):
-        from facetwin.agents.lipsync import LipSyncer
+    def __init__(self, weights_dir: str | Path | None):
         from facetwin.sim.actuators import rest_controls
 
         self.weights_dir = weights_dir
-        self._syncers: dict[str, LipSyncer] = {}
+        self._syncers: dict[str, object] = {}
         self._bank = None
-        self.lead_frames = lead_frames
         self.rest = rest_controls().astype(float)
 
     def syncer(self, mode: str):
         from facetwin.agents.lipsync import LipSyncer
 
         if mode not in self._syncers:
-            kw = {} if self.lead_frames is None or mode != "offline" else {"lead_frames": self.lead_frames}
-            self._syncers[mode] = LipSyncer(mode, weights_dir=self.weights_dir, **kw)
+            self._syncers[mode] = LipSyncer(mode, weights_dir=self.weights_dir)
         return self._syncers[mode]
 
     def bank(self):
@@ -93,21 +121,32 @@ class _Methods:
                           else BabbleBank.load_shipped())
         return self._bank
 
-    def __call__(self, method: str, clip) -> tuple[np.ndarray, float]:
+    def __call__(self, method: str, clip) -> tuple[np.ndarray | None, float]:
+        """(commands, compute seconds); commands None when the method cannot run on the clip (no transcript)."""
         from facetwin.agents import baselines
 
         T = clip.n_frames
-        if method in ("learned", "nearest_neighbour"):  # load weights before the clock starts
+        if method in ("learned", "learned_text", "nearest_neighbour"):  # load weights before the clock starts
             self.syncer("offline")
         if method == "learned_stream":
             self.syncer("stream")
         if method == "nearest_neighbour":
             self.bank()
+        if method == "learned_text" and not (clip.text.strip() and clip.audio_path):
+            return None, 0.0
         t0 = time.perf_counter()
         if method == "learned":
             ctrl = self.syncer("offline").controls_from_obs(clip.audio_obs).ctrl
         elif method == "learned_stream":
             ctrl = self.syncer("stream").controls_from_obs(clip.audio_obs).ctrl
+        elif method == "learned_text":
+            from facetwin.audio.transcript import transcript_timeline
+            from facetwin.audio.io import load_audio
+
+            audio = load_audio(clip.audio_path, sr=16000)
+            t0 = time.perf_counter()
+            tl = transcript_timeline(audio, 16000, clip.text, clip.lang)
+            ctrl = self.syncer("offline").controls_from_obs(clip.audio_obs, timeline=tl).ctrl
         elif method == "amplitude":
             rms_db = clip.audio_obs[:, 80] * 50.0 - 100.0  # the RMS column of audio_obs_features, back to dB
             ctrl = baselines.amplitude_controls(rms_db, fps=clip.fps)
@@ -124,7 +163,14 @@ class _Methods:
         return np.asarray(ctrl, dtype=float), time.perf_counter() - t0
 
 
-def _clips(corpus_dir: Path, split: str, max_clips: int | None, only: set[str] | None = None):
+# ---------------------------------------------------------------------------------------------------- clips
+def _pick(ids: list[str], max_clips: int | None) -> list[str]:
+    if max_clips is not None and len(ids) > max_clips:
+        return [ids[int(i)] for i in np.linspace(0, len(ids) - 1, max_clips).round().astype(int)]
+    return ids
+
+
+def _corpus_clips(corpus_dir: Path, split: str, max_clips: int | None, only: set[str] | None = None):
     from facetwin.envs.lip_sync import LipSyncEnv
 
     try:
@@ -134,16 +180,53 @@ def _clips(corpus_dir: Path, split: str, max_clips: int | None, only: set[str] |
             return []
         raise
     try:
-        ids = [i for i in env.unwrapped.clip_ids if only is None or i in only]
-        if max_clips is not None and len(ids) > max_clips:
-            ids = [ids[int(i)] for i in np.linspace(0, len(ids) - 1, max_clips).round().astype(int)]
+        ids = _pick([i for i in env.unwrapped.clip_ids if only is None or i in only], max_clips)
         return [env.unwrapped.load_clip(i) for i in ids]
     finally:
         env.close()
 
 
+def load_clips(data: str | Path, *, splits: Sequence[str] = DEFAULT_SPLITS, max_clips: int | None = None,
+               clip_ids: Sequence[str] | None = None, progress: bool = False) -> dict[str, list]:
+    """The clips of ``data`` (a labelled folder or a corpus, see the module docstring) by split, as
+    :class:`facetwin.envs.lip_sync.ClipData`. A labelled folder is one split named after the folder."""
+    from facetwin.audio.labelled import is_labelled_folder, read_labelled_folder
+    from facetwin.envs.lip_sync import load_labelled_clip
+
+    data = Path(data)
+    if not data.exists():
+        raise FileNotFoundError(f"{data}: no such folder")
+    only = set(clip_ids) if clip_ids is not None else None
+    if is_labelled_folder(data) and not _is_corpus(data):
+        entries = [c for c in read_labelled_folder(data) if only is None or c.name in only]
+        entries = [entries[i] for i in _pick_index(len(entries), max_clips)]
+        from tqdm.auto import tqdm
+
+        clips = [load_labelled_clip(c) for c in tqdm(entries, desc=f"load {data.name}", unit="clip",
+                                                     disable=not progress)]
+        return {data.name or "clips": clips}
+    if not (data / "manifest.json").exists():
+        raise FileNotFoundError(f"{data} is neither a facetwin corpus (manifest.json) nor a labelled folder "
+                                "(NAME.wav + NAME.segs)")
+    return {s: _corpus_clips(data, s, max_clips, only) for s in splits}
+
+
+def _is_corpus(folder: Path) -> bool:
+    """A facetwin corpus has a manifest.json object with ``items`` (a labelled folder's manifest is a list)."""
+    try:
+        m = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(m, dict) and "items" in m
+
+
+def _pick_index(n: int, max_clips: int | None) -> list[int]:
+    return _pick(list(range(n)), max_clips)  # type: ignore[return-value]
+
+
+# ---------------------------------------------------------------------------------------------------- evaluate
 def evaluate(
-    corpus_dir: str | Path | None = None,
+    data: str | Path | None = None,
     *,
     splits: Sequence[str] = DEFAULT_SPLITS,
     methods: Sequence[str] = METHODS,
@@ -153,22 +236,23 @@ def evaluate(
     weights_dir: str | Path | None = None,
     progress: bool = True,
 ) -> EvalReport:
-    """Score ``methods`` on the clips of ``splits`` (at most ``max_clips`` per split, evenly spread; only
-    ``clip_ids`` when given). Split ``"all"`` is every item of the corpus."""
-    from facetwin.agents.metrics import aggregate, clip_metrics
+    """Score ``methods`` on the clips of ``data`` (at most ``max_clips`` per split, evenly spread; only
+    ``clip_ids`` when given); for a corpus, the items of ``splits`` (``"all"``: every item)."""
+    from facetwin.agents.metrics import clip_metrics
 
     for m in methods:
         if m not in METHODS:
             raise ValueError(f"unknown method {m!r}; choose from {', '.join(METHODS)}")
-    if corpus_dir is None:
+    if not methods:
+        raise ValueError("no methods to evaluate")
+    if data is None:
         from facetwin.agents.audio_to_lips import train_corpus_dir
 
-        corpus_dir = train_corpus_dir(progress=progress)
-    corpus_dir = Path(corpus_dir)
-    only = set(clip_ids) if clip_ids is not None else None
-    clips = {s: _clips(corpus_dir, s, max_clips, only) for s in splits}
+        data = train_corpus_dir(progress=progress)
+    data = Path(data)
+    clips = load_clips(data, splits=splits, max_clips=max_clips, clip_ids=clip_ids, progress=progress)
     if not any(clips.values()):
-        raise ValueError(f"no clips in splits {', '.join(splits)} of {corpus_dir}")
+        raise ValueError(f"no clips in {data}" + ("" if len(clips) == 1 else f" (splits {', '.join(splits)})"))
     face = FaceModel.load(variant)
     gen = _Methods(weights_dir)
     per_clip: dict[str, list[dict]] = {m: [] for m in methods}
@@ -182,83 +266,110 @@ def evaluate(
             for clip in cs:
                 for m in methods:
                     ctrl, secs = gen(m, clip)
-                    pb = play(face, ctrl)
-                    r = clip_metrics(pb, clip)
-                    r.update(split=split, clip=clip.id, compute_s=secs, duration_s=clip.duration_s)
-                    per_clip[m].append(r)
+                    if ctrl is not None:
+                        r = clip_metrics(play(face, ctrl), clip)
+                        r.update(split=split, lang=clip.lang or "?", voice=clip.voice or "?", clip=clip.id,
+                                 compute_s=secs, duration_s=clip.duration_s)
+                        per_clip[m].append(r)
                     if bar is not None:
                         bar.update(1)
     finally:
         if bar is not None:
             bar.close()
+    return EvalReport(results=pool(per_clip), clips={s: [c.id for c in cs] for s, cs in clips.items()},
+                      data_dir=str(data), variant=variant, per_clip=per_clip)
+
+
+def pool(per_clip: dict[str, list[dict]]) -> dict[str, dict[str, dict]]:
+    """Pooled metrics of every method for all clips and for every group of :data:`GROUPINGS`."""
+    from facetwin.agents.metrics import aggregate
+
     results: dict[str, dict[str, dict]] = {}
-    for m in methods:
+    for m, rows in per_clip.items():
         results[m] = {}
-        for split in dict.fromkeys([*splits, "all"]):
-            rows = [r for r in per_clip[m] if split == "all" or r["split"] == split]
-            if not rows:
-                continue
-            agg = aggregate(rows)
-            secs = sum(r["compute_s"] for r in rows)
-            agg["rtf"] = sum(r["duration_s"] for r in rows) / max(secs, 1e-9)
-            agg["n_clips"] = len(rows)
-            results[m][split] = agg
-    return EvalReport(results=results, clips={s: [c.id for c in cs] for s, cs in clips.items()},
-                      corpus_dir=str(corpus_dir), variant=variant, per_clip=per_clip)
-
-
-def format_table(report: EvalReport, split: str = "all") -> str:
-    """A markdown table of one split (default: all held-out clips pooled), one row per method."""
-    from facetwin.agents.metrics import METRICS
-
-    headers = {"lip_error_mm": "lip error (mm)", "aperture_corr": "aperture r", "closure_rate": "B/P/M closure",
-               "rounding_rate": "W/OO rounding", "open_rate": "open vowels", "offset_ms": "A/V offset (ms)"}
-    cols = [(s.name, headers.get(s.name, f"{s.name} ({s.unit})")) for s in METRICS] + [("rtf", "real-time factor")]
-    lines = ["| method | " + " | ".join(h for _, h in cols) + " |", "|---|" + "---:|" * len(cols)]
-    for m, by in report.results.items():
-        r = by.get(split)
-        if r is None:
+        if not rows:
             continue
-        cells = []
-        for name, _ in cols:
-            v = float(r.get(name, float("nan")))
-            if not np.isfinite(v):
-                cells.append("-")
-            elif name == "rtf":
-                cells.append(f"{v:,.0f}x")
-            elif name.endswith("_rate"):
-                stem = name[: -len("_rate")]
-                cells.append(f"{100 * v:.0f} % ({int(r.get(stem + '_hits', 0))}/{int(r.get(stem + '_n', 0))})")
-            elif name == "offset_ms":
-                cells.append(f"{v:+.0f}")
-            else:
-                cells.append(f"{v:.2f}")
-        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+        keys = [ALL] + [f"{g}:{v}" for g in GROUPINGS for v in dict.fromkeys(r[g] for r in rows)]
+        for key in keys:
+            sel = rows if key == ALL else [r for r in rows if f"{key.split(':', 1)[0]}:{r[key.split(':', 1)[0]]}" == key]
+            agg = aggregate(sel)
+            secs = sum(r["compute_s"] for r in sel)
+            agg["rtf"] = sum(r["duration_s"] for r in sel) / max(secs, 1e-9)
+            results[m][key] = agg
+    return results
+
+
+_HEADERS = {"lip_error_mm": "lip error (mm)", "aperture_corr": "aperture r", "closure_rate": "B/P/M closure",
+            "rounding_rate": "rounding", "open_rate": "opening", "offset_ms": "A/V offset (ms)",
+            "offset_median_ms": "median clip offset (ms)", "offset_within_60": "clips within +-60 ms",
+            "rtf": "real-time factor"}
+COLUMNS = tuple(_HEADERS)
+
+
+def _cell(name: str, r: dict) -> str:
+    v = float(r.get(name, float("nan")))
+    if not np.isfinite(v):
+        return "-"
+    if name == "rtf":
+        return f"{v:,.0f}x"
+    if name.endswith("_rate"):
+        stem = name[: -len("_rate")]
+        return f"{100 * v:.0f} % ({int(r.get(stem + '_hits', 0))}/{int(r.get(stem + '_n', 0))})"
+    if name == "offset_within_60":
+        return f"{100 * v:.0f} %"
+    if name.endswith("_ms") and name != "lip_error_mm":
+        return f"{v:+.0f}"
+    return f"{v:.2f}"
+
+
+def format_table(report: EvalReport, by: str = ALL, *, methods: Sequence[str] | None = None,
+                 columns: Sequence[str] = COLUMNS) -> str:
+    """A markdown table: one row per method (``by="all"``: every clip pooled) or per group and method
+    (``by="lang"``, ``"voice"``, ``"split"``)."""
+    if by != ALL and by not in GROUPINGS:
+        raise ValueError(f"unknown grouping {by!r}; choose from {ALL}, {', '.join(GROUPINGS)}")
+    methods = [m for m in (methods or report.results) if m in report.results]
+    lead = ["method"] if by == ALL else [by, "method"]
+    lines = ["| " + " | ".join(lead + [_HEADERS[c] for c in columns]) + " |",
+             "|" + "---|" * len(lead) + "---:|" * len(columns)]
+    for g in report.groups(by):
+        for m in methods:
+            r = report.results[m].get(g)
+            if r is None:
+                continue
+            label = [m] if by == ALL else [g.split(":", 1)[1], m]
+            lines.append("| " + " | ".join(label + [_cell(c, r) for c in columns]) + " |")
     n = {s: len(c) for s, c in report.clips.items()}
     lines.append("")
-    lines.append(f"{split} of {', '.join(f'{k} {v} clips' for k, v in n.items())}; face variant {report.variant}")
+    lines.append(f"{', '.join(f'{k}: {v} clips' for k, v in n.items())}; face variant {report.variant}")
     return "\n".join(lines)
 
 
 def write_report(report: EvalReport, path: str | Path) -> Path:
-    """The report as JSON (pooled results per method and split, clip ids)."""
+    """The report as JSON (pooled results per method and group, per-clip metrics, clip ids)."""
+    from facetwin.agents.weights import atomic_write
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report.to_json(), indent=1), encoding="utf-8")
+    text = json.dumps(report.to_json(), indent=1)
+    atomic_write(path, lambda p: Path(p).write_text(text, encoding="utf-8"))
     return path
 
 
 # ---------------------------------------------------------------------------------------------------- CLI
 def add_evaluate_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    parser.add_argument("--corpus", default=None,
-                        help="corpus folder (default: the lip-sync training corpus, built on first use)")
+    parser.add_argument("--data", "--corpus", dest="data", default=None,
+                        help="a labelled folder (NAME.wav + NAME.segs [+ manifest.json]) or a corpus folder "
+                             "(default: the held-out splits of the lip-sync training corpus, built on first use)")
     parser.add_argument("--splits", default=",".join(DEFAULT_SPLITS),
-                        help=f"comma-separated splits (default {','.join(DEFAULT_SPLITS)})")
+                        help=f"corpus splits, comma-separated (default {','.join(DEFAULT_SPLITS)}; 'all': every item)")
     parser.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated (default all: {','.join(METHODS)})")
+    parser.add_argument("--by", default="lang,voice",
+                        help="also print tables per these groupings, comma-separated (split, lang, voice; default "
+                             "lang,voice)")
     parser.add_argument("--max-clips", type=int, default=None, help="at most this many clips per split (evenly spread)")
     parser.add_argument("--variant", choices=("fast", "full"), default="fast", help="face variant (default fast)")
     parser.add_argument("--weights", default=None, help="folder of weights from `facetwin train-lipsync` (default: shipped)")
-    parser.add_argument("--json", default=None, help="also write the results as JSON")
+    parser.add_argument("--json", default=None, help="also write the results (pooled and per clip) as JSON")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
@@ -266,16 +377,30 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
 def main_evaluate(args: argparse.Namespace) -> int:
     if args.max_clips is not None and args.max_clips < 1:
         raise ValueError(f"--max-clips must be >= 1, got {args.max_clips}")
-    report = evaluate(args.corpus, splits=[s for s in args.splits.split(",") if s],
-                      methods=[m for m in args.methods.split(",") if m], max_clips=args.max_clips,
-                      variant=args.variant, weights_dir=args.weights, progress=not args.quiet)
-    for split in dict.fromkeys([*report.clips, "all"]):
-        print(f"\n### {split}\n")
-        print(format_table(report, split))
+    methods = [m for m in args.methods.split(",") if m]
+    for m in methods:
+        if m not in METHODS:
+            raise ValueError(f"--methods: unknown method {m!r}; choose from {', '.join(METHODS)}")
+    by = [b for b in args.by.split(",") if b]
+    for b in by:
+        if b not in GROUPINGS:
+            raise ValueError(f"--by: unknown grouping {b!r}; choose from {', '.join(GROUPINGS)}")
+    if args.json:
+        from facetwin.agents.weights import check_writable
+
+        check_writable(args.json)
+    if args.data is not None and not Path(args.data).exists():
+        raise FileNotFoundError(f"--data: {args.data}: no such folder")
+    report = evaluate(args.data, splits=[s for s in args.splits.split(",") if s], methods=methods,
+                      max_clips=args.max_clips, variant=args.variant, weights_dir=args.weights,
+                      progress=not args.quiet)
+    print(f"\n### all clips\n\n{format_table(report)}")
+    for b in by:
+        print(f"\n### by {b}\n\n{format_table(report, b)}")
     if args.json:
         print(f"\nwrote {write_report(report, args.json)}")
     return 0
 
 
-__all__ = ["DEFAULT_SPLITS", "METHODS", "EvalReport", "add_evaluate_arguments", "evaluate", "format_table",
-           "main_evaluate", "write_report"]
+__all__ = ["ALL", "COLUMNS", "DEFAULT_SPLITS", "GROUPINGS", "METHODS", "EvalReport", "add_evaluate_arguments",
+           "evaluate", "format_table", "load_clips", "main_evaluate", "pool", "write_report"]

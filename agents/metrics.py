@@ -9,14 +9,17 @@ targets (:class:`facetwin.envs.lip_sync.ClipData`) and :func:`aggregate` pools t
 |---|---|---|---|
 | ``lip_error_mm`` | mm | mean over frames and the 40 lip landmarks of the Euclidean distance between the face's lip displacement and the target's, after removing the per-frame mean difference over the 40 points (lip SHAPE; :func:`lip_error_mm`, the ``"centroid"`` error of ``LipSyncEnv``) | lower |
 | ``aperture_corr`` | r | Pearson correlation of the face's midline aperture with the target aperture over the frames (NaN when either hardly moves: std < ``MOTIONLESS_MM``) | higher, 1 |
-| ``closure_rate`` | share | of the timeline's bilabial phonemes (B/P/M: ``is_bilabial``), those during which the face's aperture falls to <= ``CLOSED_MM`` (2 mm; min over the frames overlapping the phoneme) | higher, 1 |
-| ``rounding_rate`` | share | of the rounded phonemes (W/OO class: ``is_rounded``), those during which the mouth width drops >= ``ROUNDING_DROP`` (10 %) below the face's neutral width (min over the overlapping frames) | higher, 1 |
-| ``open_rate`` | share | of the open-vowel phonemes (main viseme ``"aa"``) whose target peak aperture over the overlapping frames is > ``OPEN_MIN_TARGET_MM`` (3 mm), those during which the face's aperture reaches >= ``OPEN_FRACTION`` (50 %) of that peak | higher, 1 |
+| ``closure_rate`` | share | of the timeline's bilabial phones (lip class ``"bilabial"``: p b m), those within 20 ms of which (``PHONE_WINDOW_S``) the face's aperture falls to <= ``CLOSED_MM`` (2 mm) | higher, 1 |
+| ``rounding_rate`` | share | of the rounded phones (lip class ``"rounded"``: w u o y ... per phone set), those within 20 ms of which the mouth width falls to <= ``ROUNDED_WIDTH`` (0.9) x the face's neutral width | higher, 1 |
+| ``open_rate`` | share | of the open vowels (lip class ``"open"``), those within 20 ms of which the face's aperture reaches >= ``OPEN_MM`` (5 mm) | higher, 1 |
 | ``offset_ms`` | ms | the lag (``-MAX_LAG_FRAMES .. MAX_LAG_FRAMES`` frames) maximising the normalized cross-correlation of the face aperture with the target aperture (each minus its clip mean), refined to sub-frame by a parabola through the peak and its neighbours; positive = the mouth is LATE (NaN when either aperture hardly moves) | 0 |
 
-"Frames overlapping a phoneme" are those whose interval ``[t_k - 1/2fps, t_k + 1/2fps)`` meets the phoneme's
-``[start, end)`` (at least the frame nearest its centre): :func:`facetwin.audio.visemes.frames_overlapping`. The
-inference real-time factor (seconds of audio per second of compute) is measured by the caller.
+"Within 20 ms of a phone" = the frames whose time ``t_k`` lies in ``[start - 20 ms, end + 20 ms]``
+(:func:`frames_near`; at least the frame nearest the phone's centre). A phone's lip class comes from the clip
+(:attr:`facetwin.envs.lip_sync.ClipData.phone_classes`: the phone set of a labelled recording, or the viseme table
+for facetwin's own IPA timelines; :mod:`facetwin.audio.phone_sets`). The offset compares the face's aperture with
+the target aperture of the phone timeline (its lip track): the openness the phones call for. The inference
+real-time factor (seconds of audio per second of compute) is measured by the caller.
 
 Pooling (:func:`aggregate`): the lip error is frame-weighted; the rates pool the phonemes of all clips (hits and
 counts summed); the correlation pools the within-clip sums (each clip about its own means, so the clips' levels
@@ -24,7 +27,8 @@ do not inflate it); the offset is the peak of the summed per-lag cross-correlati
 (``*_n`` = 0) is NaN.
 
 Per-clip dict of :func:`clip_metrics` (also the keys of :func:`aggregate`, which adds ``n_clips`` and leaves out
-the raw sums):
+the raw sums, and adds the per-clip offset statistics ``offset_median_ms`` (median of the clips' offsets) and
+``offset_within_60`` (share of clips whose offset is within +-60 ms)):
 
 | key | content |
 |---|---|
@@ -47,13 +51,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from facetwin.audio.visemes import frames_overlapping, is_bilabial, is_rounded, phoneme_to_viseme
 
 LIP_ERROR_MODES = ("centroid", "absolute")
 CLOSED_MM = 2.0  # aperture at or below which a bilabial counts as closed
-ROUNDING_DROP = 0.10  # width drop (share of the neutral width) that counts as rounded
-OPEN_FRACTION = 0.5  # share of the target's peak aperture an open vowel must reach
-OPEN_MIN_TARGET_MM = 3.0  # open vowels whose target peaks at or below this are not scored
+ROUNDED_WIDTH = 0.9  # mouth width (x the face's neutral width) at or below which a rounded phone counts as rounded
+OPEN_MM = 5.0  # aperture an open vowel must reach
+PHONE_WINDOW_S = 0.020  # a phone is met when the face meets its condition within this time of the phone
+OFFSET_OK_MS = 60.0  # a clip's A/V offset within this is in sync (offset_within_60)
 MAX_LAG_FRAMES = 15
 MOTIONLESS_MM = 1e-3  # an aperture whose std is below this does not move: its correlation is undefined (NaN)
 
@@ -71,14 +75,27 @@ class MetricSpec:
 METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("lip_error_mm", "mm", "lip shape error (40 lip landmarks, mean displacement removed)", "lower is better"),
     MetricSpec("aperture_corr", "r", "Pearson r of the face's aperture with the target's", "higher is better (1)"),
-    MetricSpec("closure_rate", "share", "B/P/M phonemes with the lips closed (aperture <= 2 mm)", "higher is better (1)"),
-    MetricSpec("rounding_rate", "share", "W/OO phonemes with the mouth >= 10 % narrower than neutral",
+    MetricSpec("closure_rate", "share", "B/P/M phones with the lips closed (aperture <= 2 mm) within 20 ms",
                "higher is better (1)"),
-    MetricSpec("open_rate", "share", "open vowels reaching >= 50 % of the target's peak aperture", "higher is better (1)"),
+    MetricSpec("rounding_rate", "share", "rounded phones with the mouth width <= 0.9 x neutral within 20 ms",
+               "higher is better (1)"),
+    MetricSpec("open_rate", "share", "open vowels with the aperture >= 5 mm within 20 ms", "higher is better (1)"),
     MetricSpec("offset_ms", "ms", "audio-visual offset of the aperture (positive: the mouth is late)", "0 is best"),
 )
 
 _RATES = ("closure", "rounding", "open")
+_CLASS_RATE = {"bilabial": "closure", "rounded": "rounding", "open": "open"}
+
+
+def frames_near(t: np.ndarray, start: float, end: float, window_s: float = PHONE_WINDOW_S) -> np.ndarray:
+    """Indices of the frame times ``t`` (sorted) within ``window_s`` of the phone ``[start, end]``; at least the
+    frame nearest the phone's centre."""
+    t = np.asarray(t, dtype=float)
+    lo = int(np.searchsorted(t, start - window_s - 1e-9, side="left"))
+    hi = int(np.searchsorted(t, end + window_s + 1e-9, side="right"))
+    if hi > lo:
+        return np.arange(lo, hi)
+    return np.array([int(np.clip(np.argmin(np.abs(t - 0.5 * (start + end))), 0, len(t) - 1))])
 
 
 def lip_error_mm(face_lips, target_lips, mode: str = "centroid") -> np.ndarray:
@@ -170,23 +187,22 @@ def clip_metrics(pb, clip) -> dict:
     t = np.arange(T) / fps
     hits = dict.fromkeys(_RATES, 0)
     counts = dict.fromkeys(_RATES, 0)
-    width_cap = (1.0 - ROUNDING_DROP) * float(pb.neutral_width_mm)
-    for p in clip.timeline:
-        bil, rnd, opn = is_bilabial(p.phoneme), is_rounded(p.phoneme), phoneme_to_viseme(p.phoneme) == "aa"
-        if not (bil or rnd or opn):
+    width_cap = ROUNDED_WIDTH * float(pb.neutral_width_mm)
+    classes = clip.phone_classes
+    if len(classes) != len(clip.timeline):
+        raise ValueError(f"clip {clip.id!r}: {len(classes)} phone classes for {len(clip.timeline)} phones")
+    for p, cls in zip(clip.timeline, classes):
+        rate = _CLASS_RATE.get(cls)
+        if rate is None:
             continue
-        k = frames_overlapping(t, fps, p.start, p.end)
-        if bil:
-            counts["closure"] += 1
-            hits["closure"] += int(face_ap[k].min() <= CLOSED_MM)
-        if rnd:
-            counts["rounding"] += 1
-            hits["rounding"] += int(face_w[k].min() <= width_cap)
-        if opn:
-            peak = float(tgt_ap[k].max())
-            if peak > OPEN_MIN_TARGET_MM:
-                counts["open"] += 1
-                hits["open"] += int(face_ap[k].max() >= OPEN_FRACTION * peak)
+        k = frames_near(t, p.start, p.end)
+        counts[rate] += 1
+        if rate == "closure":
+            hits[rate] += int(face_ap[k].min() <= CLOSED_MM)
+        elif rate == "rounding":
+            hits[rate] += int(face_w[k].min() <= width_cap)
+        else:
+            hits[rate] += int(face_ap[k].max() >= OPEN_MM)
 
     out: dict = {"lip_error_mm": float(err.mean()), "aperture_corr": _corr(sxy, sxx, syy, T)}
     for r in _RATES:
@@ -220,6 +236,10 @@ def aggregate(per_clip: list[dict]) -> dict:
     xy, xx, yy = (np.sum([m[k] for m in per_clip], axis=0) for k in ("xcorr_xy", "xcorr_xx", "xcorr_yy"))
     out["offset_ms"] = _offset_ms(xy, xx, yy, fps.pop(), total)
     out = {k: out[k] for k in [s.name for s in METRICS] + [f"{r}_{s}" for r in _RATES for s in ("n", "hits")]}
+    offs = np.array([m["offset_ms"] for m in per_clip], dtype=float)
+    offs = offs[np.isfinite(offs)]
+    out["offset_median_ms"] = float(np.median(offs)) if len(offs) else float("nan")
+    out["offset_within_60"] = float(np.mean(np.abs(offs) <= OFFSET_OK_MS)) if len(offs) else float("nan")
     out.update(n_frames=total, n_clips=len(per_clip))
     return out
 
@@ -229,11 +249,13 @@ __all__ = [
     "LIP_ERROR_MODES",
     "MAX_LAG_FRAMES",
     "METRICS",
-    "OPEN_FRACTION",
-    "OPEN_MIN_TARGET_MM",
-    "ROUNDING_DROP",
+    "OFFSET_OK_MS",
+    "OPEN_MM",
+    "PHONE_WINDOW_S",
+    "ROUNDED_WIDTH",
     "MetricSpec",
     "aggregate",
     "clip_metrics",
+    "frames_near",
     "lip_error_mm",
 ]

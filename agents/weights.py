@@ -49,6 +49,20 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None], mode: in
     return path
 
 
+def check_writable(path: str | os.PathLike) -> Path:
+    """Check, before any long work, that a file can be written at ``path`` (its folder exists or can be made and is
+    writable; ``path`` is not a folder); ``ValueError`` naming the path otherwise."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder; give the path of the file to write")
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"cannot write {path}: {parent} is not a writable folder")
+    return path
+
+
 def save_torch_atomic(obj, path: str | os.PathLike) -> Path:
     """``torch.save`` with :func:`atomic_write`."""
     import torch
@@ -56,5 +70,5 @@ def save_torch_atomic(obj, path: str | os.PathLike) -> Path:
     return atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
-__all__ = ["AUDIO_TO_LIPS_FILES", "BABBLE_BANK_FILE", "SELF_MODEL_FILE", "atomic_write", "save_torch_atomic", "shipped_path",
+__all__ = ["AUDIO_TO_LIPS_FILES", "BABBLE_BANK_FILE", "SELF_MODEL_FILE", "atomic_write", "check_writable", "save_torch_atomic", "shipped_path",
            "shipped_weights_dir"]

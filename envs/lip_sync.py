@@ -24,6 +24,7 @@ from facetwin.audio.corpus import (
     load_item,
 )
 from facetwin.audio.features import LOG_FLOOR, N_MELS, extract_features
+from facetwin.audio.phone_sets import IPA_SET, lip_class
 from facetwin.audio.timeline import Timeline
 from facetwin.audio.visemes import lip_landmark_ids, lip_track
 from facetwin.sim.expressions import mix_ctrl
@@ -119,6 +120,18 @@ class ClipData:
     phoneme: np.ndarray  # (T,) str: the phone of the timeline sounding at t_k ("" in silence)
     viseme: np.ndarray  # (T,) str: the target's dominant viseme
     timeline: Timeline
+    voice: str = ""  # who speaks (a TTS voice, a recorded speaker; "" when unknown)
+    phone_set: str = IPA_SET  # the label set the timeline came from (facetwin.audio.phone_sets)
+    #: lip class of each timeline phone ("bilabial", "rounded", "open", ""); default: from the IPA (viseme table)
+    phone_classes: tuple[str, ...] = ()
+    audio_path: str = ""  # the clip's audio file, when it has one
+
+    def __post_init__(self) -> None:
+        if not self.phone_classes:
+            self.phone_classes = tuple(lip_class(p.phoneme) for p in self.timeline)
+        if len(self.phone_classes) != len(self.timeline):
+            raise ValueError(f"clip {self.id!r}: {len(self.phone_classes)} phone classes for {len(self.timeline)} "
+                             "timeline phones")
 
     @property
     def n_frames(self) -> int:
@@ -130,7 +143,7 @@ class ClipData:
 
 
 def _clip_from_arrays(cid: str, kind: str, lang: str, text: str, fps: float, logmel, rms_db, track_arrays: dict,
-                      timeline: Timeline, rounded: np.ndarray | None) -> ClipData:
+                      timeline: Timeline, rounded: np.ndarray | None, **extra) -> ClipData:
     T = int(np.asarray(rms_db).shape[0])
     if T < 1:
         raise ValueError(f"clip {cid!r} has no frames (empty audio)")
@@ -150,6 +163,7 @@ def _clip_from_arrays(cid: str, kind: str, lang: str, text: str, fps: float, log
         phoneme=phoneme,
         viseme=np.asarray(track_arrays["viseme"], dtype=str),
         timeline=timeline,
+        **extra,
     )
     for name in ("target_lips_mm", "target_aperture_mm", "target_width_mm", "target_protrusion_mm", "closure",
                  "rounded", "viseme"):
@@ -197,6 +211,8 @@ class _CorpusClip:
         data = _clip_from_arrays(
             self.id, self.item.get("kind", "speech"), self.item.get("lang", ""), self.item.get("text", ""), self.fps,
             a["logmel"], a["rms_db"], a, Timeline.from_arrays(a), a.get("rounded"),
+            voice=str(self.item.get("voice", "")),
+            audio_path=str(self.corpus_dir / self.item["audio"]) if self.item.get("audio") else "",
         )
         with _CLIP_LOCK:
             if len(_CLIP_CACHE) >= _CLIP_CACHE_MAX:
@@ -234,14 +250,35 @@ class _UserClip:
             from facetwin.audio.align import align
 
             tl = align(audio16, CORPUS_SR, self.transcript)
-        feats = extract_features(audio16, CORPUS_SR, fps=self.fps)
-        T = len(feats)
-        track = lip_track(tl, fps=self.fps, duration=T / self.fps)
-        arrays = {"lip_landmarks_mm": track.landmarks_mm, "aperture_mm": track.aperture_mm,
-                  "width_mm": track.width_mm, "protrusion_mm": track.protrusion_mm, "closure": track.closure,
-                  "viseme": track.viseme}
-        return _clip_from_arrays(self.id, "user", self.lang, self.text, self.fps, feats.logmel, feats.rms_db, arrays,
-                                 tl, track.rounded)
+        return clip_from_audio(self.id, audio16, tl, fps=self.fps, lang=self.lang, text=self.text,
+                               audio_path=str(self.audio) if isinstance(self.audio, (str, os.PathLike)) else "")
+
+
+def clip_from_audio(cid: str, audio16: np.ndarray, timeline: Timeline, *, fps: float = CORPUS_FPS, kind: str = "user",
+                    lang: str = "", text: str = "", **extra) -> ClipData:
+    """A :class:`ClipData` from 16 kHz mono audio and its phone timeline (lip targets from
+    :func:`facetwin.audio.visemes.lip_track`); ``extra``: the optional ClipData fields (voice, phone_set, ...)."""
+    feats = extract_features(np.asarray(audio16), CORPUS_SR, fps=fps)
+    T = len(feats)
+    track = lip_track(timeline, fps=fps, duration=T / fps)
+    arrays = {"lip_landmarks_mm": track.landmarks_mm, "aperture_mm": track.aperture_mm,
+              "width_mm": track.width_mm, "protrusion_mm": track.protrusion_mm, "closure": track.closure,
+              "viseme": track.viseme}
+    return _clip_from_arrays(cid, kind, lang, text, fps, feats.logmel, feats.rms_db, arrays, timeline, track.rounded,
+                             **extra)
+
+
+def load_labelled_clip(clip, fps: float = CORPUS_FPS) -> ClipData:
+    """A recording with phone times (:class:`facetwin.audio.labelled.LabelledClip`) as a :class:`ClipData` (kind
+    ``"recording"``): targets from its IPA timeline, each phone scored in the lip class of its original label."""
+    from facetwin.audio.io import load_audio
+    from facetwin.audio.labelled import read_segs
+
+    audio16 = load_audio(clip.audio_path, sr=CORPUS_SR)
+    tl, classes = read_segs(clip.segs_path, clip.phone_set)
+    return clip_from_audio(clip.name, audio16, tl, fps=fps, kind="recording", lang=clip.lang, text=clip.text,
+                           voice=clip.speaker, phone_set=clip.phone_set, phone_classes=classes,
+                           audio_path=str(clip.audio_path))
 
 
 _NEEDS_TIMELINE = (
@@ -709,6 +746,8 @@ __all__ = [
     "N_AUDIO_FEATURES",
     "SPLITS",
     "ClipData",
+    "clip_from_audio",
+    "load_labelled_clip",
     "LipSyncEnv",
     "audio_obs_features",
     "builtin_corpus_dir",

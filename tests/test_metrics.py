@@ -102,7 +102,7 @@ def test_closure_rounding_open_rates():
     never = 5.0 + np.sin(t * 7.0)  # moves, never below 4 mm
     m = clip_metrics(_playback(clip, aperture=never), clip)
     assert (m["closure_rate"], m["closure_hits"], m["closure_n"]) == (0.0, 0, 3)
-    # sealed only during the three bilabials: closure 1; the open vowels then miss (never >= half the peak)
+    # sealed only during the three bilabials: closure 1; the open vowels then miss (never >= 5 mm)
     sealed = np.full(54, 4.0)
     for p in clip.timeline:
         if p.phoneme in ("b", "m", "p"):
@@ -146,4 +146,58 @@ def test_aggregate_pools_frames_phonemes_and_curves():
     assert p["offset_ms"] == pytest.approx(0.0, abs=3.0)
     assert 0.9 < p["aperture_corr"] <= 1.0
     one = aggregate([ma])
-    assert one == {k: ma[k] for k in one if k != "n_clips"} | {"n_clips": 1}
+    per_clip_stats = {"n_clips", "offset_median_ms", "offset_within_60"}
+    assert one == {k: ma[k] for k in one if k not in per_clip_stats} | {
+        "n_clips": 1, "offset_median_ms": ma["offset_ms"], "offset_within_60": 1.0}
+    assert p["offset_median_ms"] == pytest.approx(np.median([ma["offset_ms"], mb["offset_ms"]]))
+
+
+def test_clip_offsets_pool_into_median_and_share_within_60_ms():
+    rows = [{**r, "offset_ms": o} for r, o in zip(_rows(4), (-10.0, 5.0, 80.0, float("nan")))]
+    p = aggregate(rows)
+    assert p["offset_median_ms"] == 5.0  # NaN offsets (a motionless clip) are left out
+    assert p["offset_within_60"] == pytest.approx(2 / 3)
+
+
+def _rows(n: int) -> list[dict]:
+    clip = _clip(_timeline(), 54)
+    return [clip_metrics(_playback(clip), clip) for _ in range(n)]
+
+
+def test_a_phone_is_met_within_20_ms_not_beyond():
+    """A bilabial at 0.500-0.530 s: frames at t_k in [0.48, 0.55] count (k = 15, 16); a closure only at frame 14
+    (0.467 s, 33 ms early) does not; at frame 15 (0.500 s) or 16 (0.533 s) it does."""
+    tl = Timeline([Phone(0.2, 0.5, "a"), Phone(0.5, 0.53, "b"), Phone(0.53, 0.9, "a")])
+    clip = _clip(tl, 30)
+    for k, hit in ((13, 0), (14, 0), (15, 1), (16, 1), (17, 0)):
+        ap = np.full(30, 8.0)
+        ap[k] = 1.0
+        m = clip_metrics(_playback(clip, aperture=ap), clip)
+        assert (m["closure_hits"], m["closure_n"]) == (hit, 1), k
+
+
+def test_opening_is_5_mm_absolute():
+    tl = Timeline([Phone(0.2, 0.5, "a")])
+    clip = _clip(tl, 30)
+    for peak, hit in ((4.9, 0), (5.0, 1), (12.0, 1)):
+        ap = np.full(30, 2.0)
+        ap[10] = peak
+        m = clip_metrics(_playback(clip, aperture=ap), clip)
+        assert (m["open_hits"], m["open_n"]) == (hit, 1), peak
+
+
+def test_phone_classes_come_from_the_clip_phone_set():
+    """A labelled clip keeps its own classes: Spanish o is rounded there (in espeak IPA it is not)."""
+    from facetwin.audio.phone_sets import lip_class
+
+    tl = Timeline([Phone(0.2, 0.5, "o"), Phone(0.5, 0.6, "p")])
+    ipa = _clip(tl, 30)
+    assert ipa.phone_classes == ("", "bilabial")
+    spa = _clip(tl, 30, phone_set="sppas-spa", phone_classes=(lip_class("o", "sppas-spa"), "bilabial"))
+    w = np.full(30, 50.0)
+    w[12] = 44.0  # 0.88 x neutral during the o
+    assert clip_metrics(_playback(ipa, width=w, neutral_width=50.0), ipa)["rounding_n"] == 0
+    m = clip_metrics(_playback(spa, width=w, neutral_width=50.0), spa)
+    assert (m["rounding_hits"], m["rounding_n"]) == (1, 1)
+    with pytest.raises(ValueError, match="phone classes"):
+        _clip(tl, 30, phone_classes=("rounded",))
