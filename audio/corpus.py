@@ -51,12 +51,15 @@ from .sing import list_songs, load_song, sing
 from .timeline import Timeline
 from .tts import LANGUAGES, synthesize
 from .visemes import lip_track
+from .voices import HELDOUT_VARIANTS, Channel, Voice, apply_channel, draw_channel, draw_voice, train_variants, world_perturb
 
 CORPUS_VERSION = 1
 CORPUS_SR = 16000
 CORPUS_FPS = 30.0
 DEFAULT_LANGUAGES = ("en", "fr", "es", "de", "it", "ru", "ja", "ko", "zh", "ar", "he")
 DEFAULT_HELDOUT_LANGUAGES = ("he",)
+SPLIT_NAMES = ("train", "heldout_sentence", "heldout_language", "heldout_voice")
+VOICE_MODES = ("default", "diverse")
 
 # The npz layout of one corpus item: the one definition, read by environments and trainers.
 CORPUS_NPZ_KEYS = {
@@ -93,6 +96,10 @@ class _Job:
     rate_wpm: int | None
     pitch: int | None
     song: str | None = None
+    voice: Voice | None = None  # diverse corpora: who speaks (None: the language's default espeak-ng voice)
+    channel: Channel | None = None  # diverse corpora: the recording channel
+    seed: int = 0  # seed of the channel's noise
+    transpose: float = 0.0  # songs: semitones
 
 
 def load_sentences(lang: str) -> list[str]:
@@ -147,6 +154,112 @@ def _plan(n_utterances: int, langs: tuple[str, ...], heldout_langs: tuple[str, .
         else:
             splits[job.id] = "train"
     return jobs, splits
+
+
+def _plan_diverse(n_utterances: int, langs: tuple[str, ...], heldout_langs: tuple[str, ...],
+                  heldout_fraction: float, seed: int, include_songs: bool, salad_fraction: float,
+                  n_heldout_voice: int, song_variants: int) -> tuple[list[_Job], dict[str, str]]:
+    """Many voices (:mod:`facetwin.audio.voices`): each speech item a drawn voice and channel, ``salad_fraction``
+    of them word salads (:mod:`facetwin.audio.texts`); ``n_heldout_voice`` extra items spoken by the held-out
+    voice variants (split ``heldout_voice``, reading the held-out sentences); songs ``song_variants`` times each,
+    transposed and perturbed."""
+    from .texts import word_salad
+
+    rng = np.random.default_rng(seed)
+    sentences = {lang: load_sentences(lang) for lang in langs}
+    train_langs = tuple(lg for lg in langs if lg not in heldout_langs)
+    heldout_sentence: set[str] = set()
+    for lang in train_langs:
+        n = len(sentences[lang])
+        k = int(round(heldout_fraction * n))
+        if heldout_fraction > 0 and n >= 2:
+            k = max(k, 1)
+        heldout_sentence.update(f"{lang}:{int(i)}" for i in rng.choice(n, size=k, replace=False))
+    variants = train_variants()
+    jobs: list[_Job] = []
+    splits: dict[str, str] = {}
+    for k in range(n_utterances):
+        lang = langs[k % len(langs)]
+        voice, channel = draw_voice(rng, variants), draw_channel(rng)
+        item_seed = int(rng.integers(2**31))
+        if lang not in heldout_langs and rng.random() < salad_fraction:
+            text = word_salad(lang, rng, int(rng.integers(6, 16)))
+            sentence = f"{lang}:salad{k}"
+        else:
+            i = int(rng.integers(len(sentences[lang])))
+            text, sentence = sentences[lang][i], f"{lang}:{i}"
+        jid = f"{lang}_{k:05d}"
+        jobs.append(_Job(jid, "speech", lang, text, sentence, voice.rate_wpm, voice.pitch, voice=voice,
+                         channel=channel, seed=item_seed))
+        splits[jid] = ("heldout_language" if lang in heldout_langs
+                       else "heldout_sentence" if sentence in heldout_sentence else "train")
+    held = sorted(heldout_sentence)
+    for k in range(n_heldout_voice if held else 0):
+        key = held[k % len(held)]
+        lang, i = key.split(":")
+        voice = draw_voice(rng, HELDOUT_VARIANTS)
+        voice = Voice(HELDOUT_VARIANTS[k % len(HELDOUT_VARIANTS)], voice.rate_wpm, voice.pitch, voice.vtl, voice.f0,
+                      voice.tempo)
+        jid = f"hv_{lang}_{k:04d}"
+        jobs.append(_Job(jid, "speech", lang, sentences[lang][int(i)], key, voice.rate_wpm, voice.pitch, voice=voice,
+                         channel=draw_channel(rng), seed=int(rng.integers(2**31))))
+        splits[jid] = "heldout_voice"
+    if include_songs:
+        for name in list_songs():
+            song = load_song(name)
+            for lang in song.lyrics:
+                if lang not in langs:
+                    continue
+                for v in range(song_variants):
+                    voice = draw_voice(rng, (), perturb_p=1.0 if v else 0.0)
+                    voice = Voice("", None, None, voice.vtl, 1.0, 1.0)  # songs: the melody sets pitch and tempo
+                    jid = f"song_{name}_{lang}" + (f"_{v}" if v else "")
+                    jobs.append(_Job(jid, "song", lang, song.title, f"song:{name}", None, None, name, voice=voice,
+                                     channel=draw_channel(rng) if v else Channel(), seed=int(rng.integers(2**31)),
+                                     transpose=float(rng.integers(-7, 8)) if v else 0.0))
+                    splits[jid] = "heldout_language" if lang in heldout_langs else "train"
+    return jobs, splits
+
+
+def _render(job: _Job) -> tuple[np.ndarray, Timeline]:
+    """The 16 kHz audio and phone timeline of one job."""
+    if job.kind == "song":
+        utt = sing(job.song, lang=job.lang, transpose=job.transpose)
+    else:
+        variant = job.voice.variant if job.voice is not None else None
+        utt = synthesize(job.text, job.lang, rate_wpm=job.rate_wpm, pitch=job.pitch, variant=variant or None)
+    audio16 = resample(utt.audio, utt.sr, CORPUS_SR).astype(np.float32)
+    timeline = utt.timeline
+    if job.voice is not None and job.voice.perturbed:
+        audio16, timeline = world_perturb(audio16, CORPUS_SR, timeline, job.voice.vtl, job.voice.f0, job.voice.tempo)
+    if job.channel is not None:
+        audio16 = apply_channel(audio16, CORPUS_SR, job.channel, job.seed)
+    return audio16, timeline
+
+
+def _build_item(out: Path, job: _Job, split: str) -> dict:
+    """Render, featurize and write one item; its manifest entry."""
+    audio16, timeline = _render(job)
+    arrays = _item_arrays(audio16, timeline)
+    wav_rel, npz_rel = f"audio/{job.id}.wav", f"data/{job.id}.npz"
+    _atomic_write_bytes(out / wav_rel, lambda p: save_wav(p, audio16, CORPUS_SR))
+    _atomic_write_bytes(out / npz_rel, lambda p: np.savez_compressed(p, **arrays))
+    item = {
+        "id": job.id, "kind": job.kind, "lang": job.lang, "text": job.text, "sentence": job.sentence,
+        "split": split, "duration_s": round(len(audio16) / CORPUS_SR, 4),
+        "n_frames": int(len(arrays["t"])), "rate_wpm": job.rate_wpm, "pitch": job.pitch,
+        "audio": wav_rel, "data": npz_rel,
+    }
+    if job.voice is not None:
+        item["voice"] = job.voice.name()
+        item["channel"] = (job.channel or Channel()).name()
+        if job.transpose:
+            item["transpose"] = job.transpose
+    return item
+
+
+def _build_item_star(args) -> dict:
+    return _build_item(*args)
 
 
 def _atomic_write_bytes(path: Path, write) -> None:
@@ -207,8 +320,18 @@ def build_corpus(
     include_songs: bool = True,
     seed: int = 0,
     progress: bool = True,
+    voices: str = "default",
+    salad_fraction: float = 0.0,
+    n_heldout_voice: int = 0,
+    song_variants: int = 1,
+    workers: int = 1,
 ) -> dict:
-    """Build (or resume) a corpus in ``out_dir``; returns the manifest. See the module docstring."""
+    """Build (or resume) a corpus in ``out_dir``; returns the manifest. See the module docstring.
+
+    ``voices="diverse"`` draws a voice and a channel per item (:mod:`facetwin.audio.voices`), makes
+    ``salad_fraction`` of the speech word salads, adds ``n_heldout_voice`` items by held-out voices and sings each
+    song ``song_variants`` times; ``"default"`` (the built-in corpora) speaks everything with each language's
+    default voice. ``workers`` processes build items in parallel (same files for any count)."""
     langs = tuple(langs or DEFAULT_LANGUAGES)
     unknown = [lang for lang in langs if lang not in LANGUAGES]
     if unknown:
@@ -220,8 +343,22 @@ def build_corpus(
         raise ValueError("n_utterances must be >= 0")
     if not 0.0 <= heldout_fraction < 1.0:
         raise ValueError("heldout_fraction must be in [0, 1)")
+    if voices not in VOICE_MODES:
+        raise ValueError(f"unknown voices mode {voices!r}; choose one of {', '.join(VOICE_MODES)}")
+    if not 0.0 <= salad_fraction <= 1.0:
+        raise ValueError(f"salad_fraction must be in [0, 1], got {salad_fraction!r}")
+    if int(workers) < 1:
+        raise ValueError(f"workers must be >= 1, got {workers!r}")
     out = Path(out_dir)
-    jobs, splits = _plan(int(n_utterances), langs, tuple(heldout_langs), heldout_fraction, seed, include_songs)
+    if voices == "default":
+        if salad_fraction or n_heldout_voice or song_variants != 1:
+            raise ValueError("salad_fraction, n_heldout_voice and song_variants need voices='diverse'")
+        jobs, splits = _plan(int(n_utterances), langs, tuple(heldout_langs), heldout_fraction, seed, include_songs)
+    else:
+        jobs, splits = _plan_diverse(int(n_utterances), langs, tuple(heldout_langs), heldout_fraction, seed,
+                                     include_songs, float(salad_fraction), int(n_heldout_voice), int(song_variants))
+    plan_key = {"voices": voices, "salad_fraction": salad_fraction, "n_heldout_voice": n_heldout_voice,
+                "song_variants": song_variants}
     manifest_path = out / "manifest.json"
     done: dict[str, dict] = {}
     added: list[dict] = []  # items added by other tools (kind "video": facetwin ingest-video): always kept
@@ -229,8 +366,12 @@ def build_corpus(
         old = json.loads(manifest_path.read_text(encoding="utf-8"))
         added = [it for it in old.get("items", []) if it.get("kind") not in ("speech", "song")
                  and (out / it["data"]).exists()]
-        if old.get("version") == CORPUS_VERSION and old.get("seed") == seed:
-            done = {it["id"]: it for it in old.get("items", []) if (out / it["data"]).exists()}
+        this_plan = plan_key if voices != "default" else {"voices": "default"}
+        if (old.get("version") == CORPUS_VERSION and old.get("seed") == seed
+                and old.get("plan", {"voices": "default"}) == this_plan):
+            # resume: keep finished items of the same plan (split as planned now: a changed split rebuilds nothing)
+            done = {it["id"]: {**it, "split": splits[it["id"]]} for it in old.get("items", [])
+                    if (out / it["data"]).exists() and it["id"] in splits}
 
     from tqdm import tqdm
 
@@ -247,43 +388,48 @@ def build_corpus(
             "heldout_languages": list(heldout_langs),
             "npz_keys": CORPUS_NPZ_KEYS,
             "splits": {s: [it["id"] for it in ordered if it["split"] == s]
-                       for s in ("train", "heldout_sentence", "heldout_language")},
+                       for s in SPLIT_NAMES if s != "heldout_voice" or voices != "default"},
             "items": ordered,
             "total_duration_s": round(sum(it["duration_s"] for it in ordered), 3),
         }
+        if voices != "default":
+            manifest["plan"] = plan_key
         text = json.dumps(manifest, ensure_ascii=False, indent=1)
         _atomic_write_bytes(manifest_path, lambda p: Path(p).write_text(text, encoding="utf-8"))
         return manifest
 
-    bar = tqdm(jobs, desc="corpus", unit="item", disable=not progress)
-    for job in bar:
-        bar.set_postfix_str(job.id)
+    todo = []
+    for job in jobs:
         if job.id in done and done[job.id].get("kind") in ("speech", "song"):
             items.append(done[job.id])
-            continue
-        if job.kind == "song":
-            utt = sing(job.song, lang=job.lang)
         else:
-            utt = synthesize(job.text, job.lang, rate_wpm=job.rate_wpm, pitch=job.pitch)
-        audio16 = resample(utt.audio, utt.sr, CORPUS_SR).astype(np.float32)
-        arrays = _item_arrays(audio16, utt.timeline)
-        wav_rel, npz_rel = f"audio/{job.id}.wav", f"data/{job.id}.npz"
-        _atomic_write_bytes(out / wav_rel, lambda p: save_wav(p, audio16, CORPUS_SR))
-        _atomic_write_bytes(out / npz_rel, lambda p: np.savez_compressed(p, **arrays))
-        items.append({
-            "id": job.id, "kind": job.kind, "lang": job.lang, "text": job.text, "sentence": job.sentence,
-            "split": splits[job.id], "duration_s": round(len(audio16) / CORPUS_SR, 4),
-            "n_frames": int(len(arrays["t"])), "rate_wpm": job.rate_wpm, "pitch": job.pitch,
-            "audio": wav_rel, "data": npz_rel,
-        })
-        write_manifest()
+            todo.append(job)
+    bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc="corpus", unit="item", disable=not progress)
+    try:
+        if int(workers) == 1 or len(todo) < 2:
+            for job in todo:
+                items.append(_build_item(out, job, splits[job.id]))
+                write_manifest()
+                bar.update(1)
+        else:
+            import multiprocessing as mp
+
+            with mp.get_context("fork").Pool(int(workers)) as pool:
+                for n_done, item in enumerate(pool.imap_unordered(
+                        _build_item_star, [(out, job, splits[job.id]) for job in todo], chunksize=1), start=1):
+                    items.append(item)
+                    if n_done % 20 == 0 or n_done == len(todo):
+                        write_manifest()
+                    bar.update(1)
+    finally:
+        bar.close()
     return write_manifest()
 
 
-def cached_corpus(root: str | Path, name: str, args: dict, *, progress: bool = False) -> Path:
+def cached_corpus(root: str | Path, name: str, args: dict, *, progress: bool = False, workers: int = 1) -> Path:
     """A corpus built with ``build_corpus(**args)`` into ``<root>/<name>`` once: later calls only read its marker
     (``complete.json``, which records ``args``; other args rebuild it). A file lock makes concurrent first uses
-    (vector envs in subprocesses, parallel trainers) build it once."""
+    (vector envs in subprocesses, parallel trainers) build it once. ``workers``: build processes (same files)."""
     root = Path(root).expanduser()
     out = root / name
     marker = out / "complete.json"
@@ -304,7 +450,7 @@ def cached_corpus(root: str | Path, name: str, args: dict, *, progress: bool = F
             fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             if not done():
-                build_corpus(out, progress=progress, **args)
+                build_corpus(out, progress=progress, workers=workers, **args)
                 _atomic_write_bytes(marker, lambda t: Path(t).write_text(json.dumps({"args": plain}), encoding="utf-8"))
         finally:
             if fcntl is not None:

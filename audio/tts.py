@@ -301,6 +301,14 @@ class _Espeak:
 
     def synth(self, text: str, rate_wpm: int, pitch: int) -> tuple[np.ndarray, list]:
         """int16 samples and the raw events of one synthesis (voice already set)."""
+        # the voice variants' breath and aspiration noise come from espeak-ng's own generator and libc rand(),
+        # whose states outlive a call: seed both so that the same call gives the same samples whatever ran before
+        _libc_srand(1)
+        seed = getattr(self.lib, "espeak_ng_SetRandSeed", None)
+        if seed is not None:
+            seed.argtypes = [ctypes.c_long]
+            seed.restype = None
+            seed(1)
         self.lib.espeak_SetParameter(_PARAM_RATE, int(rate_wpm), 0)
         self.lib.espeak_SetParameter(_PARAM_PITCH, int(pitch), 0)
         self._chunks, self._events, self._error = [], [], None
@@ -334,6 +342,13 @@ class _Espeak:
             out.append(((v.name or b"").decode("utf-8", "replace"), (v.identifier or b"").decode(), langs))
             i += 1
         return out
+
+
+def _libc_srand(seed: int) -> None:
+    try:
+        ctypes.CDLL(None).srand(ctypes.c_uint(seed))
+    except (OSError, AttributeError):  # pragma: no cover - no libc symbol table (not glibc/musl)
+        pass
 
 
 _ANALYSER: _Espeak | None = None
@@ -590,11 +605,14 @@ def _check_int(name: str, value, lo: int, hi: int) -> int:
     return int(value)
 
 
-def synthesize(text: str, lang: str = "en", *, rate_wpm: int | None = None, pitch: int | None = None) -> Utterance:
+def synthesize(text: str, lang: str = "en", *, rate_wpm: int | None = None, pitch: int | None = None,
+               variant: str | None = None) -> Utterance:
     """Speak ``text`` in language ``lang`` (an ISO 639-1 code, see :func:`languages`).
 
     ``rate_wpm``: speaking rate in words per minute (80..450, default 175). ``pitch``: espeak's pitch parameter
-    (0..100, default 50 = the voice's own). Raises ValueError for empty/whitespace-only text, text longer than
+    (0..100, default 50 = the voice's own). ``variant``: one of espeak-ng's voice variants (``"m3"``, ``"f2"``,
+    ``"klatt"``, ...: the files of ``espeak-ng-data/voices/!v``; :func:`facetwin.audio.voices.espeak_variants`),
+    a different speaker of the same language. Raises ValueError for empty/whitespace-only text, text longer than
     :data:`MAX_TEXT_CHARS` characters, an unknown language code or out-of-range rate/pitch.
     """
     if not isinstance(text, str):
@@ -606,6 +624,12 @@ def synthesize(text: str, lang: str = "en", *, rate_wpm: int | None = None, pitc
     if not clean.strip():
         raise ValueError("text is empty or only whitespace: nothing to say")
     voice = _voice_for(lang)
+    if variant:
+        from .voices import espeak_variants
+
+        if variant not in espeak_variants():
+            raise ValueError(f"unknown espeak-ng voice variant {variant!r}; known: {', '.join(espeak_variants())}")
+        voice = f"{voice}+{variant}"
     rate = DEFAULT_RATE_WPM if rate_wpm is None else _check_int("rate_wpm", rate_wpm, *RATE_RANGE)
     pit = DEFAULT_PITCH if pitch is None else _check_int("pitch", pitch, 0, 100)
     with ESPEAK_LOCK, _Espeak() as es:
