@@ -11,7 +11,7 @@ Data (``data=`` / ``--data``), any of:
 |---|---|---|
 | a labelled folder: ``NAME.wav`` + ``NAME.segs`` (festival) [+ ``manifest.json``] (:mod:`facetwin.audio.labelled`), e.g. a development set of real speech | every clip (split = the folder's name) | language, speaker |
 | a corpus folder (``facetwin corpus build``, :mod:`facetwin.audio.corpus`) | the items of ``splits`` | split, language, voice |
-| nothing | the held-out splits of the lip-sync training corpus (:func:`facetwin.agents.audio_to_lips.train_corpus_dir`) | split, language, voice |
+| nothing | the held-out splits of the lip-sync training corpus (:func:`facetwin.agents.train_audio_to_lips.train_corpus_dir`) | split, language, voice |
 
 Methods:
 
@@ -25,9 +25,9 @@ Methods:
 | ``viseme_rule`` | exact phone times | a fixed pose per viseme, interpolated (:func:`facetwin.agents.baselines.viseme_rule_controls`); it is given the labelled timeline, which no other method sees: an upper reference, not a competitor |
 | ``rest`` | nothing | the motionless neutral face (the floor every method must beat) |
 
-The real-time factor is seconds of audio per second of computing the commands on this machine (audio features
-excluded; they run at > 1000x real time, ``python -m facetwin.benchmarks.bench_audio``; the transcript's
-alignment is included for ``learned_text``).
+The real-time factor is seconds of audio per second of computing the commands on this machine (the learned
+methods' audio features included, and the transcript's alignment for ``learned_text``; the amplitude baseline reads
+the clip's precomputed loudness).
 
 >>> report = evaluate("human_dev")                            # a labelled folder
 >>> print(format_table(report))                               # all clips pooled, one row per method
@@ -132,27 +132,34 @@ class _Methods:
             self.syncer("stream")
         if method == "nearest_neighbour":
             self.bank()
-        if method == "learned_text" and not (clip.text.strip() and clip.audio_path):
+        if method == "learned_text" and not clip.text.strip():
             return None, 0.0
-        t0 = time.perf_counter()
-        if method == "learned":
-            ctrl = self.syncer("offline").controls_from_obs(clip.audio_obs).ctrl
-        elif method == "learned_stream":
-            ctrl = self.syncer("stream").controls_from_obs(clip.audio_obs).ctrl
-        elif method == "learned_text":
+        audio = clip.load_audio16() if method in ("learned", "learned_stream", "learned_text", "nearest_neighbour") \
+            else None
+        tl = None
+        if method == "learned_text":
             from facetwin.audio.transcript import transcript_timeline
-            from facetwin.audio.io import load_audio
+            from facetwin.audio.tts import languages
 
-            audio = load_audio(clip.audio_path, sr=16000)
+            if clip.lang not in languages():
+                return None, 0.0  # no aligner speaks the language: not scored
             t0 = time.perf_counter()
-            tl = transcript_timeline(audio, 16000, clip.text, clip.lang)
-            ctrl = self.syncer("offline").controls_from_obs(clip.audio_obs, timeline=tl).ctrl
+            try:
+                tl = transcript_timeline(audio, 16000, clip.text, clip.lang)
+            except ValueError:
+                tl = None  # the alignment failed: the audio alone, as `facetwin lipsync` would do
+        else:
+            t0 = time.perf_counter()
+        if method in ("learned", "learned_text"):
+            ctrl = self.syncer("offline").controls(audio, 16000, timeline=tl).ctrl
+        elif method == "learned_stream":
+            ctrl = self.syncer("stream").controls(audio, 16000).ctrl
         elif method == "amplitude":
             rms_db = clip.audio_obs[:, 80] * 50.0 - 100.0  # the RMS column of audio_obs_features, back to dB
             ctrl = baselines.amplitude_controls(rms_db, fps=clip.fps)
         elif method == "nearest_neighbour":
             s = self.syncer("offline")
-            pred = s.audio_model.predict(clip.audio_obs)
+            pred = s.audio_model.predict_audio(audio, 16000)
             ctrl = baselines.nearest_neighbour_controls(np.asarray(pred.lips_mm), self.bank(), lead_frames=s.lead_frames)
         elif method == "viseme_rule":
             ctrl = baselines.viseme_rule_controls(clip.timeline, T, fps=clip.fps)
@@ -246,7 +253,7 @@ def evaluate(
     if not methods:
         raise ValueError("no methods to evaluate")
     if data is None:
-        from facetwin.agents.audio_to_lips import train_corpus_dir
+        from facetwin.agents.train_audio_to_lips import train_corpus_dir
 
         data = train_corpus_dir(progress=progress)
     data = Path(data)

@@ -1,38 +1,29 @@
-"""Audio to motor commands: the learned lip-sync pipeline, offline and streaming, and its ``.npz`` output.
+"""Audio (and optionally its transcript) to motor commands: the lip-sync pipeline, offline and streaming.
 
-The pipeline of the physical robot, in the twin:
+1. **What the mouth must do**, per 30 fps frame (a :class:`MouthPlan`): the 40 lip landmarks, and the
+   probabilities that the lips must seal (B/P/M), round (W/OO/O) or open (open vowels). From the audio
+   (:class:`facetwin.agents.audio_to_lips.AudioToLips`, :func:`plan_from_prediction`) or from a phone timeline
+   (a transcript aligned to the recording, a song's or TTS's own phones: :func:`plan_from_timeline`, certain
+   events and the exact lip track).
+2. **How the face does it** (:class:`MouthController`): the command of control period ``k`` serves frame
+   ``j = k + lead_frames`` (the servos and the skin need ~2 frames to get there):
 
-1. audio -> features (:func:`facetwin.audio.features.extract_features`, 30 fps) -> the observation rows of
-   :func:`facetwin.envs.lip_sync.audio_obs_features`;
-2. audio -> lips (:class:`facetwin.agents.audio_to_lips.AudioToLips`): per frame the target lip shape (40 landmarks)
-   and the probabilities of a bilabial seal and of rounding;
-3. lips -> motors (:class:`facetwin.agents.self_model.SelfModel`, the inverse self-model learned from babbling in
-   the mirror): the command of control period ``k`` is the inverse model's answer for the target of frame
-   ``j = k + lead_frames`` (the servos and the skin need ~2 frames to get there), with the previous command as
-   context. The target is chosen per frame:
-
-   | frame | target given to the inverse model |
+   | frame ``j`` | command |
    |---|---|
-   | a likely seal (``closure_p > seal_threshold`` on any frame ``j - seal_back .. j + seal_frames - 1``) | the pressed B/P/M pose :data:`SEAL_POSE` (a ~30 ms closure is one frame; the face needs ~3 to shut from a vowel) |
-   | likely rounded (``rounded_p > round_threshold``), ``round_mode="bank"`` | the nearest babbled lip shape at most :data:`ROUNDED_WIDTH` of the neutral width wide |
-   | otherwise | the predicted shape pulled ``bank_blend`` of the way to the nearest babbled shape (:meth:`LipSyncer.project`) |
+   | a seal is likely on any frame ``j - seal_back .. j + seal_ahead`` (``closure_p > seal_threshold``) | :data:`SEAL_POSE`: the lower lip pressed up, the upper down, the jaw shut (a /b/ lasts ~1 frame; the face needs ~3 to shut from a vowel) |
+   | rounding likely on ``j .. j + round_ahead`` (``rounded_p > round_threshold``) | :data:`ROUND_POSE`: corners pushed in, a small opening (settled: 0.79 x the neutral width, 4 mm apart; found by a search over the mouth motors in the twin) |
+   | otherwise | the inverse self-model's command for the frame's lip shape (pulled ``bank_blend`` of the way to the nearest shape the face made while babbling); an open vowel (``open_p > open_threshold``) opens the jaw at least to :data:`OPEN_JAW` |
 
-   ``round_mode="pose"`` instead pushes the mouth corners in (:data:`ROUNDING_POSE`) on rounded frames: more
-   rounding, more shape error. Measured on 40 held-out clips (``facetwin evaluate``-style scoring): no rounding
-   assist: lip error 1.78 mm, W/OO rounding 0 %; ``"bank"``: 1.95 mm, ~75 %; ``"pose"``: 2.13 mm, 86 %. The face
-   rounds only by opening (the ``"oo"`` expression opens it 11 mm), which the viseme targets do not.
-
-Two modes, same steps:
+3. The commands drive the face (or the robot: ``facetwin deploy``).
 
 | mode | audio model | lookahead of a command | use |
 |---|---|---|---|
-| ``"offline"`` | offline weights (wide window) | the whole file is known | files, videos, evaluation |
-| ``"stream"`` | streaming weights | ``lead_frames + lookahead_frames`` frames <= 100 ms | live audio: :class:`LipSyncStream` |
+| ``"offline"`` | offline weights (267 ms ahead, whole-recording normalisation) | the whole file | files, videos, evaluation |
+| ``"stream"`` | streaming weights (24 ms ahead, running normalisation) | ``lead_frames`` frames + 24 ms <= 100 ms | live audio: :class:`LipSyncStream` |
 
-The command of period ``k`` in stream mode uses audio up to ``t_k + 100 ms`` (+ the 33 ms half feature window):
-a live robot plays its audio that much later than it hears it (or speaks its own synthesized audio with that
-buffer). :meth:`LipSyncer.controls` in stream mode computes exactly what :class:`LipSyncStream` emits frame by
-frame (tested).
+The stream emits exactly the commands of :meth:`LipSyncer.controls` in stream mode, each as soon as its lookahead
+has arrived (tested). A transcript (``timeline=``) decides the events and the lip shapes; the audio fills frames
+the transcript does not cover.
 
 Output of ``facetwin lipsync`` (``.npz``, keys :data:`LIPSYNC_NPZ_KEYS`; ``T`` frames at 30 fps):
 
@@ -45,8 +36,8 @@ Output of ``facetwin lipsync`` (``.npz``, keys :data:`LIPSYNC_NPZ_KEYS`; ``T`` f
 | ``aperture_mm``, ``width_mm``, ``protrusion_mm`` | (T,) float32 | measured on the simulated face driven by ``ctrl`` (end of period ``k``) |
 | ``landmarks_mm`` | (T, N, 3) float32 | all schema landmarks of the simulated face, head frame, mm |
 | ``landmark_ids`` | (N,) int64 | MediaPipe FaceMesh ids of the landmark rows |
-| ``target_lips_mm`` | (T, 40, 3) float32 | the audio model's lip targets (displacement from neutral, ids ``lip_landmark_ids``) |
-| ``closure_p``, ``rounded_p`` | (T,) float32 | the audio model's seal / rounding probabilities |
+| ``target_lips_mm`` | (T, 40, 3) float32 | the plan's lip targets (displacement from neutral, ids ``lip_landmark_ids``) |
+| ``closure_p``, ``rounded_p``, ``open_p`` | (T,) float32 | the plan's seal / rounding / opening probabilities |
 | ``mode``, ``variant``, ``audio``, ``text``, ``lang`` | () str | how it was made |
 
 >>> syncer = LipSyncer("offline")                          # shipped weights
@@ -57,34 +48,18 @@ Output of ``facetwin lipsync`` (``.npz``, keys :data:`LIPSYNC_NPZ_KEYS`; ``T`` f
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from facetwin.audio.features import StreamingFeatures, extract_features
-from facetwin.audio.io import resample
 from facetwin.audio.timeline import Timeline
-from facetwin.audio.visemes import lip_track
-from facetwin.envs.lip_sync import audio_obs_features
 from facetwin.sim.model import FaceModel
 from facetwin.sim.playback import Playback, play
 
 MODES = ("offline", "stream")
 FPS = 30.0
-FEATURE_SR = 16000
-#: how far ahead (frames) each mode commands the face, and the seal rule (chosen with `facetwin evaluate`)
-DEFAULT_LEAD_FRAMES = {"offline": 2, "stream": 2}
-DEFAULT_SEAL_FRAMES = {"offline": 2, "stream": 1}
-DEFAULT_SEAL_BACK = {"offline": 1, "stream": 1}
-DEFAULT_SEAL_THRESHOLD = 0.5
-DEFAULT_ROUND_THRESHOLD = 0.5
-DEFAULT_ROUND_STRENGTH = 1.0
-DEFAULT_BANK_BLEND = 0.5
-ROUND_MODES = ("bank", "pose")
-#: round_mode "bank": a rounded frame's target is the nearest babbled lip shape at most this wide (x neutral width)
-ROUNDED_WIDTH = 0.8
+SR = 16000
 MAX_STREAM_LOOKAHEAD_S = 0.1
 
 LIPSYNC_NPZ_KEYS = {
@@ -97,9 +72,10 @@ LIPSYNC_NPZ_KEYS = {
     "protrusion_mm": "(T,) float32 measured lip protrusion vs neutral",
     "landmarks_mm": "(T, N, 3) float32 simulated landmarks, head frame",
     "landmark_ids": "(N,) int64 MediaPipe ids of the landmark rows",
-    "target_lips_mm": "(T, 40, 3) float32 lip targets of the audio model (displacement from neutral)",
+    "target_lips_mm": "(T, 40, 3) float32 lip targets of the plan (displacement from neutral)",
     "closure_p": "(T,) float32 seal probability",
     "rounded_p": "(T,) float32 rounding probability",
+    "open_p": "(T,) float32 opening probability",
     "mode": "() str offline | stream",
     "variant": "() str face variant",
     "audio": "() str the input audio file ('' when not from a file)",
@@ -107,42 +83,210 @@ LIPSYNC_NPZ_KEYS = {
     "lang": "() str language code ('' when unknown)",
 }
 
-
-#: the command of a sealed frame (B/P/M), on top of rest: the ``"mm"`` expression (lower lip pushed up against the
-#: upper) pressed harder, so that the lips meet sooner from an open vowel (the servos move in proportion to the
-#: remaining error: from a 13 mm opening ~2 mm after 3 frames instead of 3.2 mm; settled they press to -1.5 mm).
+#: the seal (B/P/M): lower lip pressed up against the upper, upper pressed down, jaw shut (rest). From a 13 mm
+#: opening the lips meet within ~3 frames; settled they press to -1.5 mm.
 SEAL_POSE = {"lip_lower_depress_R": -1.0, "lip_lower_depress_L": -1.0,
              "lip_upper_raise_R": -0.5, "lip_upper_raise_L": -0.5}
+#: the rounded mouth (W/OO/O): corners pushed in, the upper lip pushed forward and down, a small opening. Found by a
+#: local search over the symmetric mouth motors minimising the settled width at a 4 mm opening (fast face:
+#: 0.785 x the neutral width, aperture 4.0 mm); the viseme model's "oo" expression narrows it less (0.80) and
+#: opens it 11 mm.
+ROUND_POSE = {"lip_upper_raise_R": -0.59, "lip_upper_raise_L": -0.59, "lip_lower_depress_R": 0.04,
+              "lip_lower_depress_L": 0.04, "lip_corner_pull_R": -1.0, "lip_corner_pull_L": -1.0,
+              "lip_corner_depress_R": -0.98, "lip_corner_depress_L": -0.98, "lip_pucker_upper": 0.77,
+              "lip_pucker_lower": -0.94, "jaw_open": -0.93}
+#: an open vowel opens the jaw at least this far (settled aperture ~9 mm on the rest lips)
+OPEN_JAW = -0.55
+#: an open vowel asks for at least this aperture (mm); a rounded frame for at most ROUND_WIDTH x the neutral
+#: width, an aperture in ROUND_APERTURE_MM and at least ROUND_PROTRUSION_MM of protrusion (the face's own shapes
+#: with those measures are the targets: facetwin.sim.lip_shapes)
+OPEN_APERTURE_MM = 12.0
+ROUND_WIDTH = 0.82
+ROUND_APERTURE_MM = (3.0, 7.0)
+ROUND_PROTRUSION_MM = 2.0
+#: controller defaults per mode (chosen on the held-out splits of the training corpus, never on real recordings).
+#: ``*_window``: command k serves an event of plan frames k + a .. k + b; ``shape_lead``: command k aims at the
+#: lip shape of frame k + shape_lead; ``seal_early``: a wide-open mouth (the previous command settles above
+#: SEAL_EARLY_MM) starts sealing this many frames sooner (it needs ~3 frames to shut, a half-open one ~2).
+SEAL_EARLY_MM = 8.0
+CONTROLLER_DEFAULTS: dict[str, dict] = {
+    "offline": {"shape_lead": 2, "seal_window": (1, 2), "seal_early": 0, "round_window": (0, 2),
+                "open_window": (1, 1), "seal_threshold": 0.5, "round_threshold": 0.5, "open_threshold": 0.5},
+    "stream": {"shape_lead": 2, "seal_window": (1, 2), "seal_early": 0, "round_window": (0, 2),
+               "open_window": (1, 1), "seal_threshold": 0.5, "round_threshold": 0.5, "open_threshold": 0.5},
+}
 
 
-def seal_controls(rest: np.ndarray, names: list[str]) -> np.ndarray:
-    """The commands of :data:`SEAL_POSE` (lips pressed together) on top of ``rest``."""
+def _pose_controls(rest: np.ndarray, names: list[str], pose: dict[str, float]) -> np.ndarray:
     u = np.array(rest, dtype=float)
-    for name, value in SEAL_POSE.items():
+    for name, value in pose.items():
         u[names.index(name)] = value
     return u
 
 
-#: the lip actuators a rounded frame (W/OO) moves toward these values, on top of the inverse model's answer. The
-#: corners pushed in narrow this face's mouth by 25 % (settled) and open it least (6 mm; the whole "oo" expression,
-#: with the pucker, opens it 11 mm).
-ROUNDING_POSE = {"lip_corner_pull_R": -1.0, "lip_corner_pull_L": -1.0}
+def seal_controls(rest: np.ndarray, names: list[str]) -> np.ndarray:
+    """The commands of :data:`SEAL_POSE` (lips pressed together) on top of ``rest``."""
+    return _pose_controls(rest, names, SEAL_POSE)
 
 
-def rounding_overrides(names: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """(columns, values) of :data:`ROUNDING_POSE` in the actuator order ``names``."""
-    cols = [names.index(n) for n in ROUNDING_POSE]
-    return np.array(cols), np.array([ROUNDING_POSE[names[c]] for c in cols], dtype=float)
+# ---------------------------------------------------------------------------------------------------- plans
+@dataclass
+class MouthPlan:
+    """What the mouth must do at every 30 fps frame (see the module docstring)."""
+
+    lips_mm: np.ndarray  # (T, 40, 3)
+    closure_p: np.ndarray  # (T,)
+    rounded_p: np.ndarray  # (T,)
+    open_p: np.ndarray  # (T,)
+
+    def __len__(self) -> int:
+        return len(self.closure_p)
 
 
+def plan_from_prediction(pred) -> MouthPlan:
+    """The plan of an :class:`~facetwin.agents.audio_to_lips.LipPrediction`."""
+    return MouthPlan(np.asarray(pred.lips_mm, float), np.asarray(pred.closure_p, float),
+                     np.asarray(pred.rounded_p, float), np.asarray(pred.open_p, float))
+
+
+def plan_from_timeline(timeline: Timeline, n_frames: int, fps: float = FPS) -> MouthPlan:
+    """The plan of a phone timeline: its lip track (:func:`facetwin.audio.visemes.lip_track`), certain seals on
+    its closure frames, rounding on its rounding frames, opening within 20 ms of its open vowels."""
+    from facetwin.agents.metrics import frames_near
+    from facetwin.audio.phone_sets import lip_class
+    from facetwin.audio.visemes import lip_track
+
+    track = lip_track(timeline, fps=fps, duration=n_frames / fps)
+    T = int(n_frames)
+    t = np.arange(T) / fps
+    opn = np.zeros(T)
+    for p in timeline:
+        if lip_class(p.phoneme) == "open":
+            opn[frames_near(t, p.start, p.end)] = 1.0
+    return MouthPlan(np.asarray(track.landmarks_mm[:T], float), track.closure[:T].astype(float),
+                     track.rounded[:T].astype(float), opn)
+
+
+def merge_plans(audio: MouthPlan, text: MouthPlan) -> MouthPlan:
+    """A transcript's plan over the audio's: the transcript decides seals, rounding, opening and the lip shape
+    wherever its phones are; in its silences the audio's plan stays."""
+    n = min(len(audio), len(text))
+    covered = (np.abs(text.lips_mm[:n]).max(axis=(1, 2)) > 1e-6) | (text.closure_p[:n] > 0) | (text.open_p[:n] > 0)
+    out = MouthPlan(audio.lips_mm.copy(), audio.closure_p.copy(), audio.rounded_p.copy(), audio.open_p.copy())
+    out.lips_mm[:n][covered] = text.lips_mm[:n][covered]
+    for k in ("closure_p", "rounded_p", "open_p"):
+        getattr(out, k)[:n][covered] = getattr(text, k)[:n][covered]
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------- controller
+class MouthController:
+    """Plan -> (T, 26) commands (the table of the module docstring)."""
+
+    def __init__(self, self_model, *, mode: str = "offline", **overrides):
+        from facetwin.audio.visemes import neutral_measures
+        from facetwin.sim.actuators import actuator_names, rest_controls
+
+        if mode not in MODES:
+            raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
+        cfg = dict(CONTROLLER_DEFAULTS[mode])
+        unknown = set(overrides) - set(cfg)
+        if unknown:
+            raise ValueError(f"unknown controller setting(s) {', '.join(sorted(unknown))}; known: {', '.join(cfg)}")
+        cfg.update({k: v for k, v in overrides.items() if v is not None})
+        for k in ("seal_window", "round_window", "open_window"):
+            a, b = (int(x) for x in cfg[k])
+            if a > b:
+                raise ValueError(f"{k} must be (a, b) with a <= b, got {cfg[k]!r}")
+            cfg[k] = (a, b)
+        for k in ("shape_lead", "seal_early"):
+            if int(cfg[k]) != cfg[k] or cfg[k] < 0:
+                raise ValueError(f"{k} must be an integer >= 0, got {cfg[k]!r}")
+            cfg[k] = int(cfg[k])
+        self.cfg = cfg
+        self.mode = mode
+        self.self_model = self_model
+        self.names = list(actuator_names())
+        self.rest = rest_controls().astype(float)
+        self.seal_ctrl = seal_controls(self.rest, self.names)
+        nm = neutral_measures()
+        self.neutral = (nm["aperture_mm"], nm["width_mm"])
+        self.neutral_width = nm["width_mm"]
+
+    @property
+    def lead_frames(self) -> int:
+        return self.cfg["shape_lead"]
+
+    @property
+    def ahead_frames(self) -> int:
+        """Plan frames beyond ``k`` that command ``k`` reads."""
+        c = self.cfg
+        return max(c["shape_lead"], c["seal_window"][1] + c["seal_early"], c["round_window"][1], c["open_window"][1])
+
+    @property
+    def back_frames(self) -> int:
+        """Plan frames before ``k`` that command ``k`` reads."""
+        c = self.cfg
+        return max(0, -min(c["shape_lead"], c["seal_window"][0], c["round_window"][0], c["open_window"][0]))
+
+    def _any(self, p: np.ndarray, k: int, window: tuple[int, int], threshold: float) -> bool:
+        T = len(p)
+        lo, hi = min(max(k + window[0], 0), T - 1), min(max(k + window[1], 0), T - 1)
+        return bool(p[lo:hi + 1].max() > threshold)
+
+    def target_measures(self, plan: MouthPlan, k: int) -> np.ndarray:
+        """(aperture, width, protrusion) the command of period ``k`` aims at: the plan's lips at ``k + shape_lead``,
+        narrowed and protruded when rounding is due, opened when an open vowel is."""
+        from facetwin.audio.visemes import measures_from_landmarks
+
+        c = self.cfg
+        j = min(k + c["shape_lead"], len(plan) - 1)
+        m = measures_from_landmarks(plan.lips_mm[j])
+        ap, w, pr = float(m["aperture_mm"]), float(m["width_mm"]), float(m["protrusion_mm"])
+        if self._any(plan.rounded_p, k, c["round_window"], c["round_threshold"]):
+            ap = float(np.clip(ap, *ROUND_APERTURE_MM))
+            w = min(w, ROUND_WIDTH * self.neutral_width)
+            pr = max(pr, ROUND_PROTRUSION_MM)
+        elif self._any(plan.open_p, k, c["open_window"], c["open_threshold"]):
+            ap = max(ap, OPEN_APERTURE_MM)
+        return np.array([ap, w, pr])
+
+    def _aperture(self, ctrl: np.ndarray) -> float:
+        """Settled aperture (mm) of a command, by the forward self-model."""
+        from facetwin.audio.visemes import measures_from_landmarks
+
+        return float(measures_from_landmarks(self.self_model.forward_lips(ctrl[None])[0])["aperture_mm"])
+
+    def command(self, plan: MouthPlan, k: int, prev: np.ndarray) -> np.ndarray:
+        """The command of control period ``k`` (plan frames clamped to the plan), given the previous command."""
+        from facetwin.sim.lip_shapes import face_lip_shapes
+
+        c = self.cfg
+        a, b = c["seal_window"]
+        if c["seal_early"] and self._aperture(prev) > SEAL_EARLY_MM:
+            b += c["seal_early"]
+        if self._any(plan.closure_p, k, (a, b), c["seal_threshold"]):
+            return self.seal_ctrl.copy()
+        target = face_lip_shapes(*self.target_measures(plan, k), neutral=self.neutral)
+        return np.asarray(self.self_model.inverse(target[None], prev[None]), dtype=float)[0]
+
+    def commands(self, plan: MouthPlan) -> np.ndarray:
+        """(T, 26), sequential (the previous command is the inverse model's context)."""
+        T = len(plan)
+        out = np.empty((T, len(self.rest)))
+        prev = self.rest
+        for k in range(T):
+            prev = out[k] = self.command(plan, k, prev)
+        return out
+
+
+# ---------------------------------------------------------------------------------------------------- syncer
 @dataclass
 class LipSyncResult:
     """Commands for ``T`` frames and what produced them (``playback``: the simulated face, when played)."""
 
     ctrl: np.ndarray  # (T, 26)
-    target_lips_mm: np.ndarray  # (T, 40, 3)
-    closure_p: np.ndarray  # (T,)
-    rounded_p: np.ndarray  # (T,)
+    plan: MouthPlan
     mode: str
     fps: float = FPS
     inference_s: float = 0.0  # compute time of the commands (features + models), seconds
@@ -157,27 +301,16 @@ class LipSyncResult:
     def duration_s(self) -> float:
         return self.n_frames / self.fps
 
+    @property
+    def target_lips_mm(self) -> np.ndarray:
+        return self.plan.lips_mm
+
 
 class LipSyncer:
-    """Audio -> (T, 26) motor commands with the shipped (or given) self-model and audio-to-lips weights."""
+    """Audio (+ optional phone timeline) -> (T, 26) motor commands with the shipped (or given) weights."""
 
-    def __init__(
-        self,
-        mode: str = "offline",
-        *,
-        self_model=None,
-        audio_model=None,
-        weights_dir: str | Path | None = None,
-        lead_frames: int | None = None,
-        seal_frames: int | None = None,
-        seal_back: int | None = None,
-        seal_threshold: float = DEFAULT_SEAL_THRESHOLD,
-        round_threshold: float | None = DEFAULT_ROUND_THRESHOLD,
-        round_strength: float = DEFAULT_ROUND_STRENGTH,
-        round_mode: str = "bank",
-        bank_blend: float = DEFAULT_BANK_BLEND,
-        bank=None,
-    ):
+    def __init__(self, mode: str = "offline", *, self_model=None, audio_model=None, weights_dir: str | Path | None = None,
+                 **controller):
         from facetwin.agents.audio_to_lips import AudioToLips
         from facetwin.agents.self_model import SelfModel
         from facetwin.agents.weights import AUDIO_TO_LIPS_FILES, SELF_MODEL_FILE
@@ -191,148 +324,54 @@ class LipSyncer:
         if audio_model is None:
             audio_model = AudioToLips.load(wd / AUDIO_TO_LIPS_FILES[mode]) if wd else AudioToLips.load_shipped(mode)
         self.self_model, self.audio_model = self_model, audio_model
-        self.lead_frames = int(DEFAULT_LEAD_FRAMES[mode] if lead_frames is None else lead_frames)
-        self.seal_frames = max(1, int(DEFAULT_SEAL_FRAMES[mode] if seal_frames is None else seal_frames))
-        self.seal_back = max(0, int(DEFAULT_SEAL_BACK[mode] if seal_back is None else seal_back))
-        self.seal_threshold = float(seal_threshold)
-        self.round_threshold = None if round_threshold is None else float(round_threshold)
-        self.round_strength = float(round_strength)
-        if not 0.0 <= self.round_strength <= 1.0:
-            raise ValueError(f"round_strength must be in [0, 1], got {round_strength}")
-        if round_mode not in ROUND_MODES:
-            raise ValueError(f"unknown round_mode {round_mode!r}; choose one of {', '.join(ROUND_MODES)}")
-        self.round_mode = round_mode
-        self.bank_blend = float(bank_blend)
-        if not 0.0 <= self.bank_blend <= 1.0:
-            raise ValueError(f"bank_blend must be in [0, 1], got {bank_blend}")
-        self.bank = None
-        if self.bank_blend > 0 or round_mode == "bank":
-            from facetwin.agents.baselines import BabbleBank
-            from facetwin.agents.weights import BABBLE_BANK_FILE
-
-            self.bank = bank if bank is not None else (
-                BabbleBank.load(wd / BABBLE_BANK_FILE) if wd else BabbleBank.load_shipped())
-            self._bank_shapes = np.asarray(self.bank.shapes_mm, dtype=float)
-            from facetwin.audio.visemes import lip_landmark_ids, neutral_lip_landmarks_mm
-
-            ids, n0 = list(lip_landmark_ids()), neutral_lip_landmarks_mm()
-            a, b = ids.index(61), ids.index(291)
-            w = np.linalg.norm((self._bank_shapes[:, b] + n0[b]) - (self._bank_shapes[:, a] + n0[a]), axis=1)
-            self._rounded_shapes = self._bank_shapes[w <= ROUNDED_WIDTH * np.linalg.norm(n0[b] - n0[a])]
-        if self.lead_frames < 0:
-            raise ValueError(f"lead_frames must be >= 0, got {lead_frames}")
+        self.controller = MouthController(self_model, mode=mode, **controller)
         if mode == "stream":
-            total = (self.lead_frames + self.seal_frames - 1 + int(audio_model.lookahead_frames)) / FPS
+            total = self.controller.ahead_frames / FPS + audio_model.lookahead_s
             if total > MAX_STREAM_LOOKAHEAD_S + 1e-9:
-                raise ValueError(
-                    f"stream mode looks {total * 1000:.0f} ms ahead (lead {self.lead_frames} + seal "
-                    f"{self.seal_frames - 1} + model {audio_model.lookahead_frames} frames); the limit is "
-                    f"{MAX_STREAM_LOOKAHEAD_S * 1000:.0f} ms"
-                )
-        from facetwin.sim.actuators import actuator_names, rest_controls
-
-        self.actuator_names = list(actuator_names())
-        self.rest = rest_controls().astype(float)
-        self.seal_ctrl = seal_controls(self.rest, self.actuator_names)
-        self.seal_lips = np.asarray(self_model.forward_lips(self.seal_ctrl), dtype=float)
-        self._round_cols, self._round_vals = rounding_overrides(self.actuator_names)
-
-    # ------------------------------------------------------------------------------------------ core
-    def project(self, lips: np.ndarray) -> np.ndarray:
-        """(T, 40, 3) lip targets -> the shapes the inverse model is asked for: the target's shape (mean over the 40
-        points removed) moved ``bank_blend`` of the way to the nearest lip shape the face made while babbling.
-
-        The audio model predicts the viseme model's lips, which this face cannot always make; the inverse model,
-        trained on babbled shapes, answers shapes near them better (held-out clips: lip error 1.88 -> 1.73 mm)."""
-        x = np.asarray(lips, dtype=float)
-        x = x - x.mean(axis=-2, keepdims=True)
-        if self.bank is None or len(x) == 0:
-            return x
-        near = self._bank_shapes[self.bank.nearest(x)]
-        return (1.0 - self.bank_blend) * x + self.bank_blend * near
+                raise ValueError(f"stream mode would look {total * 1000:.0f} ms ahead (controller "
+                                 f"{self.controller.ahead_frames} frames + audio model "
+                                 f"{audio_model.lookahead_s * 1000:.0f} ms); the limit is "
+                                 f"{MAX_STREAM_LOOKAHEAD_S * 1000:.0f} ms")
+        self.actuator_names = self.controller.names
+        self.rest = self.controller.rest
 
     @property
-    def lookahead_frames(self) -> int:
-        """Frames of audio beyond the commanded frame that one command needs."""
-        return self.lead_frames + self.seal_frames - 1 + int(self.audio_model.lookahead_frames)
+    def lead_frames(self) -> int:
+        return self.controller.lead_frames
 
-    def _targets(self, lips: np.ndarray, closure_p: np.ndarray, k: int, rounded_p: np.ndarray | None = None) -> np.ndarray:
-        """The lip target of command ``k``: the seal when any prediction frame ``j - seal_back .. j + seal_frames - 1``
-        (``j = k + lead``) is a likely closure, else the target of frame ``j``."""
-        T = len(lips)
-        j = min(k + self.lead_frames, T - 1)
-        lo, hi = max(j - self.seal_back, 0), min(j + self.seal_frames, T)
-        if closure_p[lo:hi].max() > self.seal_threshold:
-            return self.seal_lips
-        if (self.round_mode == "bank" and rounded_p is not None and self.round_threshold is not None
-                and rounded_p[j] > self.round_threshold):
-            d = ((self._rounded_shapes - lips[j]) ** 2).sum(axis=(1, 2))
-            return self._rounded_shapes[int(np.argmin(d))]
-        return lips[j]
+    @property
+    def lookahead_s(self) -> float:
+        """Audio a command needs past its control period's start."""
+        return self.controller.ahead_frames / FPS + self.audio_model.lookahead_s
 
-    def _command(self, target: np.ndarray, prev: np.ndarray, rounded_p: np.ndarray, k: int) -> np.ndarray:
-        """Command ``k``: the inverse model's answer; on rounded frames (not sealing) the corners move toward the
-        :data:`ROUNDING_POSE` by ``round_strength``."""
-        u = np.asarray(self.self_model.inverse(target[None], prev[None]), dtype=float)[0]
-        if self.round_mode == "pose" and self.round_threshold is not None and target is not self.seal_lips:
-            j = min(k + self.lead_frames, len(rounded_p) - 1)
-            if rounded_p[j] > self.round_threshold:
-                c = self._round_cols
-                u[c] += self.round_strength * (self._round_vals - u[c])
-        return u
-
-    def commands_from_prediction(self, lips: np.ndarray, closure_p: np.ndarray, rounded_p: np.ndarray | None = None
-                                 ) -> np.ndarray:
-        """(T, 26) commands from per-frame lip targets and seal / rounding probabilities (sequential: previous command
-        as context). Frame ``k`` depends only on prediction frames up to ``k + lead + seal_frames - 1``."""
-        T = len(lips)
-        lips = self.project(lips)
-        rounded_p = np.zeros(T) if rounded_p is None else np.asarray(rounded_p, dtype=float)
-        out = np.empty((T, len(self.rest)))
-        prev = self.rest
-        for k in range(T):
-            prev = out[k] = self._command(self._targets(lips, closure_p, k, rounded_p), prev, rounded_p, k)
-        return out
-
-    def controls_from_obs(self, audio_obs: np.ndarray, timeline: Timeline | None = None) -> LipSyncResult:
-        """Commands for the (T, 81) audio observation rows of a clip (:func:`audio_obs_features`).
-
-        ``timeline`` (optional: a transcript's forced alignment, a song's or TTS's own phonemes) makes the seal
-        certain on the bilabial closure frames of its lip track; the audio decides everything else.
-        """
-        obs = np.asarray(audio_obs, dtype=np.float32)
-        if obs.ndim != 2 or obs.shape[1] != 81 or len(obs) == 0:
-            raise ValueError(f"audio_obs must be (T, 81) with T >= 1, got {obs.shape}")
-        t0 = time.perf_counter()
-        pred = self.audio_model.predict(obs)
-        closure_p = np.asarray(pred.closure_p, dtype=float)
+    def plan(self, audio16: np.ndarray, timeline: Timeline | None = None) -> MouthPlan:
+        """The plan of 16 kHz audio (and its phone timeline, when given)."""
+        p = plan_from_prediction(self.audio_model.predict_audio(audio16, SR))
         if timeline is not None and len(timeline):
-            track = lip_track(timeline, fps=FPS, duration=len(obs) / FPS)
-            closure_p = np.maximum(closure_p, track.closure[: len(obs)].astype(float))
-        ctrl = self.commands_from_prediction(np.asarray(pred.lips_mm, float), closure_p, np.asarray(pred.rounded_p, float))
-        return LipSyncResult(
-            ctrl=ctrl, target_lips_mm=np.asarray(pred.lips_mm), closure_p=closure_p,
-            rounded_p=np.asarray(pred.rounded_p), mode=self.mode, inference_s=time.perf_counter() - t0,
-        )
+            p = merge_plans(p, plan_from_timeline(timeline, len(p)))
+        return p
 
     def controls(self, audio: np.ndarray, sr: int, timeline: Timeline | None = None) -> LipSyncResult:
-        """Commands for mono ``audio`` at ``sr`` Hz (features at 16 kHz, 30 fps); ``inference_s`` includes features."""
+        """Commands for mono ``audio`` at ``sr`` Hz; ``timeline``: the phones of what is said (a transcript aligned
+        to this audio, a song's phones), which then decide the mouth events and shapes."""
+        from facetwin.audio.io import resample
+
         a = np.asarray(audio, dtype=np.float64)
         if a.ndim != 1 or a.size == 0:
             raise ValueError(f"audio must be a non-empty 1-D array, got shape {a.shape}")
         if not np.isfinite(a).all():
             raise ValueError("audio contains NaN or inf")
         t0 = time.perf_counter()
-        if int(sr) != FEATURE_SR:
-            a = resample(a, int(sr), FEATURE_SR)
-        f = extract_features(a, FEATURE_SR, fps=FPS)
-        res = self.controls_from_obs(audio_obs_features(f.logmel, f.rms_db), timeline)
-        res.inference_s = time.perf_counter() - t0
-        return res
+        if int(sr) != SR:
+            a = resample(a, int(sr), SR)
+        plan = self.plan(a, timeline)
+        ctrl = self.controller.commands(plan)
+        return LipSyncResult(ctrl=ctrl, plan=plan, mode=self.mode, inference_s=time.perf_counter() - t0)
 
-    def run_audio(self, audio: np.ndarray, sr: int, *, face: FaceModel | None = None, variant: str = "fast") -> LipSyncResult:
+    def run_audio(self, audio: np.ndarray, sr: int, *, face: FaceModel | None = None, variant: str = "fast",
+                  timeline: Timeline | None = None) -> LipSyncResult:
         """:meth:`controls`, then play them on the face (``result.playback``)."""
-        res = self.controls(audio, sr)
+        res = self.controls(audio, sr, timeline)
         res.playback = play(face if face is not None else FaceModel.load(variant), res.ctrl)
         res.meta["variant"] = variant if face is None else face.variant
         return res
@@ -345,88 +384,68 @@ class LipSyncer:
 
 
 class LipSyncStream:
-    """Live lip sync: ``push(chunk)`` returns the commands that became ready, as ``(k, ctrl)`` pairs.
+    """Live lip sync: ``push(chunk)`` (16 kHz mono) returns the commands that became ready, as ``(k, ctrl)`` pairs.
 
-    Command ``k`` is ready once the audio up to frame ``k + syncer.lookahead_frames`` (<= 100 ms ahead) has arrived;
-    ``flush()`` ends the stream (silence is assumed past the end) and returns the rest. Identical to
-    ``LipSyncer("stream").controls(audio, 16000).ctrl``.
-    """
+    Command ``k`` is ready once the plan frames up to ``k + controller.ahead_frames`` are known (audio up to
+    ``t_k + syncer.lookahead_s``); ``flush()`` ends the stream (silence past the end) and returns the rest.
+    Identical to ``LipSyncer("stream").controls(audio, 16000).ctrl``."""
 
     def __init__(self, syncer: LipSyncer):
         self.syncer = syncer
-        self._features = StreamingFeatures(FEATURE_SR, fps=FPS)
-        self._lips = self.syncer.audio_model.streamer()
-        # the predictions still needed: frames self._base .. self._base + len - 1 (older ones are dropped)
-        self._pred_lips: list[np.ndarray] = []
-        self._pred_closure: list[float] = []
-        self._pred_rounded: list[float] = []
-        self._base = 0
+        self._lips = syncer.audio_model.streamer()
+        self._buf: dict[str, list] = {"lips": [], "closure": [], "rounded": [], "open": []}
+        self._base = 0  # plan frame index of the first buffered frame
         self._prev = syncer.rest.copy()
-        self._next = 0  # next command index
+        self._next = 0
         self._ended = False
 
-    def _consume(self, frames: Iterable, final: bool) -> list[tuple[int, np.ndarray]]:
-        s = self.syncer
-        for k, lips, closure_p, rounded_p in frames:
-            assert k == self._base + len(self._pred_lips), (k, self._base, len(self._pred_lips))
-            self._pred_lips.append(s.project(np.asarray(lips, float)[None])[0])
-            self._pred_closure.append(float(closure_p))
-            self._pred_rounded.append(float(rounded_p))
-        n = self._base + len(self._pred_lips)  # frames predicted so far
+    def _consume(self, frames, final: bool, total: int | None = None) -> list[tuple[int, np.ndarray]]:
+        c = self.syncer.controller
+        for k, f in frames:
+            assert k == self._base + len(self._buf["lips"]), (k, self._base)
+            self._buf["lips"].append(f.lips_mm)
+            self._buf["closure"].append(f.closure_p)
+            self._buf["rounded"].append(f.rounded_p)
+            self._buf["open"].append(f.open_p)
+        n = self._base + len(self._buf["lips"])  # plan frames known
         out = []
         while self._next < n:
             k = self._next
-            need = k + s.lead_frames + s.seal_frames - 1
-            if need >= n and not final:
+            if k + c.ahead_frames >= n and not final:
                 break
-            # only the window command k reads (frames j - seal_back .. need, j = k + lead clamped to the end),
-            # indices relative to it
-            lo = max(min(k + s.lead_frames, n - 1) - s.seal_back, 0)
-            hi = n if final else need + 1
-            a, b = lo - self._base, hi - self._base
-            lips = np.stack(self._pred_lips[a:b])
-            cl = np.asarray(self._pred_closure[a:b])
-            ro = np.asarray(self._pred_rounded[a:b])
-            self._prev = u = s._command(s._targets(lips, cl, k - lo, ro), self._prev, ro, k - lo)
+            lo = max(k - c.back_frames, 0)
+            a, b = lo - self._base, n - self._base
+            plan = MouthPlan(np.stack(self._buf["lips"][a:b]), np.asarray(self._buf["closure"][a:b]),
+                             np.asarray(self._buf["rounded"][a:b]), np.asarray(self._buf["open"][a:b]))
+            # the view reaches k + ahead (or the true end when final): clamping in command() is the batch form's
+            self._prev = u = c.command(plan, k - lo, self._prev)
             out.append((k, u))
             self._next += 1
-        # drop what no later command reads (command k >= next reads from min(k + lead, end) - seal_back >= next - seal_back)
-        keep_from = max(self._next - s.seal_back, 0)
-        drop = min(max(keep_from - self._base, 0), len(self._pred_lips))
+        keep_from = max(self._next - c.back_frames, 0)
+        drop = min(max(keep_from - self._base, 0), len(self._buf["lips"]))
         if drop:
-            del self._pred_lips[:drop], self._pred_closure[:drop], self._pred_rounded[:drop]
+            for v in self._buf.values():
+                del v[:drop]
             self._base += drop
-        return out
-
-    def _lip_frames(self, rows: list) -> list:
-        out = []
-        for row in rows:
-            for k, frame in self._lips.push(row):
-                out.append((k, frame.lips_mm, frame.closure_p, frame.rounded_p))
         return out
 
     def push(self, chunk: np.ndarray) -> list[tuple[int, np.ndarray]]:
         """Feed 16 kHz mono samples; returns the ``(k, ctrl)`` commands that became ready."""
         if self._ended:
             raise RuntimeError("the stream was flushed; start a new one")
-        feats = self._features.push(np.asarray(chunk, dtype=np.float64))
-        rows = list(audio_obs_features(feats.logmel, feats.rms_db)) if len(feats.t) else []
-        return self._consume(self._lip_frames(rows), final=False)
+        return self._consume(self._lips.push(np.asarray(chunk, dtype=np.float64)), final=False)
 
     def flush(self) -> list[tuple[int, np.ndarray]]:
         """End of audio: the remaining commands."""
         self._ended = True
-        feats = self._features.flush()
-        rows = list(audio_obs_features(feats.logmel, feats.rms_db)) if len(feats.t) else []
-        frames = self._lip_frames(rows)
-        frames += [(k, f.lips_mm, f.closure_p, f.rounded_p) for k, f in self._lips.flush()]
-        return self._consume(frames, final=True)
+        return self._consume(self._lips.flush(), final=True)
 
 
 # ---------------------------------------------------------------------------------------------------- npz
 def save_lipsync_npz(path: str | Path, result: LipSyncResult, *, audio: str = "", text: str = "", lang: str = "") -> Path:
     """Write ``result`` (which must have been played: ``result.playback``) as the ``facetwin lipsync`` npz."""
     from facetwin.agents.weights import atomic_write
+    from facetwin.sim.actuators import actuator_names
     from facetwin.sim.landmarks import landmark_ids
 
     pb = result.playback
@@ -435,9 +454,6 @@ def save_lipsync_npz(path: str | Path, result: LipSyncResult, *, audio: str = ""
     path = Path(path)
     if path.suffix != ".npz":
         raise ValueError(f"the output must be a .npz file, got {path}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    from facetwin.sim.actuators import actuator_names
-
     arrays = {
         "fps": np.float64(result.fps),
         "t": np.arange(result.n_frames) / result.fps,
@@ -448,9 +464,10 @@ def save_lipsync_npz(path: str | Path, result: LipSyncResult, *, audio: str = ""
         "protrusion_mm": pb.protrusion_mm.astype(np.float32),
         "landmarks_mm": pb.landmarks_mm.astype(np.float32),
         "landmark_ids": np.asarray(landmark_ids(), dtype=np.int64),
-        "target_lips_mm": np.asarray(result.target_lips_mm, dtype=np.float32),
-        "closure_p": np.asarray(result.closure_p, dtype=np.float32),
-        "rounded_p": np.asarray(result.rounded_p, dtype=np.float32),
+        "target_lips_mm": np.asarray(result.plan.lips_mm, dtype=np.float32),
+        "closure_p": np.asarray(result.plan.closure_p, dtype=np.float32),
+        "rounded_p": np.asarray(result.plan.rounded_p, dtype=np.float32),
+        "open_p": np.asarray(result.plan.open_p, dtype=np.float32),
         "mode": np.array(result.mode),
         "variant": np.array(str(result.meta.get("variant", ""))),
         "audio": np.array(str(audio)),
@@ -462,13 +479,6 @@ def save_lipsync_npz(path: str | Path, result: LipSyncResult, *, audio: str = ""
     return path
 
 
-__all__ = [
-    "DEFAULT_LEAD_FRAMES",
-    "LIPSYNC_NPZ_KEYS",
-    "MODES",
-    "LipSyncResult",
-    "LipSyncStream",
-    "LipSyncer",
-    "save_lipsync_npz",
-    "seal_controls",
-]
+__all__ = ["CONTROLLER_DEFAULTS", "LIPSYNC_NPZ_KEYS", "MODES", "OPEN_JAW", "ROUND_POSE", "SEAL_POSE", "LipSyncResult",
+           "LipSyncStream", "LipSyncer", "MouthController", "MouthPlan", "merge_plans", "plan_from_prediction",
+           "plan_from_timeline", "save_lipsync_npz", "seal_controls"]

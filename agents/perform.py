@@ -1,10 +1,10 @@
 """The twin performs a file: ``facetwin lipsync AUDIO`` (commands + measured face to ``.npz``, optional video) and
 ``facetwin sing SONG_OR_AUDIO`` (an mp4 of the twin singing, audio muxed in).
 
-Both run the learned pipeline (:class:`facetwin.agents.lipsync.LipSyncer`) on the audio. A transcript helps with
-one thing, the B/P/M seals: ``--text`` (English, forced alignment with :func:`facetwin.audio.align.align`) or a
-built-in song's own phonemes make the seal certain on the bilabial closures; everything else comes from the audio,
-in any language.
+Both run the learned pipeline (:class:`facetwin.agents.lipsync.LipSyncer`) on the audio, in any language. A
+transcript (``--text`` with ``--lang``, aligned to the recording by :func:`facetwin.audio.transcript.transcript_timeline`:
+pocketsphinx for English, DTW against an espeak-ng rendering for the other languages) or a built-in song's own
+phonemes decide the seals, rounding, opening and the lip shapes; the audio fills the rest.
 
 >>> lipsync_file("speech.wav", "speech.npz", video="speech.mp4")
 >>> sing_file("twinkle", "twinkle.mp4", layout="side_by_side", plot=True)
@@ -20,20 +20,17 @@ import numpy as np
 
 from facetwin.audio.timeline import Timeline
 
-from .lipsync import FEATURE_SR, FPS, MODES, LipSyncer, LipSyncResult, save_lipsync_npz
+from .lipsync import FPS, MODES, SR, LipSyncer, LipSyncResult, save_lipsync_npz
+
+FEATURE_SR = SR
 
 
 def _transcript_timeline(audio: np.ndarray, sr: int, text: str | None, lang: str | None) -> Timeline | None:
     if not text:
         return None
-    if lang not in (None, "en"):
-        raise ValueError(
-            f"--text works for English only (forced alignment is English-only, got --lang {lang}); leave the "
-            "transcript out: the audio model needs none"
-        )
-    from facetwin.audio.align import align
+    from facetwin.audio.transcript import transcript_timeline
 
-    return align(audio, sr, text)
+    return transcript_timeline(audio, sr, text, lang or "en")
 
 
 def lipsync_file(audio_path: str | Path, out: str | Path, *, mode: str = "offline", text: str | None = None,
@@ -83,7 +80,7 @@ def sing_file(song_or_audio: str | Path, out: str | Path, *, lang: str | None = 
     """Render the twin singing a built-in song (by name) or any audio file into ``out`` (.mp4, audio muxed in).
 
     A built-in song is synthesized (:func:`facetwin.audio.sing.sing`) and its phonemes are known; an audio file can
-    bring English ``lyrics`` (forced alignment). ``plot`` adds a live plot of the face's aperture against the lip
+    bring its ``lyrics`` (aligned to it, any language with ``lang``). ``plot`` adds a live plot of the face's aperture against the lip
     track of the phonemes (when known) or the audio model's target.
     """
     from facetwin.audio.sing import list_songs, sing
@@ -138,8 +135,9 @@ def _add_common_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentP
 def add_lipsync_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("audio", help="an audio file (wav, flac, ogg, mp3, m4a, ...)")
     parser.add_argument("--out", required=True, help="output .npz (commands and the simulated face)")
-    parser.add_argument("--text", default=None, help="English transcript: makes the B/P/M seals certain")
-    parser.add_argument("--lang", default=None, help="language code of the audio (information; en for --text)")
+    parser.add_argument("--text", default=None,
+                        help="what is said: aligned to the audio, it decides the seals, rounding and opening")
+    parser.add_argument("--lang", default=None, help="language code of the audio and --text (default en)")
     parser.add_argument("--video", default=None, help="also render an .mp4 of the face with the audio")
     return _add_common_arguments(parser)
 
@@ -161,7 +159,7 @@ def add_sing_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
     parser.add_argument("song", help="a built-in song name (facetwin sing-audio --list) or an audio file")
     parser.add_argument("--out", default="song.mp4", help="output .mp4 (default song.mp4)")
     parser.add_argument("--lang", default=None, help="lyrics language of a built-in song (default: its first)")
-    parser.add_argument("--lyrics", default=None, help="English lyrics of an audio file (makes the seals certain)")
+    parser.add_argument("--lyrics", default=None, help="lyrics of an audio file (in --lang), aligned to it")
     parser.add_argument("--tempo", type=float, default=None, help="tempo of a built-in song, beats per minute")
     parser.add_argument("--layout", choices=LAYOUTS, default="mirror",
                         help="mirror (default) or side_by_side (mirror + mouth close-up)")

@@ -5,13 +5,14 @@
 | 1 | babble speech-like expressions in the mirror (:func:`facetwin.envs.babble.babble`, ``distribution="speech"``) | ``babble_speech.npz`` (cached, resumable) | ~5 min |
 | 2 | the self-model: forward + inverse (:func:`facetwin.agents.self_model.train_self_model`) | ``self_model.pt`` | <= 10 min |
 | 3 | the nearest-neighbour baseline's bank (first 90 % of the babbling, the self-model's training part) | ``babble_bank.npz`` | s |
-| 4 | the multi-language training corpus (:func:`facetwin.agents.audio_to_lips.train_corpus_dir`, cached) | in the cache folder | ~1 min |
-| 5 | audio -> lips, offline and streaming (:func:`facetwin.agents.audio_to_lips.train_audio_to_lips`) | ``audio_to_lips_offline.pt``, ``audio_to_lips_stream.pt`` | a few min each |
+| 4 | the many-voice training corpus (:func:`facetwin.agents.train_audio_to_lips.train_corpus_dir`, cached) | in the cache folder | see the README |
+| 5 | audio -> lips, offline and streaming (:func:`facetwin.agents.train_audio_to_lips.train_audio_to_lips`) | ``audio_to_lips_offline.pt``, ``audio_to_lips_stream.pt`` | a few min each |
 | 6 | a summary of every step's measured figures | ``train_report.json`` | |
 
 Use the result with ``--weights DIR`` on ``facetwin lipsync / sing / evaluate``; ``--install`` writes the files
 into the package's ``assets/weights/`` instead (what a release ships). Every step is deterministic for ``--seed``
-(up to torch's float reductions across thread counts).
+(the self-model on one torch thread, the audio models on ``AUDIO_THREADS``; another thread count changes the float
+reductions, not the quality).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import numpy as np
 from .weights import AUDIO_TO_LIPS_FILES, BABBLE_BANK_FILE, SELF_MODEL_FILE, shipped_weights_dir
 
 DEFAULT_BABBLE_N = 6000
+AUDIO_THREADS = 2
 BABBLE_SETTLE_S = 1.0
 BANK_FRACTION = 0.9  # the self-model holds out the last 10 % of the babbling
 
@@ -62,7 +64,7 @@ def train_lipsync(
     """
     import torch
 
-    from facetwin.agents.audio_to_lips import SHIPPED_EPOCHS
+    from facetwin.agents.train_audio_to_lips import SHIPPED_EPOCHS
 
     if babble_n < 50:
         raise ValueError(f"babble_n must be >= 50, got {babble_n}")
@@ -84,7 +86,7 @@ def train_lipsync(
 
 def _run_steps(out: Path, report: dict, *, babble_n, self_model_minutes, workers, seed, corpus_dir,
                self_model_epochs, audio_epochs, progress) -> None:
-    from facetwin.agents.audio_to_lips import TRAIN_CORPUS_ARGS, train_audio_to_lips, train_corpus_dir
+    from facetwin.agents.train_audio_to_lips import TRAIN_CORPUS_ARGS, train_audio_to_lips, train_corpus_dir
     from facetwin.agents.baselines import BabbleBank
     from facetwin.agents.self_model import evaluate_round_trip, train_self_model
     from facetwin.envs.babble import babble
@@ -113,12 +115,13 @@ def _run_steps(out: Path, report: dict, *, babble_n, self_model_minutes, workers
     step("babble_bank", t0, n=len(bank))
 
     t0 = time.perf_counter()
-    cdir = Path(corpus_dir) if corpus_dir is not None else train_corpus_dir(progress=progress)
+    cdir = Path(corpus_dir) if corpus_dir is not None else train_corpus_dir(progress=progress, workers=workers)
     step("corpus", t0, path=str(cdir), args=TRAIN_CORPUS_ARGS)
 
     for mode, fname in AUDIO_TO_LIPS_FILES.items():
         t0 = time.perf_counter()
-        a2l, a_report = train_audio_to_lips(cdir, mode=mode, seed=seed, epochs=audio_epochs, progress=progress)
+        a2l, a_report = train_audio_to_lips(cdir, mode=mode, seed=seed, epochs=audio_epochs, progress=progress,
+                                            threads=AUDIO_THREADS)
         a2l.save(out / fname)
         step(f"audio_to_lips_{mode}", t0, **{k: v for k, v in a_report.items() if not isinstance(v, (list, np.ndarray))})
 
@@ -132,7 +135,7 @@ def add_train_lipsync_arguments(parser: argparse.ArgumentParser) -> argparse.Arg
     parser.add_argument("--self-model-minutes", type=float, default=10.0, help="self-model time cap (default 10)")
     parser.add_argument("--audio-epochs", type=int, default=None, help="passes over the corpus per audio model "
                         "(default: those of the shipped weights)")
-    parser.add_argument("--workers", type=int, default=2, help="babbling processes (default 2)")
+    parser.add_argument("--workers", type=int, default=2, help="babbling and corpus processes (default 2)")
     parser.add_argument("--corpus", default=None, help="train the audio models on this corpus folder instead")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -53,7 +53,7 @@ from .tts import LANGUAGES, synthesize
 from .visemes import lip_track
 from .voices import HELDOUT_VARIANTS, Channel, Voice, apply_channel, draw_channel, draw_voice, train_variants, world_perturb
 
-CORPUS_VERSION = 1
+CORPUS_VERSION = 2  # 2: lip targets are the face's own shapes (facetwin.sim.lip_shapes)
 CORPUS_SR = 16000
 CORPUS_FPS = 30.0
 DEFAULT_LANGUAGES = ("en", "fr", "es", "de", "it", "ru", "ja", "ko", "zh", "ar", "he")
@@ -158,12 +158,16 @@ def _plan(n_utterances: int, langs: tuple[str, ...], heldout_langs: tuple[str, .
 
 def _plan_diverse(n_utterances: int, langs: tuple[str, ...], heldout_langs: tuple[str, ...],
                   heldout_fraction: float, seed: int, include_songs: bool, salad_fraction: float,
-                  n_heldout_voice: int, song_variants: int) -> tuple[list[_Job], dict[str, str]]:
+                  n_heldout_voice: int, song_variants: int, kokoro_fraction: float = 0.0
+                  ) -> tuple[list[_Job], dict[str, str]]:
     """Many voices (:mod:`facetwin.audio.voices`): each speech item a drawn voice and channel, ``salad_fraction``
     of them word salads (:mod:`facetwin.audio.texts`); ``n_heldout_voice`` extra items spoken by the held-out
     voice variants (split ``heldout_voice``, reading the held-out sentences); songs ``song_variants`` times each,
-    transposed and perturbed."""
+    transposed and perturbed; ``kokoro_fraction`` of the speech in the Kokoro languages is spoken by the neural
+    voice (:mod:`facetwin.audio.kokoro`; every other held-out-voice item then by its held-out voice)."""
+    from . import kokoro
     from .texts import word_salad
+    from .voices import draw_kokoro_voice
 
     rng = np.random.default_rng(seed)
     sentences = {lang: load_sentences(lang) for lang in langs}
@@ -181,6 +185,8 @@ def _plan_diverse(n_utterances: int, langs: tuple[str, ...], heldout_langs: tupl
     for k in range(n_utterances):
         lang = langs[k % len(langs)]
         voice, channel = draw_voice(rng, variants), draw_channel(rng)
+        if kokoro_fraction > 0 and lang in kokoro.LANGUAGES and rng.random() < kokoro_fraction:
+            voice = draw_kokoro_voice(rng, tuple(v for v in kokoro.VOICES if v != kokoro.HELDOUT_VOICE))
         item_seed = int(rng.integers(2**31))
         if lang not in heldout_langs and rng.random() < salad_fraction:
             text = word_salad(lang, rng, int(rng.integers(6, 16)))
@@ -200,6 +206,8 @@ def _plan_diverse(n_utterances: int, langs: tuple[str, ...], heldout_langs: tupl
         voice = draw_voice(rng, HELDOUT_VARIANTS)
         voice = Voice(HELDOUT_VARIANTS[k % len(HELDOUT_VARIANTS)], voice.rate_wpm, voice.pitch, voice.vtl, voice.f0,
                       voice.tempo)
+        if kokoro_fraction > 0 and k % 2 == 1 and lang in kokoro.LANGUAGES:
+            voice = Voice("", voice.rate_wpm, None, voice.vtl, voice.f0, voice.tempo, kokoro=kokoro.HELDOUT_VOICE)
         jid = f"hv_{lang}_{k:04d}"
         jobs.append(_Job(jid, "speech", lang, sentences[lang][int(i)], key, voice.rate_wpm, voice.pitch, voice=voice,
                          channel=draw_channel(rng), seed=int(rng.integers(2**31))))
@@ -225,6 +233,11 @@ def _render(job: _Job) -> tuple[np.ndarray, Timeline]:
     """The 16 kHz audio and phone timeline of one job."""
     if job.kind == "song":
         utt = sing(job.song, lang=job.lang, transpose=job.transpose)
+    elif job.voice is not None and job.voice.kokoro:
+        from .kokoro import synthesize_kokoro
+
+        speed = (job.rate_wpm or 175) / 175.0
+        utt = synthesize_kokoro(job.text, job.lang, job.voice.kokoro_blend(), speed=speed)
     else:
         variant = job.voice.variant if job.voice is not None else None
         utt = synthesize(job.text, job.lang, rate_wpm=job.rate_wpm, pitch=job.pitch, variant=variant or None)
@@ -324,6 +337,7 @@ def build_corpus(
     salad_fraction: float = 0.0,
     n_heldout_voice: int = 0,
     song_variants: int = 1,
+    kokoro_fraction: float = 0.0,
     workers: int = 1,
 ) -> dict:
     """Build (or resume) a corpus in ``out_dir``; returns the manifest. See the module docstring.
@@ -351,14 +365,17 @@ def build_corpus(
         raise ValueError(f"workers must be >= 1, got {workers!r}")
     out = Path(out_dir)
     if voices == "default":
-        if salad_fraction or n_heldout_voice or song_variants != 1:
-            raise ValueError("salad_fraction, n_heldout_voice and song_variants need voices='diverse'")
+        if salad_fraction or n_heldout_voice or song_variants != 1 or kokoro_fraction:
+            raise ValueError("salad_fraction, n_heldout_voice, song_variants and kokoro_fraction need voices='diverse'")
         jobs, splits = _plan(int(n_utterances), langs, tuple(heldout_langs), heldout_fraction, seed, include_songs)
     else:
         jobs, splits = _plan_diverse(int(n_utterances), langs, tuple(heldout_langs), heldout_fraction, seed,
-                                     include_songs, float(salad_fraction), int(n_heldout_voice), int(song_variants))
+                                     include_songs, float(salad_fraction), int(n_heldout_voice), int(song_variants),
+                                     float(kokoro_fraction))
     plan_key = {"voices": voices, "salad_fraction": salad_fraction, "n_heldout_voice": n_heldout_voice,
                 "song_variants": song_variants}
+    if kokoro_fraction:
+        plan_key["kokoro_fraction"] = kokoro_fraction
     manifest_path = out / "manifest.json"
     done: dict[str, dict] = {}
     added: list[dict] = []  # items added by other tools (kind "video": facetwin ingest-video): always kept

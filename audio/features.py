@@ -253,6 +253,11 @@ class FeatureExtractor:
         return self.lookahead / self.sr
 
     @property
+    def spectral_lookahead(self) -> int:
+        """Samples past a frame's centre that the log-mel / RMS window reaches (the pitch window may reach further)."""
+        return self.win - 1 - self.win_left
+
+    @property
     def hop(self) -> float:
         """Samples per frame (sr / fps, possibly fractional)."""
         return self._p / self._q
@@ -450,14 +455,21 @@ class StreamingFeatures:
     of the whole signal.
     """
 
-    def __init__(self, sr: int = DEFAULT_SR, fps: float = DEFAULT_FPS, lookahead_s: float | None = None, **options):
+    def __init__(self, sr: int = DEFAULT_SR, fps: float = DEFAULT_FPS, lookahead_s: float | None = None,
+                 what: tuple[str, ...] = ("logmel", "rms", "pitch"), **options):
         self.extractor = get_extractor(sr, fps, **options)
         ex = self.extractor
+        unknown = set(what) - {"logmel", "rms", "pitch"}
+        if unknown or not what:
+            raise ValueError(f"what must name some of logmel, rms, pitch, got {what!r}")
+        self.what = tuple(what)
+        # without pitch only the spectral window must be complete
+        need = ex.lookahead if "pitch" in self.what else ex.spectral_lookahead
         if lookahead_s is None:
-            self.delay = ex.lookahead
+            self.delay = need
         else:
             self.delay = int(math.ceil(float(lookahead_s) * ex.sr - 1e-9))
-            if self.delay < ex.lookahead:
+            if self.delay < need:
                 raise ValueError(
                     f"lookahead_s={lookahead_s} is shorter than the {ex.lookahead_s * 1e3:.2f} ms the analysis windows "
                     f"reach past a frame's centre at fps={ex.fps:g}, sr={ex.sr}; use >= {ex.lookahead_s} or None"
@@ -500,7 +512,7 @@ class StreamingFeatures:
         k0 = self.n_emitted
         if k_end <= k0:
             return _empty_features(ex)
-        out = ex.compute(self._buf[: self._end], self._b0, k0, k_end)
+        out = ex.compute(self._buf[: self._end], self._b0, k0, k_end, self.what)
         self.n_emitted = k_end
         oldest = int(ex.centres(k_end)) - ex.pad_left - self._b0  # first sample the next frame sees
         self._start = min(max(self._start, oldest), self._end)

@@ -52,7 +52,14 @@ Hard constraints on top of the blend (maxima / minima, never averages)
       ``rounded`` flag), with cones of 120 mm/s (width) and 60 mm/s (protrusion) around them. This is what makes
       a 40 ms /w/ before a spread /i/ ("we") visibly round.
 
-Lip model (:func:`lip_displacements`)
+Lip landmarks of a track (``lip_model="face"``, the default)
+    The shape THIS face makes with the frame's aperture, width and protrusion
+    (:func:`facetwin.sim.lip_shapes.face_lip_shapes`: the nearest settled shapes of the twin in measure space), so
+    every target is one the face can reach; where the face cannot make the measures (a 20 % narrower mouth only 5 mm
+    open), the nearest shapes it can make. The channels (``aperture_mm``, ``width_mm``, ``protrusion_mm``) stay what
+    the phones ask for; the landmarks' own measures are those of the face's shape.
+
+Geometric lip model (:func:`lip_displacements`, ``lip_model="geometric"``)
     The 40 lip landmarks of the schema (``lips_outer`` then ``lips_inner`` rows of ``assets/data/landmarks.csv``,
     MediaPipe ids in :data:`LipTrack.landmark_ids`) start from the twin's neutral lip contour: the named ring
     vertices of :func:`facetwin.sim.geometry.build_skin` (``ring1_*`` outer, ``ring0_*`` inner), in mm. With
@@ -66,8 +73,9 @@ Lip model (:func:`lip_displacements`)
     * forward: outer points x += P * q(s), inner points x += :data:`INNER_PROTRUSION` (0.8) * P * q(s), with the
       midline-peaked q(s) = cos(pi s / 2)^2 (1 at the midline, 0 at the corners).
 
-    So :func:`facetwin.sim.landmarks.mouth_measures` of neutral + displacement gives back exactly the track's
-    aperture (13-14), width (61-291) and protrusion (0, 17): :func:`measures_from_landmarks`.
+    So :func:`facetwin.sim.landmarks.mouth_measures` of neutral + displacement gives back exactly the requested
+    aperture (13-14), width (61-291) and protrusion (0, 17): :func:`measures_from_landmarks`. A shape no soft face
+    makes for most visemes (a rounded mouth is not a scaled neutral one): tracks use the face's own shapes.
 """
 
 from __future__ import annotations
@@ -589,6 +597,7 @@ def lip_track(
     closure_rate_mm_s: float = CLOSURE_RATE_MM_S,
     rounding_floor: float = ROUNDING_FLOOR,
     targets: dict[str, VisemeTarget] | None = None,
+    lip_model: str = "face",
 ) -> LipTrack:
     """Coarticulated lip targets for ``timeline`` at ``fps`` over [0, duration) (default: the timeline's end).
 
@@ -678,7 +687,14 @@ def lip_track(
         _cone_min(neg, t, k, -prot_floor[k], ROUND_PROTRUSION_RATE_MM_S)
         protrusion = -neg
 
-    landmarks = lip_displacements(aperture, width, protrusion)
+    if lip_model == "face":
+        from facetwin.sim.lip_shapes import face_lip_shapes
+
+        landmarks = face_lip_shapes(aperture, width, protrusion, neutral=(nm["aperture_mm"], nm["width_mm"]))
+    elif lip_model == "geometric":
+        landmarks = lip_displacements(aperture, width, protrusion)
+    else:
+        raise ValueError(f"unknown lip_model {lip_model!r}; choose face or geometric")
     return LipTrack(
         fps=float(fps), t=t, aperture_mm=aperture, width_mm=width, protrusion_mm=protrusion,
         viseme=viseme.astype(str), phoneme=phoneme.astype(str), closure=closure, rounded=rounded,

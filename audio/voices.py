@@ -52,14 +52,23 @@ class Voice:
     vtl: float = 1.0  # > 1: formants up (shorter vocal tract)
     f0: float = 1.0  # pitch factor
     tempo: float = 1.0  # > 1: faster (durations / tempo)
+    kokoro: str = ""  # a Kokoro voice or blend ("jm_kumo", "jf_alpha:0.6+jm_kumo:0.4"): the neural voice speaks
 
     @property
     def perturbed(self) -> bool:
         return (self.vtl, self.f0, self.tempo) != (1.0, 1.0, 1.0)
 
+    def kokoro_blend(self) -> dict[str, float]:
+        """The Kokoro blend as ``{voice: weight}``."""
+        out = {}
+        for part in self.kokoro.split("+"):
+            name, _, w = part.partition(":")
+            out[name] = float(w) if w else 1.0
+        return out
+
     def name(self) -> str:
         """A short description, e.g. ``"espeak+m3 vtl1.08 f0x0.90 tempo1.10"``."""
-        s = "espeak" + (f"+{self.variant}" if self.variant else "")
+        s = f"kokoro:{self.kokoro}" if self.kokoro else "espeak" + (f"+{self.variant}" if self.variant else "")
         if self.perturbed:
             s += f" vtl{self.vtl:.2f} f0x{self.f0:.2f} tempo{self.tempo:.2f}"
         return s
@@ -245,6 +254,18 @@ def draw_voice(rng: np.random.Generator, variants: tuple[str, ...], *, perturb_p
     return Voice(variant, rate, pitch)
 
 
+def draw_kokoro_voice(rng: np.random.Generator, voices: tuple[str, ...], *, perturb_p: float = 0.5) -> Voice:
+    """A random Kokoro speaker: one of ``voices`` or a blend of two or three (new speakers between them), speed
+    0.8-1.1 (as ``rate_wpm`` / 175), and with probability ``perturb_p`` a WORLD perturbation."""
+    k = int(rng.integers(1, min(3, len(voices)) + 1))
+    names = sorted(rng.choice(len(voices), size=k, replace=False))
+    w = rng.dirichlet(np.ones(k))
+    spec = "+".join(f"{voices[i]}:{wi:.2f}" for i, wi in zip(names, w)) if k > 1 else voices[names[0]]
+    rate = int(rng.integers(140, 195))
+    base = draw_voice(rng, (), perturb_p=perturb_p)
+    return Voice("", rate, None, base.vtl, base.f0, base.tempo, kokoro=spec)
+
+
 def draw_channel(rng: np.random.Generator, *, clean_p: float = 0.3) -> Channel:
     """A random :class:`Channel` (clean with probability ``clean_p``; otherwise each effect independently)."""
     if rng.random() < clean_p:
@@ -260,4 +281,4 @@ def draw_channel(rng: np.random.Generator, *, clean_p: float = 0.3) -> Channel:
 
 
 __all__ = ["EXCLUDED_VARIANTS", "HELDOUT_VARIANTS", "Channel", "Voice", "apply_channel", "draw_channel",
-           "draw_voice", "espeak_variants", "train_variants", "world_perturb"]
+           "draw_kokoro_voice", "draw_voice", "espeak_variants", "train_variants", "world_perturb"]

@@ -9,9 +9,9 @@ It prints one markdown table (shipped weights, the process pinned to one core, o
 
 | row | what is timed |
 |---|---|
-| ``offline: features`` | :func:`facetwin.audio.features.extract_features` of the whole file (16 kHz, 30 fps) |
-| ``offline: audio -> lips`` | :meth:`facetwin.agents.audio_to_lips.AudioToLips.predict`, batched over frames |
-| ``offline: lips -> motors`` | the inverse self-model, frame by frame with the previous command as context |
+| ``offline: features`` | :func:`facetwin.agents.audio_to_lips.raw_features` of the whole file (40 log-mel + RMS at 90 rows/s) |
+| ``offline: audio -> lips`` | :meth:`facetwin.agents.audio_to_lips.AudioToLips.predict_audio` (features, normalisation, the network batched over frames) |
+| ``offline: lips -> motors`` | :meth:`facetwin.agents.lipsync.MouthController.commands`: face shapes and the inverse self-model, frame by frame |
 | ``offline: total`` | :meth:`facetwin.agents.lipsync.LipSyncer.controls` on the audio (all of the above) |
 | ``stream: total`` | :class:`facetwin.agents.lipsync.LipSyncStream` fed 10 ms chunks, then flushed |
 
@@ -57,9 +57,8 @@ def run(quick: bool = False, repeats: int = 3) -> dict:
     """Time every row; returns ``{"rows": [...], "env": {...}, "meets_target": bool}``."""
     import torch
 
-    from facetwin.agents.lipsync import LipSyncer
-    from facetwin.audio.features import extract_features
-    from facetwin.envs.lip_sync import audio_obs_features
+    from facetwin.agents.audio_to_lips import raw_features
+    from facetwin.agents.lipsync import LipSyncer, plan_from_prediction
 
     torch.set_num_threads(1)
     audio = _speech(1 if quick else 2)
@@ -67,14 +66,11 @@ def run(quick: bool = False, repeats: int = 3) -> dict:
     rows = []
     with one_core():
         off = LipSyncer("offline")
-        feats = extract_features(audio, SR, fps=30)
-        obs = audio_obs_features(feats.logmel, feats.rms_db)
-        pred = off.audio_model.predict(obs)
+        plan = plan_from_prediction(off.audio_model.predict_audio(audio, SR))
         timed = {
-            "offline: features": lambda: extract_features(audio, SR, fps=30),
-            "offline: audio -> lips": lambda: off.audio_model.predict(obs),
-            "offline: lips -> motors": lambda: off.commands_from_prediction(pred.lips_mm, pred.closure_p,
-                                                                             pred.rounded_p),
+            "offline: features": lambda: raw_features(audio),
+            "offline: audio -> lips": lambda: off.audio_model.predict_audio(audio, SR),
+            "offline: lips -> motors": lambda: off.controller.commands(plan),
             "offline: total": lambda: off.controls(audio, SR),
         }
         for label, fn in timed.items():
@@ -100,7 +96,7 @@ def run(quick: bool = False, repeats: int = 3) -> dict:
         rows.append({"row": "stream: total (10 ms chunks)", "audio_s": dur, "wall_s": wall, "rtf": dur / wall,
                      "frame_ms_mean": 1000 * float(np.mean(per_cmd)),
                      "frame_ms_p99": 1000 * float(np.percentile(per_cmd, 99)),
-                     "lookahead_ms": 1000 * st.lookahead_frames / 30})
+                     "lookahead_ms": 1000 * st.lookahead_s})
     total = next(r for r in rows if r["row"] == "offline: total")
     return {"rows": rows, "meets_target": total["rtf"] >= TARGET_RTF,
             "env": {"cpu": cpu_name(), "cpus": cpus_available(), "python": platform.python_version(),

@@ -45,7 +45,7 @@ LANDMARK_SCALE_MM = 10.0  # lip observation units: (landmark - neutral) / 10 mm 
 LANDMARK_OBS_BOUND = 20.0
 MOTOR_OBS_BOUND = 3.0
 N_LIPS = 40
-SPLITS = ("train", "heldout_sentence", "heldout_language", "all")
+SPLITS = ("train", "heldout_sentence", "heldout_language", "heldout_voice", "all")
 
 #: the built-in corpus (built on first use into ``<cache>/corpus-v1`` with :func:`facetwin.audio.corpus.build_corpus`)
 BUILTIN_CORPUS_NAME = f"corpus-v{CORPUS_VERSION}"
@@ -125,6 +125,17 @@ class ClipData:
     #: lip class of each timeline phone ("bilabial", "rounded", "open", ""); default: from the IPA (viseme table)
     phone_classes: tuple[str, ...] = ()
     audio_path: str = ""  # the clip's audio file, when it has one
+    audio16: np.ndarray | None = None  # the clip's 16 kHz samples when it has no file
+
+    def load_audio16(self) -> np.ndarray:
+        """The clip's audio, 16 kHz mono float32 (from ``audio16`` or ``audio_path``)."""
+        if self.audio16 is not None:
+            return np.asarray(self.audio16, dtype=np.float32)
+        if not self.audio_path:
+            raise ValueError(f"clip {self.id!r} has no audio (neither samples nor a file)")
+        from facetwin.audio.io import load_audio
+
+        return load_audio(self.audio_path, sr=CORPUS_SR)
 
     def __post_init__(self) -> None:
         if not self.phone_classes:
@@ -250,15 +261,17 @@ class _UserClip:
             from facetwin.audio.align import align
 
             tl = align(audio16, CORPUS_SR, self.transcript)
+        is_file = isinstance(self.audio, (str, os.PathLike))
         return clip_from_audio(self.id, audio16, tl, fps=self.fps, lang=self.lang, text=self.text,
-                               audio_path=str(self.audio) if isinstance(self.audio, (str, os.PathLike)) else "")
+                               audio_path=str(self.audio) if is_file else "",
+                               audio16=None if is_file else np.asarray(audio16, dtype=np.float32))
 
 
-def clip_from_audio(cid: str, audio16: np.ndarray, timeline: Timeline, *, fps: float = CORPUS_FPS, kind: str = "user",
+def clip_from_audio(cid: str, samples: np.ndarray, timeline: Timeline, *, fps: float = CORPUS_FPS, kind: str = "user",
                     lang: str = "", text: str = "", **extra) -> ClipData:
-    """A :class:`ClipData` from 16 kHz mono audio and its phone timeline (lip targets from
+    """A :class:`ClipData` from 16 kHz mono ``samples`` and their phone timeline (lip targets from
     :func:`facetwin.audio.visemes.lip_track`); ``extra``: the optional ClipData fields (voice, phone_set, ...)."""
-    feats = extract_features(np.asarray(audio16), CORPUS_SR, fps=fps)
+    feats = extract_features(np.asarray(samples), CORPUS_SR, fps=fps)
     T = len(feats)
     track = lip_track(timeline, fps=fps, duration=T / fps)
     arrays = {"lip_landmarks_mm": track.landmarks_mm, "aperture_mm": track.aperture_mm,

@@ -20,7 +20,7 @@ from facetwin.audio.tts import synthesize
 from facetwin.audio.visemes import lip_track
 from facetwin.envs import lip_sync
 from facetwin.envs.domain import DomainParams
-from facetwin.envs.lip_sync import LipSyncEnv, audio_obs_features
+from facetwin.envs.lip_sync import BUILTIN_CORPUS_NAME, LipSyncEnv, audio_obs_features
 
 ENTRY = "facetwin.envs.lip_sync:LipSyncEnv"
 
@@ -232,12 +232,12 @@ def test_builtin_corpus_is_built_once_in_the_cache(tmp_path, monkeypatch):
     monkeypatch.setattr(lip_sync, "BUILTIN_CORPUS_ARGS", tiny)
     monkeypatch.setenv("FACETWIN_CACHE", str(tmp_path / "env_cache"))
     env = LipSyncEnv()
-    manifest = tmp_path / "env_cache" / "corpus-v1" / "manifest.json"
+    manifest = tmp_path / "env_cache" / BUILTIN_CORPUS_NAME / "manifest.json"
     assert manifest.exists() and len(env.clip_ids) == 2
     stamp = manifest.stat().st_mtime_ns
     assert LipSyncEnv().clip_ids == env.clip_ids and manifest.stat().st_mtime_ns == stamp  # not rebuilt
     other = LipSyncEnv(cache_dir=tmp_path / "kwarg_cache")  # the kwarg wins over $FACETWIN_CACHE
-    assert (tmp_path / "kwarg_cache" / "corpus-v1" / "manifest.json").exists()
+    assert (tmp_path / "kwarg_cache" / BUILTIN_CORPUS_NAME / "manifest.json").exists()
     assert json.loads(manifest.read_text())["items"][0]["id"] == other.clip_ids[0]
     env.close(), other.close()
 

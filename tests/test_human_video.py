@@ -24,7 +24,7 @@ from facetwin.agents.human_video import (
     main_ingest,
     retarget,
 )
-from facetwin.audio.corpus import CORPUS_NPZ_KEYS, load_item
+from facetwin.audio.corpus import CORPUS_NPZ_KEYS, CORPUS_VERSION, load_item
 from facetwin.audio.visemes import lip_displacements, lip_landmark_ids, neutral_lip_landmarks_mm
 
 torch.set_num_threads(1)
@@ -216,7 +216,7 @@ def test_ingest_video_adds_a_corpus_item_lipsyncenv_plays(twin_video, tmp_path, 
     assert item["id"] == "video_twin" and item["kind"] == "video" and item["split"] == "train"
     assert item["lang"] == "en" and item["text"] == SENTENCE and item["face_found"] >= 0.95
     m = json.loads((corpus / "manifest.json").read_text(encoding="utf-8"))
-    assert m["version"] == 1 and m["fps"] == 30.0 and m["sr"] == 16000
+    assert m["version"] == CORPUS_VERSION and m["fps"] == 30.0 and m["sr"] == 16000
     assert m["splits"]["train"] == ["video_twin"] and m["items"] == [item]
     assert (corpus / item["audio"]).is_file()
     a = load_item(corpus, "video_twin")

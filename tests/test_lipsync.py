@@ -49,7 +49,7 @@ def test_lipsync_command_writes_the_npz_contract(tmp_path, utterance, capsys):
     assert list(d["actuators"]) == list(actuator_names())
     n = len(landmark_ids())
     assert d["landmarks_mm"].shape == (T, n, 3) and list(d["landmark_ids"]) == list(landmark_ids())
-    for k in ("aperture_mm", "width_mm", "protrusion_mm", "closure_p", "rounded_p"):
+    for k in ("aperture_mm", "width_mm", "protrusion_mm", "closure_p", "rounded_p", "open_p"):
         assert d[k].shape == (T,) and np.isfinite(d[k]).all(), k
     # the measures are those of the stored landmarks
     mm = mouth_measures(d["landmarks_mm"].astype(float))
@@ -71,8 +71,10 @@ def test_lipsync_command_rejects_bad_input(tmp_path, capsys):
 
 
 def test_stream_mode_looks_at_most_100_ms_ahead(stream, offline):
-    assert stream.lookahead_frames / 30 <= 0.1 + 1e-9
-    assert offline.lookahead_frames > stream.lookahead_frames
+    assert stream.lookahead_s <= 0.1 + 1e-9
+    assert offline.audio_model.lookahead_s > stream.audio_model.lookahead_s
+    with pytest.raises(ValueError, match="100 ms"):
+        LipSyncer("stream", seal_window=(1, 3), shape_lead=3)
 
 
 def test_live_stream_emits_exactly_the_stream_mode_commands_in_time(stream, utterance):
@@ -88,9 +90,9 @@ def test_live_stream_emits_exactly_the_stream_mode_commands_in_time(stream, utte
         n = int(rng.integers(1, 2000))
         for k, u in live.push(audio[i:i + n]):
             got[k] = u
-            # command k needs audio up to frame k + lookahead (+ the 33 ms half feature window) and no more
+            # command k needs audio up to t_k + lookahead and no more
             heard_s = (i + n) / 16000
-            assert heard_s >= (k + stream.lookahead_frames) / 30 - 1e-9
+            assert heard_s >= k / 30 + stream.lookahead_s - 1e-9
         i += n
     for k, u in live.flush():
         got[k] = u
@@ -111,52 +113,31 @@ def test_offline_and_stream_modes_agree(offline, stream, utterance):
 
 
 @pytest.fixture(scope="module")
-def heldout_corpus(tmp_path_factory):
-    """A small corpus whose items are all held out of the shipped audio model's training corpus."""
-    from facetwin.agents.audio_to_lips import TRAIN_CORPUS_ARGS
-    from facetwin.audio.corpus import build_corpus
-
-    args = dict(TRAIN_CORPUS_ARGS)
-    args.update(n_utterances=44, include_songs=False)
-    out = tmp_path_factory.mktemp("heldout_corpus")
-    build_corpus(out, progress=False, **args)
-    return out
+def heldout_corpus(heldout_voice_corpus):
+    """Items by voices (and of sentences) the shipped weights never heard."""
+    return heldout_voice_corpus[0]
 
 
-def _heldout_ids(corpus_dir) -> list[str]:
-    import json
-
-    meta = LipSyncer("offline").audio_model.meta
-    sentences, langs = set(meta["heldout_sentences"]), set(meta["heldout_languages"])
-    m = json.loads((corpus_dir / "manifest.json").read_text())
-    ids = [it["id"] for it in m["items"] if it["sentence"] in sentences or it["lang"] in langs]
-    assert len(ids) >= 6
-    return ids
-
-
-def test_learned_pipeline_beats_the_baselines_on_heldout_clips(heldout_corpus):
+def test_learned_pipeline_beats_the_baselines_on_heldout_voices(heldout_corpus):
     from facetwin.agents.evaluate import evaluate, format_table
 
-    ids = _heldout_ids(heldout_corpus)
-    report = evaluate(heldout_corpus, splits=("all",), clip_ids=ids[:8],
-                      methods=("learned", "amplitude", "rest"), progress=False)
+    report = evaluate(heldout_corpus, splits=("heldout_voice",), methods=("learned", "amplitude", "rest"),
+                      progress=False)
     r = {m: report.results[m]["all"] for m in report.results}
     print(format_table(report))
     learned, amp, rest = r["learned"], r["amplitude"], r["rest"]
-    # measured on these 8 clips: lip error 2.13 mm (amplitude 2.45, rest 2.49), aperture r 0.69 (amplitude 0.06),
-    # closure 19/21, rounding 9/11, open vowels 21/22, offset -14 ms (amplitude +84)
-    assert learned["lip_error_mm"] < rest["lip_error_mm"] - 0.1
+    assert learned["lip_error_mm"] < rest["lip_error_mm"] - 0.2
     assert learned["lip_error_mm"] < amp["lip_error_mm"] - 0.2
-    assert learned["aperture_corr"] >= 0.65 and amp["aperture_corr"] < 0.3
-    assert learned["closure_rate"] >= 0.8 > amp["closure_rate"]
-    assert learned["rounding_rate"] >= 0.7 > amp["rounding_rate"]
-    assert learned["open_rate"] >= 0.85
-    assert abs(learned["offset_ms"]) <= 25 < abs(amp["offset_ms"])
+    assert learned["aperture_corr"] >= 0.6 and amp["aperture_corr"] < 0.4
+    assert learned["closure_rate"] >= 0.75 > amp["closure_rate"]
+    assert learned["rounding_rate"] >= 0.4 > amp["rounding_rate"]
+    assert learned["open_rate"] >= 0.75
+    assert abs(learned["offset_median_ms"]) <= 30
 
 
 def test_evaluate_command_prints_one_table_for_all_methods(heldout_corpus, capsys, tmp_path):
     out = tmp_path / "eval.json"
-    assert main(["evaluate", "--corpus", str(heldout_corpus), "--splits", "heldout_sentence", "--max-clips", "1",
+    assert main(["evaluate", "--corpus", str(heldout_corpus), "--splits", "heldout_voice", "--max-clips", "1",
                  "--json", str(out), "--quiet"]) == 0
     text = capsys.readouterr().out
     from facetwin.agents.evaluate import METHODS

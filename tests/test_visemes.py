@@ -261,7 +261,7 @@ def test_silence_relaxes_to_neutral():
     empty = lip_track(Timeline([]), duration=1.0)
     assert len(empty) == 30  # frames at k / 30 for every t < 1 s (the features' convention)
     assert np.allclose(empty.aperture_mm, NEUTRAL_A) and np.allclose(empty.width_mm, NEUTRAL_W)
-    assert np.allclose(empty.landmarks_mm, 0.0)
+    assert np.abs(empty.landmarks_mm).max() < 1e-2  # the face at rest
 
 
 def test_frames_and_fields():
@@ -296,9 +296,26 @@ def test_landmark_schema_and_neutral_contour():
     assert neutral[col[291], 1] - neutral[col[61], 1] == pytest.approx(2000.0 * RING_SHAPES[1][0])
 
 
-def test_landmarks_reproduce_the_track_measures():
+def test_face_lip_shapes_follow_the_measures_the_face_can_make():
+    """Track landmarks are the twin's own settled shapes: their measures follow the track's channels where the face
+    can make them (opening, spreading), narrow for rounding, and are exactly neutral in silence."""
     tl = _long_sequence()
     tr = lip_track(tl, fps=FPS)
+    m = tr.measures()
+    assert np.corrcoef(m["aperture_mm"], tr.aperture_mm)[0, 1] > 0.95
+    assert np.median(np.abs(m["aperture_mm"] - tr.aperture_mm)) < 1.0
+    assert np.corrcoef(m["width_mm"], tr.width_mm)[0, 1] > 0.8
+    rounded = tr.rounded & (tr.width_mm < 0.9 * NEUTRAL_W)
+    assert rounded.any() and (m["width_mm"][rounded] < 0.93 * NEUTRAL_W).mean() > 0.8
+    empty = lip_track(Timeline([]), duration=0.5)
+    assert np.abs(empty.landmarks_mm).max() < 1e-2
+    with pytest.raises(ValueError, match="lip_model"):
+        lip_track(tl, lip_model="clay")
+
+
+def test_landmarks_reproduce_the_track_measures():
+    tl = _long_sequence()
+    tr = lip_track(tl, fps=FPS, lip_model="geometric")
     m = tr.measures()
     assert np.abs(m["aperture_mm"] - tr.aperture_mm).max() <= 0.1
     assert np.abs(m["width_mm"] - tr.width_mm).max() <= 0.1
@@ -379,7 +396,8 @@ def test_tts_every_bilabial_closes_and_every_w_oo_rounds(utterances, lang):
                 n_ou += 1
                 assert tr.width_mm[idx].min() <= 0.9 * tr.neutral_width_mm, (utt.text, p)
         assert np.abs(np.diff(tr.aperture_mm)).max() <= 6.0 + 1e-6
-        assert np.abs(tr.measures()["width_mm"] - tr.width_mm).max() <= 0.1
+        geo = lip_track(utt.timeline, fps=FPS, duration=utt.duration, lip_model="geometric")
+        assert np.abs(geo.measures()["width_mm"] - geo.width_mm).max() <= 0.1
     assert n_pp >= 8 and n_ou >= 5, (n_pp, n_ou)
 
 
