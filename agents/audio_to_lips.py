@@ -71,6 +71,7 @@ SILENCE_DB = 35.0  # the silence flag: this far below the speech level
 ABS_FLOOR_DB = -90.0  # frames below this (dBFS) are never speech
 STREAM_TAU_S = 2.0  # time constant of the running means of the stream
 PEAK_DECAY_DB_S = 3.0  # the stream's running peak falls this fast
+STREAM_PRIOR_FRAMES = 20  # the stream's prior weighs as much as this many speech rows (~0.2 s)
 LEVEL_SCALE_DB = 10.0
 LANDMARK_SCALE_MM = 10.0
 N_LIPS = 40
@@ -105,44 +106,62 @@ def _unscaled_rms(rms_db_scaled: np.ndarray) -> np.ndarray:
     return np.maximum(np.asarray(rms_db_scaled, dtype=np.float64) - 20.0 * np.log10(MEL_GAIN), -100.0)
 
 
-def _speech_stats(logmel: np.ndarray, rms_db: np.ndarray, prior: np.ndarray) -> tuple[np.ndarray, float]:
-    if len(rms_db) == 0:
-        return prior.copy(), -30.0
-    speech = (rms_db >= rms_db.max() - SPEECH_RANGE_DB) & (rms_db > ABS_FLOOR_DB)
+SD_FLOOR = 0.15  # the per-band spread (natural log) is at least this, so a flat band is not blown up
+SD_SCALE = 2.0  # the spread is divided by this (typical speech spreads ~2): values stay near the mean-only scale
+
+
+def _speech_mask(rms_db: np.ndarray) -> np.ndarray:
+    return (rms_db >= rms_db.max() - SPEECH_RANGE_DB) & (rms_db > ABS_FLOOR_DB) if len(rms_db) else np.zeros(0, bool)
+
+
+def _speech_stats(logmel: np.ndarray, rms_db: np.ndarray, prior: tuple) -> tuple[np.ndarray, float, np.ndarray]:
+    """(log-mel mean, level dB, log-mel spread) over a recording's speech frames (``prior`` when too few)."""
+    speech = _speech_mask(rms_db)
     if speech.sum() < 3:
-        return prior.copy(), float(rms_db.max())
-    return logmel[speech].mean(axis=0), float(np.median(rms_db[speech]))
+        mu, level, sd = prior
+        return np.asarray(mu, float).copy(), float(rms_db.max()) if len(rms_db) else float(level), np.asarray(sd, float)
+    x = logmel[speech]
+    return x.mean(axis=0), float(np.median(rms_db[speech])), np.maximum(x.std(axis=0), SD_FLOOR) / SD_SCALE
 
 
-def _normalise(logmel: np.ndarray, rms_db: np.ndarray, mu: np.ndarray, level: np.ndarray | float) -> np.ndarray:
-    x = np.maximum(logmel - mu, -FLOOR)
+def _normalise(logmel: np.ndarray, rms_db: np.ndarray, mu: np.ndarray, level: np.ndarray | float,
+               sd: np.ndarray) -> np.ndarray:
+    x = np.maximum((logmel - mu) / sd, -FLOOR)
     rel = (rms_db - level) / LEVEL_SCALE_DB
     sil = (rms_db < level - SILENCE_DB) | (rms_db <= ABS_FLOOR_DB)
     return np.concatenate([x, np.maximum(rel, -FLOOR)[:, None], sil[:, None].astype(np.float64)], axis=1)
 
 
-def normalise_offline(logmel: np.ndarray, rms_db: np.ndarray, prior: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(rows, 42) rows normalised with the whole recording's speech statistics, and the padding row (digital
-    silence under the same normalisation)."""
-    mu, level = _speech_stats(logmel, rms_db, prior)
-    rows = _normalise(logmel, rms_db, mu, level)
-    pad = _normalise(np.full((1, N_MELS), np.log(1e-6)), np.array([-100.0]), mu, level)[0]
-    return rows, pad
+_SILENT_MEL = np.full((1, N_MELS), np.log(1e-6))
+
+
+def normalise_offline(logmel: np.ndarray, rms_db: np.ndarray, prior: tuple) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, 42) rows normalised with the whole recording's speech statistics (mean and spread per band, level),
+    and the padding row (digital silence under the same normalisation). ``prior``: (mean, level, spread) used
+    when the recording has (almost) no speech."""
+    mu, level, sd = _speech_stats(logmel, rms_db, prior)
+    return _normalise(logmel, rms_db, mu, level, sd), _normalise(_SILENT_MEL, np.array([-100.0]), mu, level, sd)[0]
 
 
 class StreamNormaliser:
-    """Causal normalisation: running means over the speech heard so far (see the module docstring)."""
+    """Causal normalisation: running mean and spread per band and running level over the speech heard so far
+    (see the module docstring), starting from ``prior`` = (mean, level, spread)."""
 
-    def __init__(self, prior: np.ndarray, prior_level_db: float = -30.0):
-        self.prior = np.asarray(prior, dtype=np.float64)
-        self.prior_level = float(prior_level_db)
+    def __init__(self, prior: tuple):
+        self.prior = tuple(np.array(p, dtype=np.float64) for p in prior)
         self.reset()
 
     def reset(self) -> None:
-        self.mu = self.prior.copy()
-        self.level = self.prior_level
+        mu, level, sd = self.prior
+        self.mu = mu.copy()
+        self.sq = (SD_SCALE * sd) ** 2 + mu ** 2  # running mean of squares
+        self.level = float(level)
         self.peak = -100.0
         self.n_speech = 0
+
+    @property
+    def sd(self) -> np.ndarray:
+        return np.maximum(np.sqrt(np.maximum(self.sq - self.mu ** 2, 0.0)), SD_FLOOR) / SD_SCALE
 
     def __call__(self, logmel: np.ndarray, rms_db: np.ndarray) -> np.ndarray:
         out = np.empty((len(rms_db), N_FEATURES))
@@ -153,20 +172,21 @@ class StreamNormaliser:
             self.peak = max(r, self.peak - decay)
             if r > ABS_FLOOR_DB and r >= self.peak - SPEECH_RANGE_DB:
                 self.n_speech += 1
-                w = max(a, 1.0 / self.n_speech)  # the first speech frames weigh more (a running average)
-                self.mu += w * (logmel[i] - self.mu)
+                w = max(a, 1.0 / (self.n_speech + STREAM_PRIOR_FRAMES))  # the prior counts as a few frames
+                x = np.asarray(logmel[i], dtype=np.float64)
+                self.mu += w * (x - self.mu)
+                self.sq += w * (x * x - self.sq)
                 self.level += w * (r - self.level)
-            out[i] = _normalise(logmel[i:i + 1], rms_db[i:i + 1], self.mu, self.level)[0]
+            out[i] = _normalise(logmel[i:i + 1], rms_db[i:i + 1], self.mu, self.level, self.sd)[0]
         return out
 
     def pad_row(self) -> np.ndarray:
-        return _normalise(np.full((1, N_MELS), np.log(1e-6)), np.array([-100.0]), self.mu, self.level)[0]
+        return _normalise(_SILENT_MEL, np.array([-100.0]), self.mu, self.level, self.sd)[0]
 
 
-def normalise_stream(logmel: np.ndarray, rms_db: np.ndarray, prior: np.ndarray, prior_level_db: float
-                     ) -> tuple[np.ndarray, np.ndarray]:
+def normalise_stream(logmel: np.ndarray, rms_db: np.ndarray, prior: tuple) -> tuple[np.ndarray, np.ndarray]:
     """(rows, 42) causally normalised rows (:class:`StreamNormaliser`) and the padding row before the first row."""
-    n = StreamNormaliser(prior, prior_level_db)
+    n = StreamNormaliser(prior)
     pad = n.pad_row()
     return n(logmel, rms_db), pad
 
@@ -190,6 +210,7 @@ def _make_net(window: int, frame_dim: int, hidden: int, n_hidden: int):
             self.register_buffer("in_std", torch.ones(N_FEATURES))
             self.register_buffer("prior_mu", torch.zeros(N_MELS))  # streaming: the starting log-mel mean
             self.register_buffer("prior_level", torch.tensor(-30.0))
+            self.register_buffer("prior_sd", torch.ones(N_MELS))
             self.frame = nn.Linear(N_FEATURES, frame_dim)
             dims = [window * frame_dim] + [hidden] * n_hidden
             self.hidden = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(dims))
@@ -323,8 +344,10 @@ class AudioToLips:
         return int(sum(p.numel() for p in self.net.parameters()))
 
     @property
-    def prior(self) -> tuple[np.ndarray, float]:
-        return (self.net.prior_mu.detach().double().numpy().copy(), float(self.net.prior_level))
+    def prior(self) -> tuple[np.ndarray, float, np.ndarray]:
+        """(log-mel mean, level dB, spread): the normalisation of a recording with no speech yet / at all."""
+        return (self.net.prior_mu.detach().double().numpy().copy(), float(self.net.prior_level),
+                self.net.prior_sd.detach().double().numpy().copy())
 
     # ---------------------------------------------------------------------------------------- inference
     def _params(self) -> list[np.ndarray]:
@@ -352,10 +375,9 @@ class AudioToLips:
 
     def normalise(self, logmel: np.ndarray, rms_db: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Normalised rows and the padding row of this mode (offline: whole recording; stream: causal)."""
-        mu, level = self.prior
         if self.mode == "offline":
-            return normalise_offline(logmel, rms_db, mu)
-        return normalise_stream(logmel, rms_db, mu, level)
+            return normalise_offline(logmel, rms_db, self.prior)
+        return normalise_stream(logmel, rms_db, self.prior)
 
     def frame_windows(self, rows: np.ndarray, pad: np.ndarray, n_out: int) -> np.ndarray:
         """(n_out, W, 42) windows: frame ``k`` sees rows ``3k - C .. 3k + L`` (``pad`` outside); a view."""
@@ -449,7 +471,7 @@ class LipStreamer:
 
     def reset(self) -> None:
         m = self.model
-        self._norm = StreamNormaliser(*m.prior)
+        self._norm = StreamNormaliser(m.prior)
         self._features.reset()
         pad = self._norm.pad_row()
         self._enc = np.tile(m._encode(pad), (m.window, 1))  # encodings of the window, oldest first

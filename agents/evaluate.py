@@ -19,11 +19,12 @@ Methods:
 |---|---|---|
 | ``learned`` | audio | audio -> lips (offline weights) -> inverse self-model (:class:`facetwin.agents.lipsync.LipSyncer`) |
 | ``learned_stream`` | audio | the same with the streaming weights and <= 100 ms lookahead |
-| ``learned_text`` | audio + transcript | the offline pipeline given the clip's transcript (aligned to the recording: :func:`facetwin.audio.transcript.transcript_timeline`); clips without a transcript are not scored |
+| ``learned_text`` | audio + transcript | the offline pipeline given the clip's transcript (aligned to the recording: :meth:`facetwin.agents.lipsync.LipSyncer.align_transcript`); clips without a transcript, or in a language no aligner speaks, are not scored |
 | ``amplitude`` | audio | loudness drives the jaw (:func:`facetwin.agents.baselines.amplitude_controls`) |
 | ``nearest_neighbour`` | audio | the learned lip targets -> the nearest babbled expression's commands (:func:`facetwin.agents.baselines.nearest_neighbour_controls`) |
 | ``viseme_rule`` | exact phone times | a fixed pose per viseme, interpolated (:func:`facetwin.agents.baselines.viseme_rule_controls`); it is given the labelled timeline, which no other method sees: an upper reference, not a competitor |
 | ``rest`` | nothing | the motionless neutral face (the floor every method must beat) |
+| ``learned_residual`` | audio | with ``residual=`` (``--residual``): the offline pipeline plus a correction trained with RL in ``LipSync-v0`` (:mod:`facetwin.agents.residual`), rolled out closed loop on the twin |
 
 The real-time factor is seconds of audio per second of computing the commands on this machine (the learned
 methods' audio features included, and the transcript's alignment for ``learned_text``; the amplitude baseline reads
@@ -49,6 +50,8 @@ from facetwin.sim.model import FaceModel
 from facetwin.sim.playback import play
 
 METHODS = ("learned", "learned_stream", "learned_text", "amplitude", "nearest_neighbour", "viseme_rule", "rest")
+#: a method that needs a trained residual policy (``residual=``): the offline pipeline + its RL correction
+RESIDUAL_METHOD = "learned_residual"
 DEFAULT_SPLITS = ("heldout_sentence", "heldout_language")
 #: the groupings of the tables: each clip's split, language and voice (speaker)
 GROUPINGS = ("split", "lang", "voice")
@@ -97,10 +100,15 @@ class EvalReport:
 class _Methods:
     """The command generators of every method, sharing loaded weights."""
 
-    def __init__(self, weights_dir: str | Path | None):
+    def __init__(self, weights_dir: str | Path | None, residual: str | Path | None = None):
         from facetwin.sim.actuators import rest_controls
 
         self.weights_dir = weights_dir
+        self.residual = None
+        if residual is not None:
+            from facetwin.agents.residual import ResidualPolicy
+
+            self.residual = ResidualPolicy.load(residual)
         self._syncers: dict[str, object] = {}
         self._bank = None
         self.rest = rest_controls().astype(float)
@@ -126,7 +134,7 @@ class _Methods:
         from facetwin.agents import baselines
 
         T = clip.n_frames
-        if method in ("learned", "learned_text", "nearest_neighbour"):  # load weights before the clock starts
+        if method in ("learned", "learned_text", "nearest_neighbour", RESIDUAL_METHOD):  # weights before the clock
             self.syncer("offline")
         if method == "learned_stream":
             self.syncer("stream")
@@ -138,14 +146,13 @@ class _Methods:
             else None
         tl = None
         if method == "learned_text":
-            from facetwin.audio.transcript import transcript_timeline
             from facetwin.audio.tts import languages
 
             if clip.lang not in languages():
                 return None, 0.0  # no aligner speaks the language: not scored
             t0 = time.perf_counter()
             try:
-                tl = transcript_timeline(audio, 16000, clip.text, clip.lang)
+                tl = self.syncer("offline").align_transcript(audio, 16000, clip.text, clip.lang)
             except ValueError:
                 tl = None  # the alignment failed: the audio alone, as `facetwin lipsync` would do
         else:
@@ -165,6 +172,10 @@ class _Methods:
             ctrl = baselines.viseme_rule_controls(clip.timeline, T, fps=clip.fps)
         elif method == "rest":
             ctrl = np.tile(self.rest, (T, 1))
+        elif method == RESIDUAL_METHOD:
+            if self.residual is None:
+                raise ValueError(f"method {RESIDUAL_METHOD} needs a trained residual policy (--residual PATH)")
+            ctrl = self.residual.controls(clip, self.syncer("offline"))
         else:
             raise ValueError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
         return np.asarray(ctrl, dtype=float), time.perf_counter() - t0
@@ -241,6 +252,7 @@ def evaluate(
     clip_ids: Sequence[str] | None = None,
     variant: str = "fast",
     weights_dir: str | Path | None = None,
+    residual: str | Path | None = None,
     progress: bool = True,
 ) -> EvalReport:
     """Score ``methods`` on the clips of ``data`` (at most ``max_clips`` per split, evenly spread; only
@@ -248,8 +260,10 @@ def evaluate(
     from facetwin.agents.metrics import clip_metrics
 
     for m in methods:
-        if m not in METHODS:
-            raise ValueError(f"unknown method {m!r}; choose from {', '.join(METHODS)}")
+        if m not in METHODS and m != RESIDUAL_METHOD:
+            raise ValueError(f"unknown method {m!r}; choose from {', '.join(METHODS)}, {RESIDUAL_METHOD}")
+    if RESIDUAL_METHOD in methods and residual is None:
+        raise ValueError(f"method {RESIDUAL_METHOD} needs a trained residual policy (residual=, --residual)")
     if not methods:
         raise ValueError("no methods to evaluate")
     if data is None:
@@ -261,7 +275,7 @@ def evaluate(
     if not any(clips.values()):
         raise ValueError(f"no clips in {data}" + ("" if len(clips) == 1 else f" (splits {', '.join(splits)})"))
     face = FaceModel.load(variant)
-    gen = _Methods(weights_dir)
+    gen = _Methods(weights_dir, residual)
     per_clip: dict[str, list[dict]] = {m: [] for m in methods}
     bar = None
     if progress:
@@ -376,6 +390,8 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
     parser.add_argument("--max-clips", type=int, default=None, help="at most this many clips per split (evenly spread)")
     parser.add_argument("--variant", choices=("fast", "full"), default="fast", help="face variant (default fast)")
     parser.add_argument("--weights", default=None, help="folder of weights from `facetwin train-lipsync` (default: shipped)")
+    parser.add_argument("--residual", default=None,
+                        help=f"a residual policy from `facetwin train-residual` (adds the method {RESIDUAL_METHOD})")
     parser.add_argument("--json", default=None, help="also write the results (pooled and per clip) as JSON")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
@@ -386,8 +402,13 @@ def main_evaluate(args: argparse.Namespace) -> int:
         raise ValueError(f"--max-clips must be >= 1, got {args.max_clips}")
     methods = [m for m in args.methods.split(",") if m]
     for m in methods:
-        if m not in METHODS:
-            raise ValueError(f"--methods: unknown method {m!r}; choose from {', '.join(METHODS)}")
+        if m not in METHODS and m != RESIDUAL_METHOD:
+            raise ValueError(f"--methods: unknown method {m!r}; choose from {', '.join(METHODS)}, {RESIDUAL_METHOD}")
+    if args.residual is not None:
+        if not Path(args.residual).exists():
+            raise FileNotFoundError(f"--residual: {args.residual}: no such policy")
+        if RESIDUAL_METHOD not in methods:
+            methods.append(RESIDUAL_METHOD)
     by = [b for b in args.by.split(",") if b]
     for b in by:
         if b not in GROUPINGS:
@@ -400,7 +421,7 @@ def main_evaluate(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"--data: {args.data}: no such folder")
     report = evaluate(args.data, splits=[s for s in args.splits.split(",") if s], methods=methods,
                       max_clips=args.max_clips, variant=args.variant, weights_dir=args.weights,
-                      progress=not args.quiet)
+                      residual=args.residual, progress=not args.quiet)
     print(f"\n### all clips\n\n{format_table(report)}")
     for b in by:
         print(f"\n### by {b}\n\n{format_table(report, b)}")
@@ -409,5 +430,5 @@ def main_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["ALL", "COLUMNS", "DEFAULT_SPLITS", "GROUPINGS", "METHODS", "EvalReport", "add_evaluate_arguments",
+__all__ = ["ALL", "COLUMNS", "DEFAULT_SPLITS", "GROUPINGS", "METHODS", "RESIDUAL_METHOD", "EvalReport", "add_evaluate_arguments",
            "evaluate", "format_table", "load_clips", "main_evaluate", "pool", "write_report"]

@@ -344,6 +344,19 @@ class LipSyncer:
         """Audio a command needs past its control period's start."""
         return self.controller.ahead_frames / FPS + self.audio_model.lookahead_s
 
+    def embedding(self, audio16: np.ndarray) -> np.ndarray:
+        """(T, 18) what is being said, whoever says it: the square roots of the audio model's viseme, seal, rounding
+        and opening probabilities (the frames the transcript aligner matches, :func:`facetwin.audio.transcript.dtw_align`)."""
+        p = self.audio_model.predict_audio(audio16, SR)
+        return np.sqrt(np.concatenate([p.viseme_p, np.stack([p.closure_p, p.rounded_p, p.open_p], axis=1)], axis=1))
+
+    def align_transcript(self, audio: np.ndarray, sr: int, text: str, lang: str) -> Timeline:
+        """The phone timeline of ``text`` (language ``lang``) in ``audio``: pocketsphinx for English, else DTW against
+        an espeak-ng rendering with this model's :meth:`embedding` (:func:`facetwin.audio.transcript.transcript_timeline`)."""
+        from facetwin.audio.transcript import transcript_timeline
+
+        return transcript_timeline(audio, sr, text, lang, embed=self.embedding)
+
     def plan(self, audio16: np.ndarray, timeline: Timeline | None = None) -> MouthPlan:
         """The plan of 16 kHz audio (and its phone timeline, when given)."""
         p = plan_from_prediction(self.audio_model.predict_audio(audio16, SR))

@@ -25,12 +25,11 @@ from .lipsync import FPS, MODES, SR, LipSyncer, LipSyncResult, save_lipsync_npz
 FEATURE_SR = SR
 
 
-def _transcript_timeline(audio: np.ndarray, sr: int, text: str | None, lang: str | None) -> Timeline | None:
+def _transcript_timeline(syncer: LipSyncer, audio: np.ndarray, sr: int, text: str | None,
+                         lang: str | None) -> Timeline | None:
     if not text:
         return None
-    from facetwin.audio.transcript import transcript_timeline
-
-    return transcript_timeline(audio, sr, text, lang or "en")
+    return syncer.align_transcript(audio, sr, text, lang or "en")
 
 
 def lipsync_file(audio_path: str | Path, out: str | Path, *, mode: str = "offline", text: str | None = None,
@@ -48,8 +47,8 @@ def lipsync_file(audio_path: str | Path, out: str | Path, *, mode: str = "offlin
     if video is not None and Path(video).suffix != ".mp4":
         raise ValueError(f"--video must be an .mp4 file, got {video}")
     audio = load_audio(audio_path, FEATURE_SR)
-    timeline = _transcript_timeline(audio, FEATURE_SR, text, lang)
     syncer = LipSyncer(mode, weights_dir=weights_dir)
+    timeline = _transcript_timeline(syncer, audio, FEATURE_SR, text, lang)
     res = syncer.controls(audio, FEATURE_SR, timeline=timeline)
     res.meta["variant"] = variant
     if video is not None:
@@ -90,7 +89,8 @@ def sing_file(song_or_audio: str | Path, out: str | Path, *, lang: str | None = 
     if out.suffix != ".mp4":
         raise ValueError(f"--out must be an .mp4 file, got {out}")
     name = str(song_or_audio)
-    if name in list_songs() and not Path(name).exists():
+    builtin = name in list_songs() and not Path(name).exists()
+    if builtin:
         utt = sing(name, lang=lang, tempo_bpm=tempo_bpm)
         audio, sr, timeline = np.asarray(utt.audio, dtype=np.float64), int(utt.sr), utt.timeline
         if lyrics:
@@ -101,8 +101,9 @@ def sing_file(song_or_audio: str | Path, out: str | Path, *, lang: str | None = 
         if not Path(name).exists():
             raise FileNotFoundError(f"{name!r} is neither a built-in song ({', '.join(list_songs())}) nor an audio file")
         audio, sr = load_audio(name, FEATURE_SR), FEATURE_SR
-        timeline = _transcript_timeline(audio, sr, lyrics, lang)
     syncer = LipSyncer(mode, weights_dir=weights_dir)
+    if not builtin:
+        timeline = _transcript_timeline(syncer, audio, sr, lyrics, lang)
     res = syncer.controls(audio, sr, timeline=timeline)
     res.meta["variant"] = variant
     target = None

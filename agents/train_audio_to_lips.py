@@ -55,7 +55,7 @@ from .audio_to_lips import (
 #: the training corpus (:func:`train_corpus_dir`)
 TRAIN_CORPUS_NAME = f"lipsync-train-v{CORPUS_VERSION}"
 TRAIN_CORPUS_ARGS: dict[str, Any] = {
-    "n_utterances": 1800,
+    "n_utterances": 1600,
     "langs": DEFAULT_LANGUAGES,
     "heldout_langs": DEFAULT_HELDOUT_LANGUAGES,
     "heldout_fraction": 0.15,
@@ -65,6 +65,7 @@ TRAIN_CORPUS_ARGS: dict[str, Any] = {
     "salad_fraction": 0.7,
     "n_heldout_voice": 80,
     "song_variants": 3,
+    "kokoro_fraction": 0.25,
 }
 TRAIN_DEFAULTS: dict[str, float] = {
     "batch_size": 256,
@@ -77,8 +78,9 @@ TRAIN_DEFAULTS: dict[str, float] = {
     "viseme_weight": 0.5,
     "noise_std": 0.15,
     "band_mask": 4,
+    "closure_dilate": 0,  # closure targets widened by this many frames on each side
 }
-SHIPPED_EPOCHS = 20
+SHIPPED_EPOCHS = 8  # more overfits the synthetic voices (held-out voices: 30 epochs worse than 8)
 EVAL_SPLITS = ("heldout_sentence", "heldout_language", "heldout_voice")
 _VISEME_INDEX = {v: i for i, v in enumerate(VISEMES)}
 
@@ -188,11 +190,12 @@ def train_audio_to_lips(
     arch: dict | None = None,
     settings: dict | None = None,
     evaluate_splits: tuple[str, ...] = EVAL_SPLITS,
-    train_data: list[dict] | None = None,
+    extra_corpora: tuple[str | Path, ...] = (),
 ) -> tuple[AudioToLips, dict]:
-    """Train a model of ``mode`` on the ``train`` split of ``corpus_dir`` for ``epochs`` passes over its frames;
-    returns ``(model, info)`` (``train_time_s``, ``steps``, ``n_train_frames``, ``loss_history``, ``metrics`` per
-    evaluated split; also stored in ``model.meta``)."""
+    """Train a model of ``mode`` on the ``train`` split of ``corpus_dir`` (and of every ``extra_corpora``, less their
+    items of sentences ``corpus_dir`` holds out) for ``epochs`` passes over its frames; returns ``(model, info)``
+    (``train_time_s``, ``steps``, ``n_train_frames``, ``loss_history``, ``metrics`` per evaluated split of
+    ``corpus_dir``; also stored in ``model.meta``)."""
     import torch
 
     if mode not in MODES:
@@ -209,9 +212,23 @@ def train_audio_to_lips(
     manifest = read_manifest(corpus_dir)
     model = AudioToLips(mode, arch=arch, seed=seed)
     # the stream's prior: the average speech log-mel mean and level of the training recordings
-    if train_data is None:
-        _set_prior(model, corpus_dir, manifest)
-        train_data = load_split(corpus_dir, "train", model, progress=progress)
+    _set_prior(model, corpus_dir, manifest)
+    train_data = load_split(corpus_dir, "train", model, progress=progress)
+    held = set(heldout_keys(manifest)["heldout_sentences"])
+    for extra in extra_corpora:
+        em = read_manifest(extra)
+        ids = [it["id"] for it in em["items"] if it["split"] == "train" and it["sentence"] not in held]
+        if ids:
+            train_data += load_split(extra, "train", model, progress=progress, ids=ids)
+    if int(cfg["closure_dilate"]):
+        d = int(cfg["closure_dilate"])
+        for c in train_data:
+            cl = c["closure"] > 0.5
+            wide = cl.copy()
+            for sh in range(1, d + 1):
+                wide[sh:] |= cl[:-sh]
+                wide[:-sh] |= cl[sh:]
+            c["closure"] = wide.astype(np.float32)
     data = _stack(train_data, model)
     n = len(data["start"])
     rows_t = torch.from_numpy(data["rows"])
@@ -285,14 +302,15 @@ def train_audio_to_lips(
                 f"rounded F1 {m['rounded_f1']:.2f}, open F1 {m['open_f1']:.2f}, visemes {m['viseme_accuracy']:.2f}")
     info["metrics"] = metrics
     model.meta = {"corpus_args": _corpus_args(corpus_dir), **heldout_keys(manifest), "seed": int(seed),
+                  "extra_corpora_args": [_corpus_args(e) for e in extra_corpora],
                   "settings": {k: float(v) for k, v in cfg.items()}, "arch": dict(model.arch),
                   "n_params": model.n_params, "torch_threads": int(threads), **info}
     return model, info
 
 
 def _set_prior(model: AudioToLips, corpus_dir: str | Path, manifest: dict, max_items: int = 200) -> None:
-    """The stream's starting normalisation: the mean over (up to ``max_items``, evenly spread) training
-    recordings of their speech log-mel means and speech levels."""
+    """The starting normalisation (streams; recordings without speech): the mean over (up to ``max_items``, evenly
+    spread) training recordings of their speech log-mel means, spreads and levels."""
     import torch
     from facetwin.audio.io import load_audio
 
@@ -301,15 +319,17 @@ def _set_prior(model: AudioToLips, corpus_dir: str | Path, manifest: dict, max_i
     items = [it for it in manifest["items"] if it["split"] == "train"]
     if len(items) > max_items:
         items = [items[int(i)] for i in np.linspace(0, len(items) - 1, max_items).round()]
-    mus, levels = [], []
+    mus, levels, sds = [], [], []
     for it in items:
         logmel, rms = raw_features(load_audio(Path(corpus_dir) / it["audio"], sr=16000))
-        mu, level = _speech_stats(logmel, rms, np.zeros(N_MELS))
+        mu, level, sd = _speech_stats(logmel, rms, (np.zeros(N_MELS), -30.0, np.ones(N_MELS)))
         mus.append(mu)
         levels.append(level)
+        sds.append(sd)
     with torch.no_grad():
         model.net.prior_mu.copy_(torch.from_numpy(np.mean(mus, axis=0)))
         model.net.prior_level.fill_(float(np.mean(levels)))
+        model.net.prior_sd.copy_(torch.from_numpy(np.mean(sds, axis=0)))
 
 
 def _corpus_args(corpus_dir: str | Path) -> dict:
@@ -392,7 +412,8 @@ def train_shipped_weights(modes: tuple[str, ...] = MODES, out_dir: str | Path | 
     corpus = train_corpus_dir(progress=progress)
     paths = {}
     for mode in modes:
-        model, _ = train_audio_to_lips(corpus, mode=mode, seed=0, epochs=SHIPPED_EPOCHS, progress=progress, log=log)
+        model, _ = train_audio_to_lips(corpus, mode=mode, seed=0, epochs=SHIPPED_EPOCHS, progress=progress, log=log,
+                                       threads=2)
         paths[mode] = model.save(out / AUDIO_TO_LIPS_FILES[mode])
     return paths
 

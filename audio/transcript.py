@@ -36,6 +36,7 @@ N_MELS_DTW = 40
 N_CEPS = 13
 SILENCE_WEIGHT = 3.0  # weight of the speech/silence feature in the frame distance
 SPEECH_RANGE_DB = 60.0  # frames within this of the loudest are speech for the normalisation
+EMBED_WEIGHT = 10.0  # weight of an embedding (the lip-sync model's viseme probabilities) in the frame distance
 MAX_DTW_CELLS = 60_000_000  # ~10 minutes against 10 minutes of frames would not fit: refuse beyond this
 
 
@@ -96,8 +97,24 @@ def _time_map(path: np.ndarray, n_ref: int) -> np.ndarray:
     return sums / np.maximum(counts, 1)
 
 
-def dtw_align(audio, sr: int, text: str, lang: str, *, rate_wpm: int | None = None) -> Timeline:
-    """Align ``text`` (language ``lang``) to ``audio`` by DTW against an espeak-ng rendering (module docstring)."""
+def _with_embedding(feats: np.ndarray, audio16: np.ndarray, embed, weight: float) -> np.ndarray:
+    """Append ``weight`` x the embedding (T30, D) of ``embed(audio16)``, resampled to the DTW frames."""
+    e = np.asarray(embed(audio16), dtype=np.float64)
+    if e.ndim != 2 or len(e) == 0:
+        raise ValueError(f"the embedding must be (frames, dims), got {e.shape}")
+    src = np.arange(len(e)) / 30.0
+    dst = np.arange(len(feats)) / DTW_FPS
+    up = np.stack([np.interp(dst, src, e[:, j]) for j in range(e.shape[1])], axis=1)
+    return np.concatenate([feats, weight * up], axis=1)
+
+
+def dtw_align(audio, sr: int, text: str, lang: str, *, rate_wpm: int | None = None, embed=None,
+              embed_weight: float = EMBED_WEIGHT) -> Timeline:
+    """Align ``text`` (language ``lang``) to ``audio`` by DTW against an espeak-ng rendering (module docstring).
+
+    ``embed``: a function of 16 kHz audio -> (frames at 30 fps, D) features that say what is spoken whoever speaks
+    (e.g. the lip-sync model's viseme probabilities, square-rooted); appended to both recordings' frames with
+    ``embed_weight``."""
     from .tts import synthesize
 
     x = np.asarray(audio, dtype=np.float64)
@@ -110,6 +127,8 @@ def dtw_align(audio, sr: int, text: str, lang: str, *, rate_wpm: int | None = No
     utt = synthesize(text, lang, rate_wpm=rate_wpm)
     ref = resample(np.asarray(utt.audio, dtype=np.float64), utt.sr, 16000)
     fa, fb = _features(ref), _features(x)
+    if embed is not None:
+        fa, fb = _with_embedding(fa, ref, embed, embed_weight), _with_embedding(fb, x, embed, embed_weight)
     if len(fa) * len(fb) > MAX_DTW_CELLS:
         raise ValueError(f"audio too long to align in one piece ({len(fb) / DTW_FPS:.0f} s); cut it into sentences")
     cost = np.sqrt(np.maximum(
@@ -133,8 +152,9 @@ def dtw_align(audio, sr: int, text: str, lang: str, *, rate_wpm: int | None = No
     return Timeline(phones)
 
 
-def transcript_timeline(audio, sr: int, text: str, lang: str) -> Timeline:
-    """The phone timeline of ``text`` spoken in ``audio`` (see the module docstring for how each language is done)."""
+def transcript_timeline(audio, sr: int, text: str, lang: str, *, embed=None) -> Timeline:
+    """The phone timeline of ``text`` spoken in ``audio`` (see the module docstring for how each language is done);
+    ``embed``: see :func:`dtw_align`."""
     if not isinstance(text, str) or not text.strip():
         raise ValueError("the transcript is empty")
     code = (lang or "").strip().lower()
@@ -149,7 +169,7 @@ def transcript_timeline(audio, sr: int, text: str, lang: str) -> Timeline:
 
     if code not in languages():
         raise ValueError(f"no aligner for language {lang!r}: a transcript can be aligned in {', '.join(languages())}")
-    return dtw_align(audio, sr, text, code)
+    return dtw_align(audio, sr, text, code, embed=embed)
 
 
 __all__ = ["DTW_FPS", "dtw_align", "dtw_path", "transcript_timeline"]

@@ -47,7 +47,7 @@ MOTOR_OBS_BOUND = 3.0
 N_LIPS = 40
 SPLITS = ("train", "heldout_sentence", "heldout_language", "heldout_voice", "all")
 
-#: the built-in corpus (built on first use into ``<cache>/corpus-v1`` with :func:`facetwin.audio.corpus.build_corpus`)
+#: the built-in corpus (built on first use into ``<cache>/corpus-v<CORPUS_VERSION>`` with :func:`facetwin.audio.corpus.build_corpus`)
 BUILTIN_CORPUS_NAME = f"corpus-v{CORPUS_VERSION}"
 BUILTIN_CORPUS_ARGS: dict[str, Any] = {
     "n_utterances": 44,
@@ -91,7 +91,7 @@ def default_cache_dir() -> Path:
 
 def builtin_corpus_dir(cache_dir: str | Path | None = None, *, progress: bool = False) -> Path:
     """The built-in corpus (``BUILTIN_CORPUS_ARGS``: 44 utterances in 11 languages + the shipped songs), built
-    deterministically into ``<cache_dir>/corpus-v1`` on first use (a few seconds; later calls only read a marker).
+    deterministically into ``<cache_dir>/corpus-v<version>`` on first use (a few seconds; later calls only read a marker).
 
     ``cache_dir`` defaults to :func:`default_cache_dir`. A file lock makes concurrent first uses (vector envs in
     subprocesses) build it once.
@@ -395,8 +395,8 @@ class LipSyncEnv(FaceEnv):
 
     | source | argument | clips |
     |---|---|---|
-    | built-in corpus (default) | ``cache_dir`` (default ``$FACETWIN_CACHE``, ``~/.cache/facetwin``), ``split`` | 44 utterances in 11 languages (4 each) + the shipped songs, built with ``build_corpus`` on first use (seconds) into ``<cache>/corpus-v1``; ``split="train"`` by default (Hebrew is the held-out language) |
-    | a corpus folder | ``corpus_dir``, ``split`` | the items of ``split``: ``"train"`` (default), ``"heldout_sentence"``, ``"heldout_language"`` or ``"all"`` (``facetwin corpus build``) |
+    | built-in corpus (default) | ``cache_dir`` (default ``$FACETWIN_CACHE``, ``~/.cache/facetwin``), ``split`` | 44 utterances in 11 languages (4 each) + the shipped songs, built with ``build_corpus`` on first use (seconds) into ``<cache>/corpus-v2``; ``split="train"`` by default (Hebrew is the held-out language) |
+    | a corpus folder | ``corpus_dir``, ``split`` | the items of ``split``: ``"train"`` (default), ``"heldout_sentence"``, ``"heldout_language"``, ``"heldout_voice"`` or ``"all"`` (``facetwin corpus build``) |
     | your audio | ``clips=[...]`` | each entry: a path (timeline from the sibling ``<stem>.phones.json``, as ``facetwin say/align`` write it), an ``Utterance`` (``synthesize``/``sing``), ``(audio, sr)`` + a third item transcript or timeline, or a dict ``{audio, sr, timeline, transcript, id, lang, text}`` |
 
     User audio needs phoneme timing: a timeline, or an English transcript (forced alignment with
@@ -457,12 +457,10 @@ class LipSyncEnv(FaceEnv):
     at ``t_k``, "" in silence), ``viseme`` (the target's dominant viseme), the reward terms, ``diverged``, ``step``.
     ``reset()`` info: ``clip``, ``kind``, ``lang``, ``text``, ``n_frames``.
 
-    Why ``"centroid"``: the target lip model (:mod:`facetwin.audio.visemes`) opens the lips symmetrically
-    (+-aperture/2, no retraction), while the twin opens its mouth with a jaw that rotates the whole mouth down and
-    back (``jaw_open`` = 0: aperture 11.6 mm, the 40 lip points moved by -5.6 mm in x and -6.1 mm in z on average). Absolute error makes every jaw
-    opening cost more than keeping the mouth shut (on the 30 train clips of the built-in corpus the jaw-driven
-    :meth:`scripted_controls` baseline scores 5.3 mm against 2.6 mm for the motionless neutral face); with the mean
-    shift removed the same baseline scores 1.9 mm against 2.5 mm (reward per step -2.47 against -3.29).
+    Why ``"centroid"`` by default: the lip targets are the face's own shapes for the phones' aperture, width and
+    protrusion (:mod:`facetwin.sim.lip_shapes`), jaw motion included, so ``"absolute"`` is meaningful too; the
+    centroid error scores the lip shape wherever the mouth as a whole sits, which is what a viewer reads and what
+    :mod:`facetwin.agents.metrics` reports.
 
     ## Starting state
 

@@ -402,6 +402,15 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_lipsync_arguments(tl)
     tl.set_defaults(func=main_train_lipsync)
 
+    from facetwin.agents.residual import add_residual_arguments
+
+    tr2 = sub.add_parser("train-residual",
+                         help="train an RL correction on top of the lip-sync pipeline in LipSync-v0 (SAC)")
+    add_residual_arguments(tr2)
+    tr2.add_argument("--randomize", nargs="?", const=True, default=False, metavar="CONFIG",
+                     help="train on randomized twins (default ranges, or a TOML file: facetwin.sim2real.randomization)")
+    tr2.set_defaults(func=cmd_train_residual)
+
     iv = sub.add_parser("ingest-video", help="add a video of a person speaking or singing to a corpus ([vision] extra)")
 
     def ingest_cmd(args: argparse.Namespace) -> int:
@@ -431,6 +440,30 @@ def build_parser() -> argparse.ArgumentParser:
     add_export_arguments(ep)
     ep.set_defaults(func=main_export)
     return p
+
+
+def cmd_train_residual(args: argparse.Namespace) -> int:
+    from facetwin.agents.residual import train_residual
+    from facetwin.agents.train_audio_to_lips import train_corpus_dir
+
+    if args.steps < 100:
+        raise ValueError(f"--steps must be >= 100, got {args.steps}")
+    if not 0 < args.scale <= 1:
+        raise ValueError(f"--scale must be in (0, 1], got {args.scale}")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file; give a folder")
+    domain = None
+    if args.randomize:
+        from facetwin.sim2real.randomization import load_config
+
+        domain = load_config(None if args.randomize is True else args.randomize).sample
+    corpus = Path(args.corpus) if args.corpus else train_corpus_dir(progress=not args.quiet)
+    report = train_residual(corpus, out, steps=args.steps, seed=args.seed, scale=args.scale, domain=domain,
+                            progress=not args.quiet)
+    print(f"wrote {out / 'residual.zip'} ({report['steps']} steps in {report['seconds']:.0f} s); score it with "
+          f"`facetwin evaluate --residual {out / 'residual.zip'}`")
+    return 0
 
 
 def _add_train_arguments(parser: argparse.ArgumentParser) -> None:

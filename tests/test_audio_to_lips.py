@@ -55,18 +55,20 @@ def speech():
 def test_offline_normalisation_removes_level_and_channel(speech):
     logmel, rms = raw_features(speech)
     assert len(rms) == int(np.ceil(len(speech) / 16000 * ROW_FPS - 1e-9))
-    a, pad = normalise_offline(logmel, rms, np.zeros(40))
-    b, _ = normalise_offline(*raw_features(0.1 * speech), np.zeros(40))  # 20 dB quieter
+    prior = (np.zeros(40), -30.0, np.ones(40))
+    a, pad = normalise_offline(logmel, rms, prior)
+    b, _ = normalise_offline(*raw_features(0.1 * speech), prior)  # 20 dB quieter
     speech_rows = rms > rms.max() - 30
     d = np.abs(a[speech_rows] - b[speech_rows])
     assert np.median(d) < 0.02 and np.percentile(d, 95) < 0.3  # only the log floor of near-empty bands differs
     assert pad[-1] == 1.0 and a[speech_rows, -1].max() == 0.0  # the silence flag
     assert np.abs(a[speech_rows, :40].mean(axis=0)).max() < 2.0
+    assert 1.0 < a[speech_rows, :40].std(axis=0).mean() < 3.0  # the spread is normalised too
 
 
 def test_stream_normaliser_is_causal_and_chunk_invariant(speech):
     logmel, rms = raw_features(speech)
-    n = StreamNormaliser(np.zeros(40), -30.0)
+    n = StreamNormaliser((np.zeros(40), -30.0, np.ones(40)))
     whole = n(logmel, rms)
     n.reset()
     parts = np.concatenate([n(logmel[i:i + 7], rms[i:i + 7]) for i in range(0, len(rms), 7)])
@@ -87,8 +89,8 @@ def test_training_lowers_the_loss(tmp_path):
     assert len(hist) >= 10 and hist[-1] < 0.6 * hist[0], hist
     assert model.meta["heldout_languages"] == ["he"] and model.meta["heldout_voices"]
     assert set(info["metrics"]) == {"heldout_voice"}
-    mu, level = model.prior
-    assert mu.shape == (40,) and np.isfinite(mu).all() and -80 < level < 0
+    mu, level, sd = model.prior
+    assert mu.shape == sd.shape == (40,) and np.isfinite(mu).all() and -80 < level < 0 and (sd > 0).all()
 
 
 @pytest.mark.parametrize("mode", MODES)
