@@ -13,12 +13,14 @@ For every 30 fps frame ``k`` (time ``t_k = k / 30``) the model predicts, from a 
 Front end (:class:`FrontEnd`): 40 log-mel bands and the RMS level at 90 frames/s (25 ms windows, 3 rows per
 30 fps frame, row ``3k`` centred on ``t_k``; :mod:`facetwin.audio.features`), **normalised per recording** so
 that the voice, the microphone and the level matter less: the log-mel mean over the recording's speech frames is
-subtracted per band and everything more than ``FLOOR`` below it is clipped (quiet noise and digital silence look
-alike), the level is measured from the recording's speech level, and a silence flag marks frames ``SILENCE_DB``
-below it. Offline the means are those of the whole recording; streaming, running means over the speech heard so
-far (time constant ``STREAM_TAU_S``, starting from the training corpus's average), so the stream needs no future.
+subtracted per band, everything more than ``FLOOR`` below it is clipped (quiet noise and digital silence look
+alike) and each band is divided by its spread over the speech frames (at least ``SD_FLOOR``, over ``SD_SCALE``);
+the level is measured from the recording's speech level, and a silence flag marks frames ``SILENCE_DB`` below it
+(or below ``ABS_FLOOR_DB``). Offline the statistics are those of the whole recording; streaming, running ones
+over the speech heard so far (time constant ``STREAM_TAU_S``, starting from the training corpus's average, which
+weighs as much as ``STREAM_PRIOR_FRAMES`` rows), so the stream needs no future.
 
-Network (``ARCH_DEFAULTS``; ~0.5 M parameters): the window of rows ``3k - C .. 3k + L`` (``C = context_rows``,
+Network (``ARCH_DEFAULTS``; 0.44 M parameters offline, 0.34 M streaming): the window of rows ``3k - C .. 3k + L`` (``C = context_rows``,
 ``L = lookahead_rows``; rows outside the recording are silence), each row through a shared ``Linear(42, 24) +
 SiLU`` after standardisation, flattened, two hidden layers ``Linear + SiLU`` (256), a linear head of 138 outputs
 (120 lip coordinates in units of ``LANDMARK_SCALE_MM``, 3 logits, 15 viseme logits). Inference runs in float64

@@ -52,7 +52,7 @@ from facetwin.sim.playback import play
 METHODS = ("learned", "learned_stream", "learned_text", "amplitude", "nearest_neighbour", "viseme_rule", "rest")
 #: a method that needs a trained residual policy (``residual=``): the offline pipeline + its RL correction
 RESIDUAL_METHOD = "learned_residual"
-DEFAULT_SPLITS = ("heldout_sentence", "heldout_language")
+DEFAULT_SPLITS = ("heldout_sentence", "heldout_language", "heldout_voice")
 #: the groupings of the tables: each clip's split, language and voice (speaker)
 GROUPINGS = ("split", "lang", "voice")
 ALL = "all"
@@ -82,6 +82,13 @@ class EvalReport:
             for r in rows:
                 seen.setdefault(f"{by}:{r[by]}", None)
         return list(seen)
+
+    @classmethod
+    def load(cls, path: str | Path) -> EvalReport:
+        """A report written by :func:`write_report` (``--json``), e.g. to format other tables from it."""
+        j = json.loads(Path(path).read_text(encoding="utf-8"))
+        return cls(results=j["results"], clips=j["clips"], data_dir=j["data_dir"], variant=j["variant"],
+                   per_clip=j.get("per_clip", {}))
 
     def to_json(self) -> dict:
         def clean(d: dict) -> dict:

@@ -5,14 +5,16 @@
    (:class:`facetwin.agents.audio_to_lips.AudioToLips`, :func:`plan_from_prediction`) or from a phone timeline
    (a transcript aligned to the recording, a song's or TTS's own phones: :func:`plan_from_timeline`, certain
    events and the exact lip track).
-2. **How the face does it** (:class:`MouthController`): the command of control period ``k`` serves frame
-   ``j = k + lead_frames`` (the servos and the skin need ~2 frames to get there):
+2. **How the face does it** (:class:`MouthController`, settings :data:`CONTROLLER_DEFAULTS`): the command of
+   control period ``k`` aims at plan frame ``k + shape_lead`` (the servos and the skin need ~2 frames to get
+   there); an event of plan frames ``k + a .. k + b`` (``*_window = (a, b)``) is served by command ``k``:
 
-   | frame ``j`` | command |
+   | plan | command ``k`` |
    |---|---|
-   | a seal is likely on any frame ``j - seal_back .. j + seal_ahead`` (``closure_p > seal_threshold``) | :data:`SEAL_POSE`: the lower lip pressed up, the upper down, the jaw shut (a /b/ lasts ~1 frame; the face needs ~3 to shut from a vowel) |
-   | rounding likely on ``j .. j + round_ahead`` (``rounded_p > round_threshold``) | :data:`ROUND_POSE`: corners pushed in, a small opening (settled: 0.79 x the neutral width, 4 mm apart; found by a search over the mouth motors in the twin) |
-   | otherwise | the inverse self-model's command for the frame's lip shape (pulled ``bank_blend`` of the way to the nearest shape the face made while babbling); an open vowel (``open_p > open_threshold``) opens the jaw at least to :data:`OPEN_JAW` |
+   | a seal is likely in ``seal_window`` (``closure_p > seal_threshold``) | :data:`SEAL_POSE`: the lower lip pressed up, the upper down, the jaw shut (a /b/ lasts ~1 frame; the face needs ~3 to shut from a vowel) |
+   | rounding likely in ``round_window`` (``rounded_p > round_threshold``) | the face's own lip shape (:mod:`facetwin.sim.lip_shapes`) nearest to a rounded mouth: at most ``ROUND_WIDTH`` x the neutral width, ``ROUND_APERTURE_MM`` apart, ``ROUND_PROTRUSION_MM`` forward, through the inverse self-model |
+   | an open vowel likely in ``open_window`` (``open_p > open_threshold``) | the same with the aperture at least ``OPEN_APERTURE_MM`` |
+   | otherwise | the face's own lip shape nearest to the plan's lips at ``k + shape_lead``, through the inverse self-model |
 
 3. The commands drive the face (or the robot: ``facetwin deploy``).
 
@@ -87,16 +89,6 @@ LIPSYNC_NPZ_KEYS = {
 #: opening the lips meet within ~3 frames; settled they press to -1.5 mm.
 SEAL_POSE = {"lip_lower_depress_R": -1.0, "lip_lower_depress_L": -1.0,
              "lip_upper_raise_R": -0.5, "lip_upper_raise_L": -0.5}
-#: the rounded mouth (W/OO/O): corners pushed in, the upper lip pushed forward and down, a small opening. Found by a
-#: local search over the symmetric mouth motors minimising the settled width at a 4 mm opening (fast face:
-#: 0.785 x the neutral width, aperture 4.0 mm); the viseme model's "oo" expression narrows it less (0.80) and
-#: opens it 11 mm.
-ROUND_POSE = {"lip_upper_raise_R": -0.59, "lip_upper_raise_L": -0.59, "lip_lower_depress_R": 0.04,
-              "lip_lower_depress_L": 0.04, "lip_corner_pull_R": -1.0, "lip_corner_pull_L": -1.0,
-              "lip_corner_depress_R": -0.98, "lip_corner_depress_L": -0.98, "lip_pucker_upper": 0.77,
-              "lip_pucker_lower": -0.94, "jaw_open": -0.93}
-#: an open vowel opens the jaw at least this far (settled aperture ~9 mm on the rest lips)
-OPEN_JAW = -0.55
 #: an open vowel asks for at least this aperture (mm); a rounded frame for at most ROUND_WIDTH x the neutral
 #: width, an aperture in ROUND_APERTURE_MM and at least ROUND_PROTRUSION_MM of protrusion (the face's own shapes
 #: with those measures are the targets: facetwin.sim.lip_shapes)
@@ -231,27 +223,44 @@ class MouthController:
         c = self.cfg
         return max(0, -min(c["shape_lead"], c["seal_window"][0], c["round_window"][0], c["open_window"][0]))
 
-    def _any(self, p: np.ndarray, k: int, window: tuple[int, int], threshold: float) -> bool:
+    @staticmethod
+    def _window_any(p: np.ndarray, window: tuple[int, int], threshold: float, k=None) -> np.ndarray:
+        """Whether ``p`` exceeds ``threshold`` on any frame ``k + a .. k + b`` (clamped to the plan), for the frames
+        ``k`` (default: all)."""
+        p = np.asarray(p)
         T = len(p)
-        lo, hi = min(max(k + window[0], 0), T - 1), min(max(k + window[1], 0), T - 1)
-        return bool(p[lo:hi + 1].max() > threshold)
+        k = np.arange(T) if k is None else np.atleast_1d(k)
+        out = np.zeros(len(k), bool)
+        for d in range(window[0], window[1] + 1):
+            out |= p[np.clip(k + d, 0, T - 1)] > threshold
+        return out
 
-    def target_measures(self, plan: MouthPlan, k: int) -> np.ndarray:
-        """(aperture, width, protrusion) the command of period ``k`` aims at: the plan's lips at ``k + shape_lead``,
-        narrowed and protruded when rounding is due, opened when an open vowel is."""
+    def target_measures(self, plan: MouthPlan, k=None) -> np.ndarray:
+        """(aperture, width, protrusion) that command ``k`` aims at (``k``: a frame or frames, default all; returns
+        (..., 3)): the plan's lips at ``k + shape_lead``, narrowed and protruded when rounding is due, opened when an
+        open vowel is."""
         from facetwin.audio.visemes import measures_from_landmarks
 
         c = self.cfg
-        j = min(k + c["shape_lead"], len(plan) - 1)
+        T = len(plan)
+        ks = np.arange(T) if k is None else np.atleast_1d(k)
+        j = np.minimum(ks + c["shape_lead"], T - 1)
         m = measures_from_landmarks(plan.lips_mm[j])
-        ap, w, pr = float(m["aperture_mm"]), float(m["width_mm"]), float(m["protrusion_mm"])
-        if self._any(plan.rounded_p, k, c["round_window"], c["round_threshold"]):
-            ap = float(np.clip(ap, *ROUND_APERTURE_MM))
-            w = min(w, ROUND_WIDTH * self.neutral_width)
-            pr = max(pr, ROUND_PROTRUSION_MM)
-        elif self._any(plan.open_p, k, c["open_window"], c["open_threshold"]):
-            ap = max(ap, OPEN_APERTURE_MM)
-        return np.array([ap, w, pr])
+        ap, w, pr = (np.array(m[n], dtype=float) for n in ("aperture_mm", "width_mm", "protrusion_mm"))
+        rnd = self._window_any(plan.rounded_p, c["round_window"], c["round_threshold"], ks)
+        opn = self._window_any(plan.open_p, c["open_window"], c["open_threshold"], ks) & ~rnd
+        ap = np.where(rnd, np.clip(ap, *ROUND_APERTURE_MM), np.where(opn, np.maximum(ap, OPEN_APERTURE_MM), ap))
+        w = np.where(rnd, np.minimum(w, ROUND_WIDTH * self.neutral_width), w)
+        pr = np.where(rnd, np.maximum(pr, ROUND_PROTRUSION_MM), pr)
+        out = np.stack([ap, w, pr], axis=-1)
+        return out if k is None or np.ndim(k) else out[0]
+
+    def targets(self, plan: MouthPlan, k=None) -> np.ndarray:
+        """The face's lip shapes (..., 40, 3) that command(s) ``k`` aim at (:meth:`target_measures`)."""
+        from facetwin.sim.lip_shapes import face_lip_shapes
+
+        m = self.target_measures(plan, k)
+        return face_lip_shapes(m[..., 0], m[..., 1], m[..., 2], neutral=self.neutral)
 
     def _aperture(self, ctrl: np.ndarray) -> float:
         """Settled aperture (mm) of a command, by the forward self-model."""
@@ -259,26 +268,42 @@ class MouthController:
 
         return float(measures_from_landmarks(self.self_model.forward_lips(ctrl[None])[0])["aperture_mm"])
 
-    def command(self, plan: MouthPlan, k: int, prev: np.ndarray) -> np.ndarray:
-        """The command of control period ``k`` (plan frames clamped to the plan), given the previous command."""
-        from facetwin.sim.lip_shapes import face_lip_shapes
-
+    def _seal(self, plan: MouthPlan, k, prev: np.ndarray, sure=None) -> bool:
         c = self.cfg
         a, b = c["seal_window"]
-        if c["seal_early"] and self._aperture(prev) > SEAL_EARLY_MM:
-            b += c["seal_early"]
-        if self._any(plan.closure_p, k, (a, b), c["seal_threshold"]):
+        if (self._window_any(plan.closure_p, (a, b), c["seal_threshold"], k)[0] if sure is None else sure):
+            return True
+        return bool(c["seal_early"] and self._aperture(prev) > SEAL_EARLY_MM
+                    and self._window_any(plan.closure_p, (a, b + c["seal_early"]), c["seal_threshold"], k)[0])
+
+    def command(self, plan: MouthPlan, k: int, prev: np.ndarray) -> np.ndarray:
+        """The command of control period ``k`` (plan frames clamped to the plan), given the previous command."""
+        if self._seal(plan, k, prev):
             return self.seal_ctrl.copy()
-        target = face_lip_shapes(*self.target_measures(plan, k), neutral=self.neutral)
-        return np.asarray(self.self_model.inverse(target[None], prev[None]), dtype=float)[0]
+        return self._inverse(self.targets(plan, k), prev)
+
+    @property
+    def _inverse(self):
+        if getattr(self, "_inverse_fn", None) is None:
+            self._inverse_fn = self.self_model.inverse_step_fn()
+        return self._inverse_fn
 
     def commands(self, plan: MouthPlan) -> np.ndarray:
-        """(T, 26), sequential (the previous command is the inverse model's context)."""
+        """(T, 26), sequential (the previous command is the inverse model's context); the same numbers as
+        :meth:`command` frame by frame, with the targets and seal decisions computed for all frames at once."""
         T = len(plan)
         out = np.empty((T, len(self.rest)))
+        if T == 0:
+            return out
+        targets = self.targets(plan)
+        sure = self._window_any(plan.closure_p, self.cfg["seal_window"], self.cfg["seal_threshold"])
+        inverse = self._inverse
         prev = self.rest
         for k in range(T):
-            prev = out[k] = self.command(plan, k, prev)
+            if self._seal(plan, k, prev, sure=sure[k]) if self.cfg["seal_early"] else sure[k]:
+                prev = out[k] = self.seal_ctrl
+            else:
+                prev = out[k] = inverse(targets[k], prev)
         return out
 
 
@@ -494,6 +519,6 @@ def save_lipsync_npz(path: str | Path, result: LipSyncResult, *, audio: str = ""
     return path
 
 
-__all__ = ["CONTROLLER_DEFAULTS", "LIPSYNC_NPZ_KEYS", "MODES", "OPEN_JAW", "ROUND_POSE", "SEAL_POSE", "LipSyncResult",
+__all__ = ["CONTROLLER_DEFAULTS", "LIPSYNC_NPZ_KEYS", "MODES", "SEAL_POSE", "LipSyncResult",
            "LipSyncStream", "LipSyncer", "MouthController", "MouthPlan", "merge_plans", "plan_from_prediction",
            "plan_from_timeline", "save_lipsync_npz", "seal_controls"]

@@ -137,6 +137,10 @@ def test_evaluate_command_on_a_folder_and_its_errors(tmp_path, capsys):
     j = json.loads(out.read_text())
     assert set(j["results"]) == {"rest", "amplitude"} and len(j["per_clip"]["rest"]) == 4
     assert np.isfinite(j["results"]["amplitude"]["all"]["lip_error_mm"])
+    from facetwin.agents.evaluate import EvalReport, format_table
+
+    again = format_table(EvalReport.load(out), "lang")  # the saved report formats the same tables
+    assert again in text
     assert main(["evaluate", "--data", str(SUBSET), "--by", "colour"]) == 2
     assert "--by" in capsys.readouterr().err
     assert main(["evaluate", "--data", str(tmp_path / "nowhere")]) == 2

@@ -77,6 +77,28 @@ def test_stream_mode_looks_at_most_100_ms_ahead(stream, offline):
         LipSyncer("stream", seal_window=(1, 3), shape_lead=3)
 
 
+@pytest.mark.parametrize("seal_early", [0, 2])
+def test_controller_commands_equal_the_frame_by_frame_commands(offline, utterance, seal_early):
+    from facetwin.agents.lipsync import MouthController
+
+    c = MouthController(offline.self_model, mode="offline", seal_early=seal_early)
+    plan = offline.plan(_audio16(utterance))
+    batch = c.commands(plan)
+    prev, one = c.rest, []
+    for k in range(len(plan)):
+        prev = c.command(plan, k, prev)
+        one.append(prev)
+    np.testing.assert_array_equal(batch, np.array(one))
+    sealed = np.all(batch == c.seal_ctrl, axis=1)
+    assert 3 <= sealed.sum() < len(batch) // 2  # "Bob ... my mom paid": seals, not everywhere
+
+
+def _audio16(u):
+    from facetwin.audio.io import resample
+
+    return resample(u.audio, u.sr, 16000)
+
+
 def test_live_stream_emits_exactly_the_stream_mode_commands_in_time(stream, utterance):
     from facetwin.audio.io import resample
 

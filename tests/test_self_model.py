@@ -147,6 +147,10 @@ def test_inverse_shapes_range_and_rest_values(shipped, heldout_babble):
     assert shipped.forward_lips(heldout_babble["ctrl"][:4]).shape == (4, 40, 3)
     assert shipped.forward_lips(rest).shape == (40, 3)
     assert np.abs(shipped.forward_lips(rest)).mean() < 0.3  # the rest command: the neutral lips
+    step = shipped.inverse_step_fn()  # the numpy copy for control loops: the same numbers
+    for i in range(4):
+        np.testing.assert_allclose(step(lips[i], heldout_babble["ctrl"][4 + i]),
+                                   shipped.inverse(lips[i], prev_ctrl=heldout_babble["ctrl"][4 + i]), atol=1e-5)
 
 
 def test_bad_shapes_raise_clear_errors(shipped):
