@@ -155,9 +155,12 @@ def make_player(kind: str, audio: np.ndarray, sr: int) -> Player:
 # ---------------------------------------------------------------------------------------------------- commands
 def lead_rows(latency_ms: Sequence[float] | np.ndarray, fps: float = FPS, interpolate: bool = False) -> np.ndarray:
     """(26,) lead of each motor in rows: ``round(latency / period)``, or the exact fraction with ``interpolate``."""
-    rows = np.asarray(latency_ms, dtype=float) * fps / 1000.0
-    if (rows < 0).any() or not np.isfinite(rows).all():
-        raise DeployError(f"latency_ms must be finite and >= 0, got {np.asarray(latency_ms)}")
+    from facetwin.sim2real.calibration import MAX_LATENCY_MS
+
+    lat = np.asarray(latency_ms, dtype=float)
+    if not np.isfinite(lat).all() or (lat < 0).any() or (lat > MAX_LATENCY_MS).any():
+        raise DeployError(f"latency_ms must be in [0, {MAX_LATENCY_MS:g}] ms, got {lat}")
+    rows = lat * fps / 1000.0
     return rows if interpolate else np.rint(rows)
 
 
@@ -365,11 +368,14 @@ def open_buses(calibration: Calibration, backend: str, *, port: str | None = Non
         SimBus = _require("facetwin.hardware.sim_bus", "SimBus", "the twin as a servo bus")
         return {"sim": SimBus(calibration, variant=variant)}  # the twin behaves exactly as calibrated
     if backend == "pca9685":
-        bad = [n for n in names if not n.startswith("pca9685@")]
+        from facetwin.sim2real.calibration import BusAddress
+
+        addrs = {n: BusAddress.parse(n) for n in names}  # the calibration's names are canonical: one per board
+        bad = [n for n, a in addrs.items() if a.kind != "pca9685"]
         if bad:
             raise DeployError(f"backend pca9685 needs motors on 'pca9685@0x..' buses, the calibration has {bad}")
         PCA9685Bus = _require("facetwin.hardware.pca9685", "PCA9685Bus", "PCA9685 boards over I2C")
-        return {n: PCA9685Bus(int(n.split("@", 1)[1], 0), i2c_bus=i2c_bus) for n in names}
+        return {n: PCA9685Bus(a.address, i2c_bus=i2c_bus) for n, a in addrs.items()}
     if names != ["serial"]:
         raise DeployError(f"backend serial needs a calibration whose motors are all on bus 'serial', got {names}")
     if not port:

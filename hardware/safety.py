@@ -487,20 +487,26 @@ class SafeBus:
             values = self.buses[name].read(channels)
             for i, v in zip(idx, values):
                 pos = self._rest[i] if v is None or not _finite(v) else float(v)
-                safe = float(self._round(np.clip(pos, self._lo[i], self._hi[i]), i))
-                if safe != pos:
+                inside = float(np.clip(pos, self._lo[i], self._hi[i]))
+                safe = float(self._round(inside, i))
+                if inside != pos:  # not the rounding to the bus step: a position really outside the range
                     log.warning("%s: present position %.6g outside the safe range [%g, %g]; starting from %g",
                                 self._names[i], pos, self._lo[i], self._hi[i], safe)
                 self._last[i] = safe
 
     # ------------------------------------------------------------------------------------------ stopping
     def _guarded(self, fn: Callable, *args) -> None:
-        """Run a bus step; on :class:`BusError` stop cleanly (neutral + relax elsewhere), fault, re-raise."""
+        """Run a bus step; on any error a driver raises (:class:`BusError`, ``OSError``, ``TimeoutError``, a bug:
+        ``TypeError`` ...) stop cleanly (neutral + relax on the other buses), fault, and raise it as a
+        :class:`BusError` naming the bus (the original chained)."""
         try:
             fn(*args)
-        except BusError as e:
-            self._on_fault(e, self._current)
-            raise
+        except Exception as e:
+            name = self._current
+            self._on_fault(e, name)
+            if isinstance(e, BusError):
+                raise
+            raise BusError(f"bus {name}: {type(e).__name__}: {e}") from e
 
     def _on_fault(self, e: BaseException, name: str) -> None:
         self.stats.bus_errors += 1
@@ -526,7 +532,7 @@ class SafeBus:
                     return True
                 try:
                     self._send(self._rest)
-                except BusError as e:
+                except Exception as e:  # whatever a driver raises, the other buses still go to neutral
                     self.stats.bus_errors += 1
                     self.fault = self.fault or e
                     self._faulted.add(self._current)
@@ -538,7 +544,7 @@ class SafeBus:
         for name, _, channels in self._groups:
             try:
                 self.buses[name].relax(channels)
-            except BusError as e:
+            except Exception as e:  # whatever a driver raises, every other bus is still relaxed
                 self.stats.bus_errors += 1
                 self.fault = self.fault or e
                 log.error("bus %s: relax failed: %s", name, e)
@@ -549,7 +555,7 @@ class SafeBus:
         for name, bus in self.buses.items():
             try:
                 bus.close()
-            except BusError as e:
+            except Exception as e:  # whatever a driver raises, every other bus is still closed
                 self.fault = self.fault or e
                 log.error("bus %s: close failed: %s", name, e)
 

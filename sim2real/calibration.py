@@ -17,13 +17,16 @@ versioned and validated on load: a missing or extra motor, an unknown field, a n
 | ``units`` | ``"us"``: PCA9685 pulse width in microseconds; ``"position"``: serial bus servo position ticks |
 | ``motors`` | exactly the 26 actuators of ``assets/data/actuators.csv``, in that order |
 | ``name`` | the actuator name |
-| ``bus`` | which bus the motor is on: ``"pca9685@0x41"`` (board address), ``"serial"`` or ``"sim"`` |
-| ``channel`` | PCA9685 channel 0-15, or the serial servo id 0-252 |
+| ``bus`` | which bus the motor is on: ``"pca9685@0x41"`` (board address 0x40-0x7f, any spelling of the number: it is parsed once, :class:`BusAddress`, and written back as ``pca9685@0x41``), ``"serial"`` or ``"sim"`` |
+| ``channel`` | PCA9685 channel 0-15, or the serial servo id 0-252; one motor per physical channel |
 | ``direction`` | +1 or -1: the sign of the servo's motion for a positive command |
 | ``neutral`` | servo units at normalized command 0 |
 | ``scale`` | servo units per unit of normalized command (> 0): ``units = neutral + direction * scale * u`` |
-| ``min``, ``max`` | the safe range in servo units (``min < neutral < max``); nothing outside ever reaches the bus |
-| ``latency_ms`` | measured command-to-motion delay; ``facetwin deploy`` commands the motor this much ahead |
+| ``min``, ``max`` | the safe range in servo units (``min < neutral < max``), inside what the bus can take (:data:`BUS_LIMITS`: 500-2500 us on a PCA9685, 0-4095 ticks on a serial bus); nothing outside ever reaches the bus |
+| ``latency_ms`` | measured command-to-motion delay, 0 to :data:`MAX_LATENCY_MS`; ``facetwin deploy`` commands the motor this much ahead |
+
+``units`` must be the bus's: ``"us"`` on PCA9685 boards, ``"position"`` on ``serial`` and ``sim``. ``scale`` is at
+most half the bus's range (a full command cannot ask for more than the servo can do).
 
 >>> cal = Calibration.load("face-01.json")
 >>> units = cal.to_units(ctrl)          # (26,) servo units, not clamped
@@ -43,12 +46,58 @@ import numpy as np
 
 CALIBRATION_VERSION = 1
 UNITS = ("us", "position")
+#: what each kind of bus can take, in its units: PCA9685 pulse widths (us), serial servo positions (ticks); the
+#: twin (``sim``) takes any finite range
+BUS_LIMITS = {"pca9685": (500.0, 2500.0), "serial": (0.0, 4095.0), "sim": (-math.inf, math.inf)}
+#: the units of each kind of bus
+BUS_UNITS = {"pca9685": "us", "serial": "position", "sim": "position"}
+#: PCA9685 I2C addresses (7-bit; the six address pins select 0x40-0x7f)
+PCA9685_ADDRESSES = range(0x40, 0x80)
+#: the largest command-to-motion delay a calibration may claim (deploy buffers this much ahead)
+MAX_LATENCY_MS = 500.0
 _MOTOR_FIELDS = ("name", "bus", "channel", "direction", "neutral", "scale", "min", "max", "latency_ms")
 _TOP_FIELDS = ("version", "robot", "units", "motors")
 
 
 class CalibrationError(ValueError):
     """A calibration file or dict that cannot be used; the message names the field."""
+
+
+@dataclass(frozen=True)
+class BusAddress:
+    """A parsed bus name: ``kind`` (``"pca9685"``, ``"serial"``, ``"sim"``) and, for a PCA9685 board, its I2C
+    ``address``. Two spellings of one board (``pca9685@0x41``, ``PCA9685@0X41``, ``pca9685@65``) are one address;
+    :attr:`name` is the one canonical spelling."""
+
+    kind: str
+    address: int | None = None
+
+    @classmethod
+    def parse(cls, text, where: str = "bus") -> BusAddress:
+        if not isinstance(text, str):
+            raise CalibrationError(f"{where}: must be a bus name such as 'pca9685@0x41', 'serial' or 'sim', got {text!r}")
+        t = text.strip().lower()
+        if t in ("serial", "sim"):
+            return cls(t)
+        kind, sep, addr = t.partition("@")
+        if kind == "pca9685" and sep:
+            try:
+                a = int(addr, 0)
+            except ValueError:
+                raise CalibrationError(f"{where}: {text!r} has no valid I2C address (e.g. pca9685@0x41)") from None
+            if a not in PCA9685_ADDRESSES:
+                raise CalibrationError(f"{where}: PCA9685 address {text!r} is outside 0x40-0x7f")
+            return cls("pca9685", a)
+        raise CalibrationError(f"{where}: unknown bus {text!r}; use 'pca9685@0x41' (a board's I2C address), "
+                               "'serial' or 'sim'")
+
+    @property
+    def name(self) -> str:
+        return f"pca9685@0x{self.address:02x}" if self.kind == "pca9685" else self.kind
+
+    @property
+    def units(self) -> str:
+        return BUS_UNITS[self.kind]
 
 
 @dataclass(frozen=True)
@@ -64,6 +113,9 @@ class MotorCalibration:
     min: float
     max: float
     latency_ms: float = 0.0
+
+    def __post_init__(self) -> None:  # one spelling per bus (BusAddress.name), however it was written
+        object.__setattr__(self, "bus", BusAddress.parse(self.bus, f"motors[{self.name}].bus").name)
 
     def to_units(self, u):
         """Normalized command(s) -> servo units (not clamped)."""
@@ -144,8 +196,12 @@ class Calibration:
         for f in _TOP_FIELDS:
             if f not in data:
                 raise CalibrationError(f"missing field {f!r}")
-        if data["version"] != CALIBRATION_VERSION:
+        if type(data["version"]) is not int or data["version"] != CALIBRATION_VERSION:
             raise CalibrationError(f"version: {data['version']!r}, this facetwin reads version {CALIBRATION_VERSION}")
+        if not isinstance(data["robot"], str) or not data["robot"].strip():
+            raise CalibrationError(f"robot: must be a non-empty name, got {data['robot']!r}")
+        if not isinstance(data["units"], str) or data["units"] not in UNITS:
+            raise CalibrationError(f"units: {data['units']!r}, choose one of {', '.join(UNITS)}")
         motors = data["motors"]
         if not isinstance(motors, Sequence) or isinstance(motors, (str, bytes)):
             raise CalibrationError("motors: must be a list of motor objects")
@@ -162,7 +218,8 @@ class Calibration:
                 raise CalibrationError(f"{where}: missing field(s) {', '.join(missing)}")
             try:
                 out.append(MotorCalibration(
-                    name=str(m["name"]), bus=str(m["bus"]), channel=_int(m["channel"], f"{where}.channel"),
+                    name=str(m["name"]), bus=BusAddress.parse(m["bus"], f"{where}.bus").name,
+                    channel=_int(m["channel"], f"{where}.channel"),
                     direction=_int(m["direction"], f"{where}.direction"),
                     neutral=_num(m["neutral"], f"{where}.neutral"), scale=_num(m["scale"], f"{where}.scale"),
                     min=_num(m["min"], f"{where}.min"), max=_num(m["max"], f"{where}.max"),
@@ -208,7 +265,7 @@ def _num(v, where: str) -> float:
 
 
 def _int(v, where: str) -> int:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or float(v) != int(v):
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(float(v)) or float(v) != int(v):
         raise CalibrationError(f"{where}: must be an integer, got {v!r}")
     return int(v)
 
@@ -233,9 +290,30 @@ def _validate(cal: Calibration) -> None:
         if dup:
             raise CalibrationError(f"motors: repeated motor(s) {', '.join(dup)}")
         raise CalibrationError("motors: must be in actuator order (assets/data/actuators.csv)")
-    seen: dict[tuple[str, int], str] = {}
+    if type(cal.version) is not int:
+        raise CalibrationError(f"version: must be the integer {CALIBRATION_VERSION}, got {cal.version!r}")
+    if not isinstance(cal.robot, str) or not cal.robot.strip():
+        raise CalibrationError(f"robot: must be a non-empty name, got {cal.robot!r}")
+    seen: dict[tuple[BusAddress, int], str] = {}
     for m in cal.motors:
         w = f"motors[{m.name}]"
+        bus = BusAddress.parse(m.bus, f"{w}.bus")
+        lo_hw, hi_hw = BUS_LIMITS[bus.kind]
+        if bus.units != cal.units:
+            raise CalibrationError(f"{w}.bus: {bus.name} takes units {bus.units!r}, the file says units {cal.units!r}")
+        for f in ("neutral", "scale", "min", "max", "latency_ms"):
+            v = getattr(m, f)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise CalibrationError(f"{w}.{f}: must be a finite number, got {v!r}")
+        if not (lo_hw <= m.min and m.max <= hi_hw):
+            raise CalibrationError(f"{w}: the range [{m.min}, {m.max}] {cal.units} is outside what {bus.name} can "
+                                   f"take, [{lo_hw:g}, {hi_hw:g}]")
+        if m.scale > (hi_hw - lo_hw) / 2:
+            raise CalibrationError(f"{w}.scale: {m.scale} {cal.units} per unit command is more than {bus.name} can "
+                                   f"move (at most {(hi_hw - lo_hw) / 2:g})")
+        if m.latency_ms > MAX_LATENCY_MS:
+            raise CalibrationError(f"{w}.latency_ms: {m.latency_ms} is more than {MAX_LATENCY_MS:g} ms; measure it "
+                                   "again (`facetwin calibrate`)")
         if m.direction not in (-1, 1):
             raise CalibrationError(f"{w}.direction: must be +1 or -1, got {m.direction}")
         if not m.scale > 0:
@@ -246,13 +324,13 @@ def _validate(cal: Calibration) -> None:
             raise CalibrationError(f"{w}.neutral: {m.neutral} is outside the safe range [{m.min}, {m.max}]")
         if m.latency_ms < 0:
             raise CalibrationError(f"{w}.latency_ms: must be >= 0, got {m.latency_ms}")
-        if m.bus.startswith("pca9685") and not 0 <= m.channel <= 15:
+        if bus.kind == "pca9685" and not 0 <= m.channel <= 15:
             raise CalibrationError(f"{w}.channel: a PCA9685 has channels 0-15, got {m.channel}")
         if not 0 <= m.channel <= 252:
             raise CalibrationError(f"{w}.channel: must be in 0..252, got {m.channel}")
-        key = (m.bus, m.channel)
+        key = (bus, m.channel)
         if key in seen:
-            raise CalibrationError(f"{w}.channel: {m.bus} channel {m.channel} is also {seen[key]}")
+            raise CalibrationError(f"{w}.channel: {bus.name} channel {m.channel} is also {seen[key]}")
         seen[key] = m.name
 
 
@@ -280,5 +358,5 @@ def nominal_calibration(backend: str = "pca9685", robot: str = "facetwin-nominal
     return Calibration(robot=robot, units="us" if backend == "pca9685" else "position", motors=tuple(motors))
 
 
-__all__ = ["CALIBRATION_VERSION", "UNITS", "Calibration", "CalibrationError", "MotorCalibration",
-           "nominal_calibration"]
+__all__ = ["BUS_LIMITS", "BUS_UNITS", "CALIBRATION_VERSION", "MAX_LATENCY_MS", "PCA9685_ADDRESSES", "UNITS",
+           "BusAddress", "Calibration", "CalibrationError", "MotorCalibration", "nominal_calibration"]

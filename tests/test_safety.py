@@ -602,3 +602,67 @@ def test_serial_first_command_starts_from_the_present_position():
             out = safe.command(np.zeros(26))              # neutral 2048 asked
             assert out[0] == 2500 and out[2] == 1500       # from 2600 and from 1400 (the range edge), 100 per period
         assert all(cal.motors[i - 1].min <= p <= cal.motors[i - 1].max for i, p in emu.goal_log[26:])
+
+
+class FlakyBus(RecordingBus):
+    """Raises ``exc`` (any exception type a driver might raise) on its ``on``-th write, or on relax / close."""
+
+    def __init__(self, name, clock, exc: Exception, where: str, on: int = 4):
+        super().__init__(name, "us", clock)
+        self.exc, self.where, self.on = exc, where, on
+
+    def write(self, channels, values) -> None:
+        if self.where == "write" and (self.broken or len(self.writes) + 1 >= self.on):
+            self.broken = True
+            raise self.exc
+        super().write(channels, values)
+
+    def relax(self, channels) -> None:
+        if self.where in ("write", "relax"):
+            raise self.exc
+        super().relax(channels)
+
+    def close(self) -> None:
+        super().close()
+        if self.where == "close":
+            raise self.exc
+
+
+_BOARDS = ("pca9685@0x41", "pca9685@0x42", "pca9685@0x43")
+
+
+@pytest.mark.parametrize("where", ["write", "relax", "close"])
+@pytest.mark.parametrize("failing", range(3))
+@pytest.mark.parametrize("exc", [BusError("nack"), OSError(5, "Input/output error"), TimeoutError("no reply"),
+                                 TypeError("write() got a list"), RuntimeError("driver bug")],
+                         ids=lambda e: type(e).__name__)
+def test_whatever_a_bus_raises_every_other_bus_is_parked_and_relaxed(exc, failing, where):
+    nom = nominal_calibration("pca9685")
+    motors = tuple(dataclasses.replace(m, bus=_BOARDS[i // 9], channel=i % 9) for i, m in enumerate(nom.motors))
+    cal = dataclasses.replace(nom, motors=motors)
+    clock = FakeClock()
+    buses = {n: (FlakyBus(n, clock, exc, where) if k == failing else RecordingBus(n, clock=clock))
+             for k, n in enumerate(_BOARDS)}
+    safe, buses, clock = make(cal, speed=3000.0, clock=clock, buses=buses)
+    rest = cal.to_units(rest_controls())
+    with safe:
+        for _ in range(3):
+            safe.command(np.ones(26))
+            clock.sleep(PERIOD)
+        if where == "write":  # mid-stream: the command fails loudly, as a BusError naming the bus
+            with pytest.raises(BusError) as e:
+                safe.command(np.ones(26))
+            assert e.value is exc or (e.value.__cause__ is exc and _BOARDS[failing] in str(e.value))
+            assert safe.state == "faulted" and safe.fault is exc
+            with pytest.raises(SafetyError, match="faulted"):
+                safe.command(np.ones(26))
+    assert safe.state == "closed"
+    assert safe.fault is exc and (safe.stats.bus_errors >= 1 or where == "close")  # the state is honest
+    for k, name in enumerate(_BOARDS):
+        bus, idx = buses[name], [i for i, m in enumerate(cal.motors) if m.bus == name]
+        assert bus.closed == 1  # every bus closed, the failing one too (its close was tried)
+        if k == failing and where == "write":
+            continue
+        np.testing.assert_allclose(bus.writes[-1][2], rest[idx])  # parked at rest
+        if k != failing or where == "close":
+            assert bus.relaxed == [list(range(len(idx)))]  # and relaxed
