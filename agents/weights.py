@@ -63,6 +63,20 @@ def check_writable(path: str | os.PathLike) -> Path:
     return path
 
 
+def check_writable_folder(path: str | os.PathLike) -> Path:
+    """Check, before any long work, that a folder can be written at ``path`` (it is a folder or can be made inside
+    a writable one; it is not a file); ``ValueError`` naming the path otherwise."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{path} is a file; give a folder")
+    anc = path
+    while not anc.exists() and anc != anc.parent:
+        anc = anc.parent
+    if not anc.is_dir() or not os.access(anc, os.W_OK | os.X_OK):
+        raise ValueError(f"cannot write in {path}: {anc} is not a writable folder")
+    return path
+
+
 def save_torch_atomic(obj, path: str | os.PathLike) -> Path:
     """``torch.save`` with :func:`atomic_write`."""
     import torch
@@ -70,5 +84,5 @@ def save_torch_atomic(obj, path: str | os.PathLike) -> Path:
     return atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
-__all__ = ["AUDIO_TO_LIPS_FILES", "BABBLE_BANK_FILE", "SELF_MODEL_FILE", "atomic_write", "check_writable", "save_torch_atomic", "shipped_path",
+__all__ = ["AUDIO_TO_LIPS_FILES", "BABBLE_BANK_FILE", "SELF_MODEL_FILE", "atomic_write", "check_writable", "check_writable_folder", "save_torch_atomic", "shipped_path",
            "shipped_weights_dir"]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -308,6 +309,7 @@ def cmd_corpus_build(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="facetwin", description="MuJoCo digital twin of a humanoid face robot.")
     p.add_argument("--version", action="version", version=f"facetwin {__version__}")
+    p.add_argument("--debug", action="store_true", help="show the traceback of an error")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def variant_arg(sp: argparse.ArgumentParser) -> None:
@@ -485,15 +487,89 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
     add_train_arguments(parser)
 
 
+#: every file (suffix or None) or folder each command writes: checked before any work starts (``check_outputs``)
+OUTPUTS: dict[str, dict[str, tuple[str, str | None]]] = {
+    "demo": {"out": ("folder", None)},
+    "export-xml": {"out": ("file", None)},
+    "say": {"out": ("file", None)},
+    "sing-audio": {"out": ("file", None)},
+    "align": {"out": ("file", ".json")},
+    "corpus build": {"out": ("folder", None)},
+    "babble": {"out": ("file", ".npz")},
+    "train": {"out": ("folder", None)},
+    "lipsync": {"out": ("file", ".npz"), "video": ("file", ".mp4")},
+    "sing": {"out": ("file", ".mp4")},
+    "evaluate": {"json": ("file", None)},
+    "train-lipsync": {"out": ("folder", None)},
+    "train-residual": {"out": ("folder", None)},
+    "ingest-video": {"corpus": ("folder", None)},
+    "calibrate": {"out": ("file", ".json")},
+    "deploy": {"log": ("file", ".npz")},
+    "export-policy": {"out": ("folder", None)},
+}
+
+
+def check_outputs(args: argparse.Namespace) -> None:
+    """Every output of the command (:data:`OUTPUTS`) can be written: ``ValueError`` naming the option and the path
+    otherwise, before any work starts."""
+    from facetwin.agents.weights import check_writable, check_writable_folder
+
+    key = args.command + (f" {args.corpus_command}" if getattr(args, "corpus_command", None) else "")
+    for name, (kind, suffix) in OUTPUTS.get(key, {}).items():
+        value = getattr(args, name, None)
+        if value is None:
+            continue
+        opt = "--" + name.replace("_", "-")
+        path = Path(value)
+        if suffix is not None and path.suffix.lower() != suffix:
+            raise ValueError(f"{opt} {path}: must be a {suffix} file")
+        try:
+            (check_writable if kind == "file" else check_writable_folder)(path)
+        except ValueError as e:
+            raise ValueError(f"{opt}: {e}") from None
+
+
+#: exceptions that mean bad input (a file, a path, a number): one line, exit code 2
+USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, KeyError, OSError, EOFError, zipfile.BadZipFile)
+
+
+def error_message(exc: BaseException) -> str:
+    """One line for a user error: the problem and the path or field it names."""
+    if isinstance(exc, KeyError) and exc.args:
+        msg = str(exc.args[0])
+    elif isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
+        msg = f"{exc.filename}: {exc.strerror}"
+    elif isinstance(exc, zipfile.BadZipFile):
+        msg = f"not a valid archive ({exc})"
+    else:
+        msg = str(exc) or type(exc).__name__
+    return " ".join(msg.split())  # one line
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``facetwin`` command; returns the exit code."""
+    """Entry point of the ``facetwin`` command; returns the exit code: 0, 2 for bad input (one line on stderr),
+    1 for an internal error (one line; ``--debug`` or ``FACETWIN_DEBUG=1`` shows the traceback), 130 on Ctrl-C."""
     args = build_parser().parse_args(argv)
+    debug = bool(getattr(args, "debug", False) or os.environ.get("FACETWIN_DEBUG"))
     try:
+        check_outputs(args)
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError, KeyError) as exc:  # bad input: a clear message, no traceback
-        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"facetwin {args.command}: error: {msg}", file=sys.stderr)
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print(f"facetwin {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except USER_ERRORS as exc:  # bad input: a clear message, no traceback
+        if debug:
+            raise
+        print(f"facetwin {args.command}: error: {error_message(exc)}", file=sys.stderr)
         return 2
+    except Exception as exc:  # a bug: still one line, the traceback on request
+        if debug:
+            raise
+        print(f"facetwin {args.command}: internal error: {type(exc).__name__}: {error_message(exc)} "
+              "(run with --debug for the traceback)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
