@@ -1005,6 +1005,11 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
 def train_main(args: argparse.Namespace) -> int:
     """Run :func:`train` from parsed :func:`add_train_arguments` arguments; returns an exit code."""
     try:
+        for opt, value, lo in (("--steps", args.steps, 1), ("--n-envs", args.n_envs, 1),
+                               ("--checkpoint-every", args.checkpoint_every, 0),
+                               ("--eval-episodes", args.eval_episodes, 0), ("--verbose", args.verbose, 0)):
+            if value < lo:
+                raise ValueError(f"{opt} must be >= {lo}, got {value}")
         env_kwargs = _key_values(args.env_arg, "--env-arg")
         if args.env in MIRROR_ENV_IDS:
             env_kwargs = {**DEFAULT_ENV_KWARGS, **env_kwargs}
