@@ -138,3 +138,18 @@ def test_cli_corpus_build(tmp_path, capsys):
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and field in err[0]
     assert not (tmp_path / "bad").exists()
+
+
+@pytest.mark.parametrize("change", [{"heldout_langs": ("fr",)}, {"heldout_fraction": 0.5}])
+def test_rebuilding_in_place_with_other_splits_gives_the_new_splits(tmp_path, change):
+    """Test data never stays in train: a rebuild in place with other split options assigns every item exactly as a
+    fresh build with those options does (issue 11, item 8)."""
+    base = {"n_utterances": 12, "langs": ("en", "fr", "es"), "heldout_langs": ("es",), "include_songs": False,
+            "seed": 0, "progress": False}
+    build_corpus(tmp_path / "k", **base)
+    rebuilt = build_corpus(tmp_path / "k", **{**base, **change})
+    fresh = build_corpus(tmp_path / "fresh", **{**base, **change})
+    assert {it["id"]: it["split"] for it in rebuilt["items"]} == {it["id"]: it["split"] for it in fresh["items"]}
+    assert rebuilt["splits"] == fresh["splits"] and rebuilt["heldout_languages"] == fresh["heldout_languages"]
+    if "heldout_langs" in change:
+        assert {it["split"] for it in rebuilt["items"] if it["lang"] == "fr"} == {"heldout_language"}
