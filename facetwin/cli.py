@@ -281,8 +281,10 @@ def cmd_sing_audio(args: argparse.Namespace) -> int:
 def cmd_align(args: argparse.Namespace) -> int:
     from facetwin.audio.align import align_file
 
-    timeline = align_file(args.audio, args.text)
     out = Path(args.out) if args.out else _timeline_path(Path(args.audio))
+    if out.exists() and not args.overwrite:  # e.g. the exact timeline `facetwin say` wrote for this file
+        raise ValueError(f"--out {out} exists (the timeline of {Path(args.audio).name}?); give --overwrite to replace it")
+    timeline = align_file(args.audio, args.text)
     timeline.save(out)
     print(f"wrote {out} ({len(timeline)} phones, {timeline.end:.2f} s)")
     return 0
@@ -363,6 +365,7 @@ def build_parser() -> argparse.ArgumentParser:
     al.add_argument("audio")
     al.add_argument("--text", required=True, help="the transcript")
     al.add_argument("--out", default=None, help="timeline json (default: <audio>.phones.json)")
+    al.add_argument("--overwrite", action="store_true", help="replace an existing timeline json")
     al.set_defaults(func=cmd_align)
 
     co = sub.add_parser("corpus", help="training corpus tools")

@@ -79,3 +79,9 @@ def test_align_command(tmp_path):
 
     assert np.abs(onsets(aligned) - onsets(spoken)).max() < 0.06
     assert main(["align", str(tmp_path / "missing.wav"), "--text", "hi"]) == 2
+    # say's exact timeline is not silently replaced by an alignment
+    exact = (tmp_path / "s.phones.json").read_bytes()
+    assert main(["align", str(wav), "--text", "The blue boat is big."]) == 2
+    assert (tmp_path / "s.phones.json").read_bytes() == exact
+    assert main(["align", str(wav), "--text", "The blue boat is big.", "--overwrite"]) == 0
+    assert (tmp_path / "s.phones.json").read_bytes() != exact
