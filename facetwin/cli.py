@@ -168,9 +168,8 @@ def run_demo(out_dir: Path, variant: str = "full", seconds: float = 6.0, seed: i
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    if args.seconds <= 0:
-        print("facetwin demo: --seconds must be positive", file=sys.stderr)
-        return 2
+    if not args.seconds > 0:
+        raise ValueError(f"--seconds must be positive, got {args.seconds}")
     out_dir = Path(args.out)
     result = run_demo(out_dir, variant=args.variant, seconds=args.seconds, seed=args.seed)
     print(f"wrote {len(result['files'])} files to {out_dir.resolve()}:")
@@ -539,6 +538,15 @@ def check_outputs(args: argparse.Namespace) -> None:
             raise ValueError(f"{opt}: {e}") from None
 
 
+def check_numbers(args: argparse.Namespace) -> None:
+    """No option of any command takes NaN or infinity: ``ValueError`` naming the option, before any work."""
+    import math
+
+    for name, value in vars(args).items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"--{name.replace('_', '-')} must be a finite number, got {value}")
+
+
 #: exceptions that mean bad input (a file, a path, a number): one line, exit code 2
 USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, KeyError, OSError, EOFError, zipfile.BadZipFile)
 
@@ -562,6 +570,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     debug = bool(getattr(args, "debug", False) or os.environ.get("FACETWIN_DEBUG"))
     try:
+        check_numbers(args)
         check_outputs(args)
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

@@ -130,3 +130,19 @@ def _with_func(parser, func):
             return args
 
     return P()
+
+
+@pytest.mark.parametrize("argv, option", [
+    (["demo", "--seconds", "nan", "--out", "d"], "--seconds"),
+    (["corpus", "build", "--heldout-fraction", "inf", "--out", "d"], "--heldout-fraction"),
+    (["sing", "twinkle", "--tempo", "nan", "--out", "d.mp4"], "--tempo"),
+    (["train-residual", "--scale=-inf", "--out", "d"], "--scale"),
+    (["calibrate", "--noise-mm", "nan", "--out", "d.json"], "--noise-mm"),
+    (["train", "--steps", "-5", "--out", "d"], "--steps"),
+])
+def test_bad_numbers_are_refused_before_any_work(argv, option, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and option in err[0] and "Traceback" not in err[0], err
+    assert list(tmp_path.iterdir()) == []  # nothing written
