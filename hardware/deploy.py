@@ -287,6 +287,9 @@ class LoopTimes:
 def jitter_stats(lateness_ms: np.ndarray) -> dict[str, float]:
     """p50 / p99 / max of the lateness (ms)."""
     x = np.asarray(lateness_ms, dtype=float)
+    x = x[np.isfinite(x)]  # ticks never played (an interrupted run) do not count
+    if x.size == 0:
+        return {"p50_ms": float("nan"), "p99_ms": float("nan"), "max_ms": float("nan"), "ticks": 0}
     return {"p50_ms": float(np.percentile(x, 50)), "p99_ms": float(np.percentile(x, 99)), "max_ms": float(x.max()),
             "ticks": int(x.size)}
 
@@ -294,14 +297,15 @@ def jitter_stats(lateness_ms: np.ndarray) -> dict[str, float]:
 def run_loop(
     n_ticks: int, send: Callable[[int], object], fps: float = FPS, *, audio_tick: int = 0,
     player: Player | None = None, spin_s: float = SPIN_S, realtime: bool = False, progress: bool = False,
+    out: LoopTimes | None = None,
 ) -> LoopTimes:
     """Call ``send(n)`` at the deadline of each tick ``n = 0 .. n_ticks - 1`` (``1 / fps`` apart); ``player.start()``
     at tick ``audio_tick``'s deadline, before its send. Garbage collection is off during the loop. ``realtime``:
-    run the loop under ``SCHED_FIFO`` (Linux; needs root or ``CAP_SYS_NICE``, silently skipped without)."""
+    run the loop under ``SCHED_FIFO`` (Linux; needs root or ``CAP_SYS_NICE``, silently skipped without). ``out``:
+    times filled in place tick by tick (NaN until played), so an interrupted loop leaves what it played."""
     period = 1.0 / fps
-    target = np.empty(n_ticks)
-    actual = np.empty(n_ticks)
-    spent = np.empty(n_ticks)
+    times = out if out is not None else LoopTimes(*(np.full(n_ticks, np.nan) for _ in range(3)))
+    target, actual, spent = times.target_s, times.actual_s, times.send_s
     bar = None
     if progress:
         from tqdm import tqdm
@@ -311,6 +315,8 @@ def run_loop(
     gc.disable()
     policy = _enter_realtime() if realtime else None
     t0 = time.perf_counter() + 2 * period  # a little head start for the first deadline
+    origin = t0 + audio_tick * period
+    times.realtime = policy is not None
     try:
         for n in range(n_ticks):
             deadline = t0 + n * period
@@ -319,7 +325,7 @@ def run_loop(
                 player.start()
             send(n)
             done = time.perf_counter()
-            target[n], actual[n], spent[n] = deadline, now, done - now
+            target[n], actual[n], spent[n] = deadline - origin, now - origin, done - now
             if bar is not None and n % 30 == 0:
                 bar.update(min(30, n_ticks - bar.n))
     finally:
@@ -330,8 +336,7 @@ def run_loop(
         if bar is not None:
             bar.update(n_ticks - bar.n)
             bar.close()
-    origin = t0 + audio_tick * period
-    return LoopTimes(target_s=target - origin, actual_s=actual - origin, send_s=spent, realtime=policy is not None)
+    return times
 
 
 def _enter_realtime() -> tuple[int, os.sched_param] | None:
@@ -454,10 +459,14 @@ def deploy(
             sim.advance(sim.period)
             aperture[n] = sim.face.mouth()["aperture_mm"]
 
+    times = LoopTimes(*(np.full(N, np.nan) for _ in range(3)))
+    interrupted: BaseException | None = None
     layer.open()
     try:
-        times = run_loop(N, send, FPS, audio_tick=pre, player=player, spin_s=spin_s, realtime=realtime,
-                         progress=progress)
+        run_loop(N, send, FPS, audio_tick=pre, player=player, spin_s=spin_s, realtime=realtime, progress=progress,
+                 out=times)
+    except KeyboardInterrupt as e:  # Ctrl-C / SIGTERM: the robot goes to rest (finally), the log keeps what played
+        interrupted = e
     finally:
         try:
             player.stop()
@@ -478,6 +487,8 @@ def deploy(
                        safety=layer.stats.as_dict(cal.names))
     if log_path is not None:
         res.save(log_path)
+    if interrupted is not None:
+        raise interrupted
     return res
 
 
@@ -513,6 +524,10 @@ def main_deploy(args: argparse.Namespace) -> int:
     except (ValueError, FileNotFoundError, ImportError, BusError, SafetyError) as e:  # CalibrationError: ValueError
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C / SIGTERM: deploy brought the robot to rest and wrote the log
+        log = f"; log of the ticks played -> {args.log}" if args.log is not None else ""
+        print(f"interrupted: the robot was brought to rest and relaxed{log}", file=sys.stderr)
+        return 130
     j = res.jitter
     lead = res.arrays["lead_rows"]
     print(f"played {args.audio} on {args.backend}: {j['ticks']} ticks at {FPS:g} Hz ({res.pre} pre-roll), "

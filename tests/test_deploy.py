@@ -166,6 +166,47 @@ def test_deploy_on_the_sim_moves_the_twin_in_time_with_the_audio(speech, tmp_pat
     assert np.abs(ap_ref[2:] - ap_ref[:-2]).max() > 3.0
 
 
+def test_ctrl_c_brings_the_twin_to_rest_and_keeps_the_log(speech, tmp_path, capsys):
+    """Ctrl-C mid-performance (issue 11, item 6): one line, exit code 130, no traceback, the face at rest and
+    relaxed, and the log holds the ticks that played (NaN after)."""
+    import os
+    import signal
+
+    from facetwin.hardware import sim_bus
+
+    cal_path = nominal_calibration("sim").save(tmp_path / "sim.json")
+    buses = []
+    real_init, real_advance = sim_bus.SimBus.__init__, sim_bus.SimBus.advance
+
+    def spy(self, *a, **k):
+        real_init(self, *a, **k)
+        buses.append(self)
+
+    def advance(self, seconds):  # the user presses Ctrl-C during the 15th tick
+        real_advance(self, seconds)
+        self._ticks = getattr(self, "_ticks", 0) + 1
+        if self._ticks == 15:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    sim_bus.SimBus.__init__, sim_bus.SimBus.advance = spy, advance
+    try:
+        parser = add_deploy_arguments(argparse.ArgumentParser())
+        args = parser.parse_args([str(speech), "--calibration", str(cal_path), "--backend", "sim",
+                                  "--log", str(tmp_path / "cut.npz"), "--quiet"])
+        assert main_deploy(args) == 130
+    finally:
+        sim_bus.SimBus.__init__, sim_bus.SimBus.advance = real_init, real_advance
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("interrupted") and "cut.npz" in err[0]
+    log = np.load(tmp_path / "cut.npz")
+    played = np.isfinite(log["actual_s"])
+    assert 5 < played.sum() < len(played) and not played[played.argmin():].any()  # a prefix played
+    bus = buses[-1]
+    assert not bus._open  # closed by the safety layer after parking and relaxing
+    bus.advance(0.5)  # what was sent last settles: the rest face
+    np.testing.assert_allclose(bus._cur, bus.face.rest_ctrl, atol=1e-9)
+
+
 # ---------------------------------------------------------------------------------------------- errors
 def test_errors_name_the_problem(speech, tmp_path, capsys):
     cal = nominal_calibration("sim")
