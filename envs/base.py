@@ -174,7 +174,10 @@ class FaceEnv(gym.Env):
     # ------------------------------------------------------------------------------------------ helpers
     def validate_action(self, action) -> np.ndarray:
         """The action as a float64 (26,) array clipped to [-1, 1]; ValueError on a wrong shape or NaN/inf."""
-        a = np.asarray(action, dtype=float)
+        raw = np.asarray(action)
+        if raw.dtype.kind not in "biuf":  # complex, strings, objects: not silently converted (an imaginary part dropped)
+            raise ValueError(f"action must be real numbers, got dtype {raw.dtype}")
+        a = raw.astype(float)
         if a.shape != (self.n_actuators,):
             raise ValueError(
                 f"action must have shape ({self.n_actuators},) (one value per actuator), got shape {a.shape}"
@@ -274,6 +277,9 @@ class FaceEnv(gym.Env):
     # ------------------------------------------------------------------------------------------ gymnasium API
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
+        if options is not None and not isinstance(options, dict):
+            raise ValueError(f"options must be a dict (keys {', '.join(self.reset_option_keys)}), got "
+                             f"{type(options).__name__}")
         options = dict(options or {})
         unknown = set(options) - set(self.reset_option_keys)
         if unknown:

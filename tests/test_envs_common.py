@@ -193,6 +193,12 @@ def test_bad_actions_raise(env):
     assert np.array_equal(env.command, np.ones(26))
     with pytest.raises(ValueError, match="unknown reset option"):
         env.reset(options={"targte_ctrl": env.rest_ctrl})
+    with pytest.raises(ValueError, match="options must be a dict"):
+        env.reset(options=[1, 2])
+    with pytest.raises(ValueError, match="real numbers"):  # not silently dropping the imaginary part
+        env.step(np.zeros(26) + 0.5j)
+    with pytest.raises(ValueError, match="real numbers"):
+        env.step(["0.1"] * 26)
     for bad in (dict(action_mode="velocity"), dict(render_mode="human"), dict(max_delta=0.0)):
         with pytest.raises(ValueError):
             MirrorSelfModelEnv(**bad)
