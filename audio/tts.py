@@ -639,4 +639,6 @@ def synthesize(text: str, lang: str = "en", *, rate_wpm: int | None = None, pitc
     audio = (pcm.astype(np.float32) / 32768.0).clip(-1.0, 1.0)
     code = lang.strip().lower()
     timeline = _build_timeline(text, events, len(pcm), sr, code)
+    if not len(timeline):  # "!!!", "...": punctuation only, as empty as an empty text
+        raise ValueError(f"text {text[:40]!r} has nothing to say (no phonemes in language {code!r})")
     return Utterance(audio=audio, sr=sr, timeline=timeline, text=text, lang=code)

@@ -247,3 +247,9 @@ def test_threads_are_serialized_and_consistent():
         t.join()
     for got, exp in zip(results, expected):
         assert np.array_equal(got.audio, exp.audio) and got.timeline == exp.timeline
+
+
+@pytest.mark.parametrize("bad", ["...!!!", "?", " , ; "])
+def test_punctuation_only_text_raises_like_empty_text(bad):
+    with pytest.raises(ValueError, match="nothing to say"):
+        synthesize(bad)
