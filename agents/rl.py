@@ -77,6 +77,7 @@ import copy
 import importlib
 import io
 import json
+import math
 import os
 import pickle
 import sys
@@ -177,6 +178,18 @@ def _entry_point_class(env_id: str) -> Any | None:
         return None
     obj = getattr(module, attr, None)
     return obj if isinstance(obj, type) and issubclass(obj, gym.Env) else None
+
+
+def check_env_id(env_id: str) -> None:
+    """``ValueError`` unless ``env_id`` is a registered id or a ``"module:Class"`` gymnasium env."""
+    if _entry_point_class(env_id) is not None:
+        return
+    try:
+        gym.spec(env_id)
+    except gym.error.Error:
+        ours = sorted(k for k in gym.registry if k.startswith("facetwin/"))
+        raise ValueError(f"--env: unknown environment {env_id!r}; registered: {', '.join(ours)} "
+                         "(or give module:Class)") from None
 
 
 def make_env(env_id: str, env_kwargs: dict[str, Any] | None = None) -> gym.Env:
@@ -682,9 +695,20 @@ def _deep_update(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 
 def algo_hyperparams(algo: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """The defaults of ``algo`` (:data:`ALGO_DEFAULTS`) updated with ``overrides``."""
+    import inspect
+
     algo = algo.lower()
     if algo not in ALGO_DEFAULTS:
         raise ValueError(f"unknown algorithm {algo!r}; choose one of {ALGOS}")
+    known = {k for k in inspect.signature(_algo_class(algo).__init__).parameters
+             if k not in ("self", "policy", "env") and not k.startswith("_")}
+    for key, value in (overrides or {}).items():
+        if key not in known:
+            raise ValueError(f"--hp {key}: not a hyper-parameter of {algo.upper()}; known: {', '.join(sorted(known))}")
+        default = ALGO_DEFAULTS[algo].get(key)
+        if isinstance(default, (int, float)) and not isinstance(default, bool) and (
+                isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)):
+            raise ValueError(f"--hp {key}: must be a finite number, got {value!r}")
     return _deep_update(ALGO_DEFAULTS[algo], overrides or {})
 
 
@@ -732,6 +756,8 @@ def train(
         import torch
 
         torch.set_num_threads(torch_threads)  # small nets: more threads only spin against the env workers
+    check_env_id(env_id)
+    algo_hyperparams(algo, hyperparams)  # bad overrides fail here, before anything is written
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(out_dir)

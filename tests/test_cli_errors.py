@@ -139,6 +139,9 @@ def _with_func(parser, func):
     (["train-residual", "--scale=-inf", "--out", "d"], "--scale"),
     (["calibrate", "--noise-mm", "nan", "--out", "d.json"], "--noise-mm"),
     (["train", "--steps", "-5", "--out", "d"], "--steps"),
+    (["train", "--hp", "learning_rate=\"abc\"", "--out", "d"], "--hp learning_rate"),
+    (["train", "--hp", "warp=1", "--out", "d"], "--hp warp"),
+    (["train", "--env", "nosuch", "--out", "d"], "--env"),
 ])
 def test_bad_numbers_are_refused_before_any_work(argv, option, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
