@@ -378,8 +378,9 @@ class LipSyncer:
         return np.sqrt(np.concatenate([p.viseme_p, np.stack([p.closure_p, p.rounded_p, p.open_p], axis=1)], axis=1))
 
     def align_transcript(self, audio: np.ndarray, sr: int, text: str, lang: str) -> Timeline:
-        """The phone timeline of ``text`` (language ``lang``) in ``audio``: pocketsphinx for English, else DTW against
-        an espeak-ng rendering with this model's :meth:`embedding` (:func:`facetwin.audio.transcript.transcript_timeline`)."""
+        """The phone timeline of ``text`` (language ``lang``) in ``audio``: pocketsphinx for English, cross-lingual
+        pocketsphinx on espeak-ng's phones for the other languages, DTW against an espeak-ng rendering with this
+        model's :meth:`embedding` when the decoder fails (:func:`facetwin.audio.transcript.transcript_timeline`)."""
         from facetwin.audio.transcript import transcript_timeline
 
         return transcript_timeline(audio, sr, text, lang, embed=self.embedding)

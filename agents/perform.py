@@ -3,7 +3,7 @@
 
 Both run the learned pipeline (:class:`facetwin.agents.lipsync.LipSyncer`) on the audio, in any language. A
 transcript (``--text`` with ``--lang``, aligned to the recording by :func:`facetwin.audio.transcript.transcript_timeline`:
-pocketsphinx for English, DTW against an espeak-ng rendering for the other languages) or a built-in song's own
+pocketsphinx for English, cross-lingual pocketsphinx on espeak-ng's phones for the other languages) or a built-in song's own
 phonemes decide the seals, rounding, opening and the lip shapes; the audio fills the rest.
 
 >>> lipsync_file("speech.wav", "speech.npz", video="speech.mp4")

@@ -62,6 +62,7 @@ __all__ = [
     "ARPABET_TO_IPA",
     "MAX_CHUNK_S",
     "align",
+    "align_phones",
     "align_file",
     "arpabet_to_ipa",
     "espeak_pronunciation",
@@ -721,6 +722,87 @@ def align(audio, sr: int, transcript: str) -> Timeline:
         raise ValueError(
             f"alignment failed: decoder aligned {k} of {len(words)} words; check the transcript matches the speech"
         )
+    return Timeline(phones)
+
+
+# IPA of other languages (espeak-ng) -> the nearest English phone, for cross-lingual alignment (align_phones): by
+# place and manner for consonants, by height, backness and rounding for vowels
+_IPA_XL: dict[str, tuple[str, ...]] = {
+    "y": ("UW",), "ʏ": ("UH",), "ø": ("ER",), "œ": ("ER",), "ɵ": ("UH",), "ɯ": ("UW",), "ɨ": ("IH",), "ɤ": ("AH",),
+    "ɥ": ("W",), "ʁ": ("R",), "ʀ": ("R",), "ɻ": ("R",), "χ": ("HH",), "ħ": ("HH",), "ɦ": ("HH",), "ʕ": ("HH",),
+    "ɲ": ("N", "Y"), "ɳ": ("N",), "ʎ": ("L", "Y"), "ɭ": ("L",), "ɬ": ("SH",), "β": ("B",), "ɣ": ("G",),
+    "ɸ": ("F",), "ʝ": ("Y",), "c": ("K",), "ɟ": ("G",), "q": ("K",), "ɕ": ("SH",), "ʑ": ("ZH",), "ʂ": ("SH",),
+    "ʐ": ("ZH",), "ʈ": ("T",), "ɖ": ("D",), "ts": ("T", "S"), "dz": ("D", "Z"), "tɕ": ("CH",), "dʑ": ("JH",),
+    "tʂ": ("CH",), "dʐ": ("JH",), "ʋ": ("V",), "ɰ": ("W",), "ɺ": ("L",), "ɽ": ("D",), "ʅ": ("ER",), "ɿ": ("IH",),
+}
+
+
+def _xl_arpabet(phone: str) -> list[str]:
+    """ARPAbet for one IPA phone of any language: the English table, else the nearest English phone(s)."""
+    out = [p for p in ipa_to_arpabet(phone) if p in PHONES]
+    if out:
+        return out
+    base = "".join(c for c in unicodedata.normalize("NFD", phone) if not unicodedata.combining(c))
+    base = "".join(c for c in base if c not in "ˈˌːˑ͡‿ʰʲʷ")
+    for key in sorted(_IPA_XL, key=len, reverse=True):
+        if base.startswith(key):
+            return list(_IPA_XL[key]) + _xl_arpabet(base[len(key):]) if base[len(key):] else list(_IPA_XL[key])
+    return [p for p in ipa_to_arpabet(base) if p in PHONES]
+
+
+def align_phones(audio, sr: int, words: list[tuple[str, list[str]]]) -> Timeline:
+    """Forced alignment of known phones in any language: ``words`` = [(written word, [IPA phones]), ...] in the
+    order spoken (e.g. espeak-ng's rendering of a transcript). Each phone is mapped to the nearest English phone(s)
+    and the sequence is aligned with pocketsphinx's English acoustic model (trained on many real speakers: a
+    cross-lingual alignment); the timeline keeps the IPA phones. ``ValueError`` as :func:`align`."""
+    import hashlib
+
+    tokens: list[str] = []
+    maps: list[tuple[str, list[str], list[int]]] = []
+    for written, ipa in words:
+        arpa: list[str] = []
+        src: list[int] = []
+        for k, ph in enumerate(ipa):
+            a = _xl_arpabet(ph)
+            arpa += a
+            src += [k] * len(a)
+        if not arpa:
+            continue  # nothing pronounceable (its time goes to the neighbours)
+        token = "ipa_" + hashlib.md5(" ".join(arpa).encode()).hexdigest()[:12]
+        _ADDED.setdefault(token, (arpa, "ipa"))
+        tokens.append(token)
+        maps.append((written, list(ipa), src))
+    if not tokens:
+        raise ValueError("nothing to align: no phone of the transcript maps to the acoustic model's phones")
+    pcm, duration_s = _prepare_audio(audio, sr)
+    with _LOCK:
+        try:
+            entries = _align_entries(pcm, tokens)
+        except RuntimeError as exc:
+            raise ValueError(f"alignment failed: the decoder could not fit the transcript ({len(tokens)} words) to "
+                             f"{duration_s:.2f} s of audio ({exc})") from exc
+    phones: list[Phone] = []
+    k = 0
+    for name, segs in entries:
+        base = re.sub(r"\(\d+\)$", "", name)
+        if _is_filler(base):
+            continue
+        if k >= len(tokens) or base != tokens[k]:
+            raise ValueError(f"alignment failed: decoder returned word {base!r}, expected {tokens[k:k + 1]}")
+        written, ipa, src = maps[k]
+        last = None
+        for (_p, start, dur), j in zip(segs, src):
+            t0, t1 = _frame_time(start, duration_s), _frame_time(start + dur, duration_s)
+            if t1 <= t0:
+                continue
+            if last == (k, j) and phones:  # the second English phone of one IPA phone: extend it
+                phones[-1] = Phone(phones[-1].start, t1, phones[-1].phoneme, written)
+            else:
+                phones.append(Phone(t0, t1, ipa[j], written))
+            last = (k, j)
+        k += 1
+    if k != len(tokens) or not phones:
+        raise ValueError(f"alignment failed: decoder aligned {k} of {len(tokens)} words")
     return Timeline(phones)
 
 

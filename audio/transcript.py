@@ -6,7 +6,13 @@
 | language | how |
 |---|---|
 | English | pocketsphinx forced alignment (:func:`facetwin.audio.align.align`; acoustic model of many real speakers); when it fails, the DTW below |
-| any other language espeak-ng speaks | :func:`dtw_align`: espeak-ng renders the transcript (its phone times are exact), then dynamic time warping between the two recordings' spectral features maps those times onto the recording |
+| any other language espeak-ng speaks | :func:`crosslingual_align`: espeak-ng's phones of the transcript, each mapped to the nearest English phone, force-aligned by the same pocketsphinx model; when the decoder fails, :func:`dtw_align` |
+| (fallback) | :func:`dtw_align`: espeak-ng renders the transcript (its phone times are exact), then dynamic time warping between the two recordings' spectral features maps those times onto the recording |
+
+Why cross-lingual first: on the natural-sounding (Kokoro) voices of the tuning set (the training voices' held-out
+sentences and language), it found 94 % of the closures against DTW's 83 % (opening 97 vs 95 %, rounding 93 vs
+100 %, lip error 1.90 vs 1.95 mm); DTW wins only on espeak-ng's own voices, whose rendering it matches too well to
+say anything about real speakers.
 
 DTW (:func:`dtw_align`):
 
@@ -152,6 +158,30 @@ def dtw_align(audio, sr: int, text: str, lang: str, *, rate_wpm: int | None = No
     return Timeline(phones)
 
 
+def rendered_words(text: str, lang: str) -> list[tuple[str, list[str]]]:
+    """[(word, [IPA phones]), ...] of ``text`` as espeak-ng speaks it in ``lang``, in order."""
+    from .tts import synthesize
+
+    out: list[tuple[str, list[str]]] = []
+    prev = None
+    for p in synthesize(text, lang).timeline:
+        key = p.word or ""
+        if out and key == prev:
+            out[-1][1].append(p.phoneme)
+        else:
+            out.append((key, [p.phoneme]))
+        prev = key
+    return out
+
+
+def crosslingual_align(audio, sr: int, text: str, lang: str) -> Timeline:
+    """``text`` (language ``lang``) aligned by pocketsphinx's English acoustic model on espeak-ng's phones of it,
+    each mapped to the nearest English phone (:func:`facetwin.audio.align.align_phones`)."""
+    from .align import align_phones
+
+    return align_phones(audio, sr, rendered_words(text, lang))
+
+
 def transcript_timeline(audio, sr: int, text: str, lang: str, *, embed=None) -> Timeline:
     """The phone timeline of ``text`` spoken in ``audio`` (see the module docstring for how each language is done);
     ``embed``: see :func:`dtw_align`."""
@@ -169,7 +199,12 @@ def transcript_timeline(audio, sr: int, text: str, lang: str, *, embed=None) -> 
 
     if code not in languages():
         raise ValueError(f"no aligner for language {lang!r}: a transcript can be aligned in {', '.join(languages())}")
+    if code != "en":
+        try:
+            return crosslingual_align(audio, sr, text, code)
+        except ValueError:
+            pass  # the decoder could not fit it: DTW
     return dtw_align(audio, sr, text, code, embed=embed)
 
 
-__all__ = ["DTW_FPS", "dtw_align", "dtw_path", "transcript_timeline"]
+__all__ = ["DTW_FPS", "crosslingual_align", "dtw_align", "dtw_path", "rendered_words", "transcript_timeline"]

@@ -91,10 +91,10 @@ def subset_report():
 
 #: method: (min closure, min rounding, min opening) on the four real recordings of tests/data/human_subset. A
 #: regression check, not the result (the README's tables hold the 48-clip development set). The shipped weights
-#: measured: learned 17/27, 19/40, 33/38; learned_stream 17/27, 20/40, 35/38; learned_text 19/27, 34/40, 36/38;
-#: amplitude 2/27, 0/40, 32/38.
+#: measured: learned 17/27, 19/40, 33/38; learned_stream 17/27, 20/40, 35/38; learned_text (transcript aligned
+#: cross-lingually) 21/27, 36/40, 37/38, lip error 1.64 mm; amplitude 2/27, 0/40, 32/38, lip error 2.27 mm.
 REAL_VOICE_THRESHOLDS = {"learned": (0.5, 0.35, 0.75), "learned_stream": (0.45, 0.35, 0.75),
-                         "learned_text": (0.55, 0.7, 0.85)}
+                         "learned_text": (0.7, 0.8, 0.9)}
 
 
 @pytest.mark.parametrize("method", sorted(REAL_VOICE_THRESHOLDS))
@@ -106,7 +106,7 @@ def test_shipped_lip_sync_on_real_voices(subset_report, method):
     assert got["closure_rate"] > amp["closure_rate"] + 0.3 and got["rounding_rate"] > amp["rounding_rate"] + 0.3
     assert abs(got["offset_median_ms"]) <= 40, got
     if method == "learned_text":  # the transcript's timing makes the shape right too
-        assert got["lip_error_mm"] < 0.9 * amp["lip_error_mm"], (got, amp)
+        assert got["lip_error_mm"] < 0.8 * amp["lip_error_mm"], (got, amp)
 
 
 def test_evaluate_scores_a_labelled_folder_per_language_and_voice(subset_report):
