@@ -566,7 +566,9 @@ def error_message(exc: BaseException) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``facetwin`` command; returns the exit code: 0, 2 for bad input (one line on stderr),
-    1 for an internal error (one line; ``--debug`` or ``FACETWIN_DEBUG=1`` shows the traceback), 130 on Ctrl-C."""
+    3 when the robot's hardware failed (a servo bus or a servo: ``calibrate``, ``deploy``), 1 for an internal
+    error (one line; ``--debug`` or ``FACETWIN_DEBUG=1`` shows the traceback), 130 on Ctrl-C."""
+    from facetwin.hardware.bus import EXIT_FAULT, BusError
     args = build_parser().parse_args(argv)
     debug = bool(getattr(args, "debug", False) or os.environ.get("FACETWIN_DEBUG"))
     try:
@@ -583,6 +585,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"facetwin {args.command}: error: {error_message(exc)}", file=sys.stderr)
         return 2
+    except BusError as exc:  # the hardware failed (the driver relaxed what it could)
+        if debug:
+            raise
+        print(f"facetwin {args.command}: robot fault: {error_message(exc)}", file=sys.stderr)
+        return EXIT_FAULT
     except Exception as exc:  # a bug: still one line, the traceback on request
         if debug:
             raise

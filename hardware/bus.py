@@ -11,6 +11,8 @@ width in microseconds, or position ticks). It knows nothing about the face: the 
 | ``write(channels, values)`` | set the goal of each channel, in servo units; raises :class:`BusError` on a device error |
 | ``read(channels)`` | present positions in servo units where the device can report them, else the last written goal (``None`` where never written) |
 | ``relax(channels)`` | torque off (serial) / PWM off (PCA9685): the servo goes limp |
+| ``health(channels)`` | ask the device whether it is well (serial: each servo's present position and error status; PCA9685: the board answers and has not reset); raises :class:`BusError` naming the fault; returns what ``read`` returns. The safety layer polls it while streaming (:class:`facetwin.hardware.safety.SafetyConfig` ``health_hz``) |
+| ``health_cost_s(n)`` | seconds one ``health`` of ``n`` channels takes on the wire (0: no round trip), what the poll budgets against a control period |
 | ``units`` | ``"us"`` or ``"position"`` (:data:`facetwin.sim2real.calibration.UNITS`) |
 | ``name`` | the bus label used in calibration files (``"pca9685@0x41"``, ``"serial"``, ``"sim"``) |
 | ``quantum`` | the smallest step the device can express, in servo units (``None``: continuous); the safety layer rounds to it inside the safe range |
@@ -23,6 +25,10 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+
+
+#: the exit code of a command whose robot hardware failed (a bus or a servo): not bad input (2), not a bug (1)
+EXIT_FAULT = 3
 
 
 class BusError(RuntimeError):
@@ -58,5 +64,13 @@ class ServoBus(ABC):
     @abstractmethod
     def relax(self, channels: Sequence[int]) -> None: ...
 
+    def health(self, channels: Sequence[int]) -> list[float | None]:
+        """Poll the device's health for ``channels``; :class:`BusError` on a fault (default: a plain ``read``)."""
+        return self.read(channels)
 
-__all__ = ["BusError", "ServoBus"]
+    def health_cost_s(self, n: int) -> float:
+        """Seconds one :meth:`health` of ``n`` channels takes on the wire (default 0: no device round trip)."""
+        return 0.0
+
+
+__all__ = ["EXIT_FAULT", "BusError", "ServoBus"]

@@ -19,6 +19,13 @@
    torque off on exit); the sim backend advances the twin one period per tick.
 4. **Log and jitter**: per tick the target time, actual time, lateness, the commands; p50 / p99 / max lateness.
 
+While it plays, the safety layer polls the servos' health (:class:`facetwin.hardware.safety.SafetyConfig`
+``health_hz``): a servo that stops answering, a corrupted reply, a servo's error status or hardware alert, a
+PCA9685 that vanishes or resets ends the run within ``SafeBus.health_detect_s`` (printed at the start): the robot is
+brought to rest and relaxed, the ``--log`` keeps the ticks that played and names the fault, and the command exits
+with code 3 (:data:`facetwin.hardware.bus.EXIT_FAULT`) and one line naming the bus and the servo. Ctrl-C /
+SIGTERM end the same way with code 130.
+
 Backends (imported lazily; a missing one is a clear error):
 
 | backend | bus | notes |
@@ -48,6 +55,7 @@ Log (``--log out.npz``; ``N = T + pre`` ticks, :data:`LOG_KEYS`):
 | ``aperture_mm`` | (N,) float32 | sim backend: the twin's mouth aperture at the end of the tick's period; else NaN |
 | ``actuators`` | (26,) str | actuator names |
 | ``backend``, ``policy``, ``audio`` | () str | what ran |
+| ``fault`` | () str | what ended the run early (a bus fault, ``"interrupted"``), else empty |
 
 Loop jitter (``python -m facetwin.benchmarks.bench_deploy``, 20 s at 30 Hz, the other core busy, 2-core VM shared
 with other jobs), lateness p99: null bus 6.4 ms, sim 7.8 ms with normal scheduling; 0.000 ms and 0.018 ms with
@@ -73,7 +81,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from facetwin.hardware.bus import BusError, ServoBus
+from facetwin.hardware.bus import EXIT_FAULT, BusError, ServoBus
 from facetwin.hardware.safety import SafeBus, SafetyConfig, SafetyError
 from facetwin.sim2real.calibration import Calibration
 
@@ -86,7 +94,7 @@ SPIN_S = 0.002
 #: the audible limit of a mouth trailing the sound
 TRAIL_LIMIT_MS = 45.0
 LOG_KEYS = ("fps", "tick", "target_s", "actual_s", "lateness_ms", "send_ms", "ctrl", "units", "source_ctrl",
-            "lead_rows", "aperture_mm", "actuators", "backend", "policy", "audio")
+            "lead_rows", "aperture_mm", "actuators", "backend", "policy", "audio", "fault")
 
 
 class DeployError(ValueError):
@@ -362,8 +370,11 @@ def _require(module: str, cls: str, owner: str):
 
 
 def open_buses(calibration: Calibration, backend: str, *, port: str | None = None, i2c_bus: int = 1,
-               variant: str = "fast") -> dict[str, ServoBus]:
-    """The buses of ``backend`` keyed by their calibration name (``motor.bus``), not yet opened."""
+               variant: str = "fast", baudrate: int | None = None) -> dict[str, ServoBus]:
+    """The buses of ``backend`` keyed by their calibration name (``motor.bus``), not yet opened: the one factory
+    of buses from a calibration (``deploy`` and ``calibrate`` both use it). ``baudrate``: the serial servos' (default
+    their factory setting, :data:`facetwin.hardware.serial_bus.FACTORY_BAUDRATE`)."""
+    _check_baudrate(baudrate)
     if backend not in BACKENDS:
         raise DeployError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     names = sorted({m.bus for m in calibration.motors})
@@ -386,7 +397,13 @@ def open_buses(calibration: Calibration, backend: str, *, port: str | None = Non
     if not port:
         raise DeployError("backend serial needs --port (e.g. /dev/ttyUSB0)")
     DynamixelBus = _require("facetwin.hardware.serial_bus", "DynamixelBus", "serial bus servos")
-    return {"serial": DynamixelBus(port, ids=[m.channel for m in calibration.motors])}
+    kw = {} if baudrate is None else {"baudrate": baudrate}
+    return {"serial": DynamixelBus(port, ids=[m.channel for m in calibration.motors], **kw)}
+
+
+def _check_baudrate(baudrate) -> None:
+    if baudrate is not None and (isinstance(baudrate, bool) or not isinstance(baudrate, int) or baudrate <= 0):
+        raise DeployError(f"--baudrate: a positive whole number of bits per second, got {baudrate!r}")
 
 
 # ---------------------------------------------------------------------------------------------------- deploy
@@ -417,6 +434,7 @@ def deploy(
     *,
     port: str | None = None,
     i2c_bus: int = 1,
+    baudrate: int | None = None,
     player: str | Player = "auto",
     interpolate: bool = False,
     log_path: str | Path | None = None,
@@ -434,12 +452,13 @@ def deploy(
     :class:`~facetwin.hardware.safety.SafetyConfig` or its JSON file; default ``SafetyConfig()``, its rate set to 30
     Hz). ``handle_signals``: Ctrl-C / SIGTERM stop the loop through the safety layer (neutral, then torque off; the
     CLI sets it). ``realtime``: the loop under SCHED_FIFO where permitted (see :func:`run_loop`)."""
+    _check_baudrate(baudrate)
     cal = calibration if isinstance(calibration, Calibration) else Calibration.load(calibration)
     if backend not in BACKENDS:
         raise DeployError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     audio, sr = _load_audio(audio_path)
     bus_map = dict(buses) if buses is not None else open_buses(cal, backend, port=port, i2c_bus=i2c_bus,
-                                                               variant=variant)
+                                                               variant=variant, baudrate=baudrate)
     ctrl = clip_controls(audio_path, policy)
     sched, pre = schedule_commands(ctrl, cal.latency_ms, FPS, interpolate=interpolate)
     if isinstance(player, str):
@@ -462,11 +481,14 @@ def deploy(
     times = LoopTimes(*(np.full(N, np.nan) for _ in range(3)))
     interrupted: BaseException | None = None
     layer.open()
+    if progress and config.health_hz is not None:
+        print(f"health polls at {config.health_hz:g} Hz: a servo or board fault is found within "
+              f"{layer.health_detect_s:.2f} s", file=sys.stderr)
     try:
         run_loop(N, send, FPS, audio_tick=pre, player=player, spin_s=spin_s, realtime=realtime, progress=progress,
                  out=times)
-    except KeyboardInterrupt as e:  # Ctrl-C / SIGTERM: the robot goes to rest (finally), the log keeps what played
-        interrupted = e
+    except (KeyboardInterrupt, BusError, SafetyError) as e:  # the robot goes to rest (finally: the layer has
+        interrupted = e  # parked it already on a fault), the log keeps what played
     finally:
         try:
             player.stop()
@@ -481,6 +503,8 @@ def deploy(
         "lead_rows": lead_rows(cal.latency_ms, FPS, interpolate), "aperture_mm": aperture.astype(np.float32),
         "actuators": np.array(list(actuator_names())), "backend": np.array(backend), "policy": np.array(str(policy)),
         "audio": np.array(str(audio_path)),
+        "fault": np.array("" if interrupted is None else "interrupted" if isinstance(interrupted, KeyboardInterrupt)
+                          else str(interrupted)),
     }
     assert set(arrays) == set(LOG_KEYS)
     res = DeployResult(arrays=arrays, pre=pre, jitter={**times.jitter, "realtime": times.realtime},
@@ -502,6 +526,9 @@ def add_deploy_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPa
                         help="'lipsync' (the shipped pipeline, default) or an exported LipSync-v0 policy folder")
     parser.add_argument("--port", default=None, help="serial port of the serial backend (e.g. /dev/ttyUSB0)")
     parser.add_argument("--i2c-bus", type=int, default=1, help="I2C adapter of the pca9685 backend (default 1)")
+    parser.add_argument("--baudrate", type=int, default=None,
+                        help="serial backend: the servos' baud rate (default 57600, their factory setting; 1000000 "
+                             "lets the safety layer check every servo's health 10 times a second)")
     parser.add_argument("--player", choices=PLAYERS, default="auto",
                         help="audio output: auto (sounddevice if installed), clock (time only), sounddevice")
     parser.add_argument("--safety", type=Path, default=None,
@@ -515,18 +542,20 @@ def add_deploy_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPa
 
 
 def main_deploy(args: argparse.Namespace) -> int:
-    """Run :func:`deploy` from parsed :func:`add_deploy_arguments` arguments; prints the jitter; an exit code."""
+    """Run :func:`deploy` from parsed :func:`add_deploy_arguments` arguments; prints the jitter; an exit code:
+    0, :data:`~facetwin.hardware.bus.EXIT_FAULT` when a bus or servo failed, 130 on Ctrl-C / SIGTERM (bad input
+    raises, for the CLI's one line and code 2)."""
+    log = f"; log of the ticks played -> {args.log}" if args.log is not None else ""
     try:
         res = deploy(args.audio, args.calibration, args.backend, args.policy, port=args.port, i2c_bus=args.i2c_bus,
-                     player=args.player, interpolate=args.interpolate, log_path=args.log, safety=args.safety,
-                     realtime=args.realtime, handle_signals=True,
-                     progress=not args.quiet)
-    except (ValueError, FileNotFoundError, ImportError, BusError, SafetyError) as e:  # CalibrationError: ValueError
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+                     baudrate=args.baudrate, player=args.player, interpolate=args.interpolate, log_path=args.log,
+                     safety=args.safety, realtime=args.realtime, handle_signals=True, progress=not args.quiet)
+    except (BusError, SafetyError) as e:  # the robot faulted: the safety layer parked and relaxed it
+        msg = " ".join(str(e).split())
+        print(f"facetwin deploy: robot fault: {msg}; the robot was brought to rest and relaxed{log}", file=sys.stderr)
+        return EXIT_FAULT
     except KeyboardInterrupt:  # Ctrl-C / SIGTERM: deploy brought the robot to rest and wrote the log
-        log = f"; log of the ticks played -> {args.log}" if args.log is not None else ""
-        print(f"interrupted: the robot was brought to rest and relaxed{log}", file=sys.stderr)
+        print(f"facetwin deploy: interrupted: the robot was brought to rest and relaxed{log}", file=sys.stderr)
         return 130
     j = res.jitter
     lead = res.arrays["lead_rows"]
@@ -543,8 +572,10 @@ def main_deploy(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m facetwin.hardware.deploy", description=__doc__.split("\n\n")[0])
-    return main_deploy(add_deploy_arguments(parser).parse_args(argv))
+    """``python -m facetwin.hardware.deploy ...`` = ``facetwin deploy ...`` (the CLI's error handling included)."""
+    from facetwin.cli import main as cli_main
+
+    return cli_main(["deploy", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

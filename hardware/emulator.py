@@ -26,6 +26,13 @@ ticks per second while torque is on and stays put while limp.
 | ``"truncate"`` | only the first half of the reply is sent |
 | ``"close"`` | the port closes when the instruction arrives (:meth:`~DynamixelEmulator.close_port` does it now) |
 
+Lasting servo faults, until undone:
+
+| method | effect |
+|---|---|
+| :meth:`~DynamixelEmulator.fail` ``(id, hardware_error)`` | a hardware alert (default overheating): Hardware Error Status (70) set, torque off and refused, every status from the servo carries the alert bit 0x80, as an X-series servo does after a shutdown; :meth:`~DynamixelEmulator.reboot` clears it |
+| :meth:`~DynamixelEmulator.disconnect` ``(id)`` | the servo hears and answers nothing (a broken cable or a dead servo): no replies, writes not applied; :meth:`~DynamixelEmulator.reconnect` undoes it |
+
 Every instruction received is logged in :attr:`~DynamixelEmulator.received` ``(id, instruction, params)`` and every
 goal position written (accepted or not) in :attr:`~DynamixelEmulator.goal_log` ``(id, position)``: what the
 safety-layer and deploy tests assert on ("nothing outside the calibrated range reached the bus"). A packet that gets
@@ -57,8 +64,9 @@ import time
 import tty
 from collections.abc import Iterable
 
-from facetwin.hardware.serial_bus import (ADDR_GOAL_POSITION, ADDR_MODEL_NUMBER, ADDR_PRESENT_POSITION,
-                                          ADDR_TORQUE_ENABLE, BROADCAST_ID, PING, READ, SYNC_READ, SYNC_WRITE, WRITE,
+from facetwin.hardware.serial_bus import (ADDR_GOAL_POSITION, ADDR_HARDWARE_ERROR_STATUS, ADDR_MODEL_NUMBER,
+                                          ADDR_PRESENT_POSITION, ADDR_RETURN_DELAY_TIME, ADDR_TORQUE_ENABLE,
+                                          BROADCAST_ID, ERROR_ALERT, PING, READ, SYNC_READ, SYNC_WRITE, WRITE,
                                           Packet, PacketReader, build_status)
 
 TABLE_SIZE = 148  # up to Present Temperature (146) and a spare byte; the indirect area is not emulated
@@ -72,6 +80,7 @@ _READ_ONLY = (range(0, 7), range(120, 148))
 _EEPROM_END = 64
 ERR_INSTRUCTION, ERR_CRC, ERR_LENGTH, ERR_LIMIT, ERR_ACCESS = 0x02, 0x03, 0x05, 0x06, 0x07
 FAULTS = ("crc", "drop", "error", "wrong_id", "truncate", "close")
+HW_OVERHEATING = 0x04  # Hardware Error Status bit 2
 
 
 class _Servo:
@@ -124,6 +133,10 @@ class DynamixelEmulator:
         self.speed = float(speed)
         self.reply_delay_s = float(reply_delay_s)
         self.servos = {i: _Servo(i, model_number, position, now) for i in ids}
+        for sv in self.servos.values():  # Return Delay Time in 2 us units, as the servos would report it
+            sv.table[ADDR_RETURN_DELAY_TIME] = min(254, round(self.reply_delay_s / 2e-6))
+        self.failed: set[int] = set()  # servos in a hardware alert (fail)
+        self.disconnected: set[int] = set()  # servos that hear nothing (disconnect)
         self.received: list[tuple[int, int, bytes]] = []
         self.goal_log: list[tuple[int, int]] = []
         self.bad_packets = 0
@@ -188,6 +201,33 @@ class DynamixelEmulator:
         with self._lock:
             self._faults[fault] = self._faults.get(fault, 0) + count
             self._fault_error = error
+
+    def fail(self, servo_id: int, hardware_error: int = HW_OVERHEATING) -> None:
+        """Put a servo in a hardware alert (see the module docstring); ``hardware_error``: the bits of address 70."""
+        if not 1 <= hardware_error <= 0xFF:
+            raise ValueError(f"hardware_error: a non-zero status byte, got {hardware_error}")
+        with self._lock:
+            s = self.servos[servo_id]
+            s.advance(time.monotonic(), self.speed)
+            s.table[ADDR_HARDWARE_ERROR_STATUS] = hardware_error
+            s.table[ADDR_TORQUE_ENABLE] = 0
+            self.failed.add(servo_id)
+
+    def reboot(self, servo_id: int) -> None:
+        """Clear a servo's hardware alert (torque stays off)."""
+        with self._lock:
+            self.servos[servo_id].table[ADDR_HARDWARE_ERROR_STATUS] = 0
+            self.failed.discard(servo_id)
+
+    def disconnect(self, servo_id: int) -> None:
+        """The servo hears and answers nothing until :meth:`reconnect`."""
+        with self._lock:
+            self.servos[servo_id]  # KeyError for an id not on the chain
+            self.disconnected.add(servo_id)
+
+    def reconnect(self, servo_id: int) -> None:
+        with self._lock:
+            self.disconnected.discard(servo_id)
 
     def goal(self, servo_id: int) -> int:
         """Goal Position of a servo (ticks)."""
@@ -262,7 +302,7 @@ class DynamixelEmulator:
                 return []
             if not packet.crc_ok:
                 self.bad_packets += 1
-                if packet.servo_id in self.servos:
+                if packet.servo_id in self.servos and packet.servo_id not in self.disconnected:
                     return self._faulted([(packet.servo_id, ERR_CRC, b"")])
                 return []
             self.received.append((packet.servo_id, packet.instruction, packet.params))
@@ -276,21 +316,22 @@ class DynamixelEmulator:
     def _execute(self, p: Packet) -> list[tuple[int, int, bytes]]:
         """``(id, error, data)`` of each status the instruction calls for."""
         inst, params, target = p.instruction, p.params, p.servo_id
+        live = [i for i in self.servos if i not in self.disconnected]
         if inst == PING:
-            ids = list(self.servos) if target == BROADCAST_ID else [target] if target in self.servos else []
+            ids = live if target == BROADCAST_ID else [target] if target in live else []
             return [(i, 0, self.servos[i].table[0:2] + self.servos[i].table[ADDR_FIRMWARE:ADDR_FIRMWARE + 1])
                     for i in ids]
         if inst == SYNC_WRITE and target == BROADCAST_ID and len(params) >= 4:
             address, size = struct.unpack_from("<HH", params)
             for k in range(4, len(params) - size, size + 1):
                 servo_id, data = params[k], params[k + 1:k + 1 + size]
-                if servo_id in self.servos and len(data) == size:
+                if servo_id in live and len(data) == size:
                     self._write(servo_id, address, data)
             return []
         if inst == SYNC_READ and target == BROADCAST_ID and len(params) >= 4:
             address, size = struct.unpack_from("<HH", params)
-            return [self._read(i, address, size) for i in params[4:] if i in self.servos]
-        if target not in self.servos:
+            return [self._read(i, address, size) for i in params[4:] if i in live]
+        if target not in live:
             return []
         if inst == READ:
             if len(params) != 4:
@@ -324,11 +365,15 @@ class DynamixelEmulator:
             if not s.get(ADDR_MIN_POSITION) <= goal <= s.get(ADDR_MAX_POSITION):
                 return ERR_LIMIT
         s.table[address:address + len(data)] = data
+        if servo_id in self.failed:  # after a shutdown the torque stays off until a reboot
+            s.table[ADDR_TORQUE_ENABLE] = 0
         return 0
 
     def _faulted(self, replies: list[tuple[int, int, bytes]]) -> list[bytes]:
         out = []
         for servo_id, error, data in replies:
+            if servo_id in self.failed:
+                error |= ERROR_ALERT
             if self._take("error"):
                 error = self._fault_error
             if self._take("wrong_id"):

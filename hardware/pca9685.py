@@ -13,6 +13,10 @@ from the *actual* frame period that the prescaler gives (not the nominal frequen
 | ``ALL_LED_ON/OFF_L/H`` | 0xFA .. 0xFD | open and close: every channel full off |
 | ``PRESCALE`` | 0xFE | ``round(25 MHz / (4096 f)) - 1`` (121 at 50 Hz), read back to check the board answers |
 
+:meth:`PCA9685Bus.health` (polled by the safety layer while streaming) reads ``MODE1``: an I2C failure means the
+board is gone; ``SLEEP`` set means it lost power and reset (its outputs are off: the servos went limp while every
+write still succeeds). Either raises :class:`facetwin.hardware.bus.BusError`.
+
 | quantity | at 50 Hz with the 25 MHz internal oscillator |
 |---|---|
 | prescale | 121 |
@@ -49,6 +53,7 @@ from typing import Protocol
 from facetwin.hardware.bus import BusError, ServoBus
 
 OSC_HZ = 25_000_000.0
+I2C_HZ = 100_000.0  # standard-mode I2C clock: what a health read is budgeted at
 N_CHANNELS = 16
 TICKS = 4096
 
@@ -227,6 +232,19 @@ class PCA9685Bus(ServoBus):
         """The last pulse width written to each channel (us, as sent in ticks); ``None`` where never written."""
         return [self._pulse[c] for c in self._channels(channels)]
 
+    def health(self, channels: Sequence[int]) -> list[float | None]:
+        """The board answers and has not reset: ``MODE1`` read back (see the module docstring); then :meth:`read`."""
+        self._check_open()
+        mode1 = self._read_byte(MODE1)
+        if mode1 & MODE1_SLEEP:
+            raise BusError(f"{self.name}: the board has reset (MODE1 0x{mode1:02x}: asleep, every output off; "
+                           "a power glitch?)")
+        return self.read(channels)
+
+    def health_cost_s(self, n: int) -> float:
+        """One byte read on I2C (address + register, repeated start, address + data: 4 bytes of 9 bits)."""
+        return 4 * 9 / I2C_HZ
+
     def relax(self, channels: Sequence[int]) -> None:
         """PWM full off on each channel (``LEDn_OFF_H`` bit 4): no pulses, the servo goes limp."""
         chans = self._channels(channels)
@@ -254,6 +272,7 @@ class FakeI2C:
     | ``registers[addr]`` | the 256-byte register file of the board at ``addr`` (power-on: ``MODE1 = 0x11``, ``PRESCALE = 0x1E``, all channels full off) |
     | ``log`` | every transfer: ``("w", addr, reg, [bytes])``, ``("r", addr, reg, [byte])`` |
     | ``fail(count, after)`` | the ``count`` transfers after the next ``after`` ones raise ``OSError`` (EIO) |
+    | ``power_cycle(addr)`` | the board loses power and comes back in its power-on state (a brown-out) |
     | ``pulse_us(addr, ch)`` | the pulse width channel ``ch`` outputs (0 when full off or asleep, the frame period when full on) |
 
     Chip rules modelled: a transfer to an absent address raises ``OSError`` (EREMOTEIO, as a NACK does through
@@ -266,16 +285,22 @@ class FakeI2C:
         self.osc_hz = osc_hz
         self.registers: dict[int, bytearray] = {}
         for a in addresses:
-            regs = bytearray(256)
-            regs[MODE1] = MODE1_SLEEP | MODE1_ALLCALL
-            regs[PRESCALE] = 0x1E
-            for c in range(N_CHANNELS):
-                regs[LED0_ON_L + 4 * c + 3] = FULL_BIT
-            self.registers[a] = regs
+            self.registers[a] = bytearray(256)
+            self.power_cycle(a)
         self.log: list[tuple[str, int, int, list[int]]] = []
         self.closed = False
         self._fail_after = 0
         self._fail_count = 0
+
+    def power_cycle(self, addr: int) -> None:
+        """The board at ``addr`` loses power and comes back: its registers return to the power-on state (asleep,
+        every channel full off)."""
+        regs = self.registers[addr]
+        regs[:] = bytearray(256)
+        regs[MODE1] = MODE1_SLEEP | MODE1_ALLCALL
+        regs[PRESCALE] = 0x1E
+        for c in range(N_CHANNELS):
+            regs[LED0_ON_L + 4 * c + 3] = FULL_BIT
 
     def fail(self, count: int = 1, after: int = 0) -> None:
         """Make ``count`` transfers fail with ``OSError`` after ``after`` more succeed."""

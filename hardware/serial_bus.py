@@ -24,6 +24,8 @@ the body), and undone on receipt.
 | X-series address | size | use here |
 |---|---|---|
 | 0 Model Number | 2 | checked by PING on open |
+| 9 Return Delay Time | 1 | read on open (2 us units): what a reply costs on the wire (:meth:`DynamixelBus.health_cost_s`) |
+| 70 Hardware Error Status | 1 | read when a status carries the hardware alert bit, to name the fault (:data:`HARDWARE_ERRORS`) |
 | 64 Torque Enable | 1 | 1 on open (after Goal Position = Present Position: no jump), 0 in relax and close |
 | 116 Goal Position | 4 | :meth:`DynamixelBus.write`: one SYNC_WRITE for all ids |
 | 132 Present Position | 4 | :meth:`DynamixelBus.read`: one SYNC_READ (or a READ per id) |
@@ -31,11 +33,14 @@ the body), and undone on receipt.
 Every reply is checked: header, length, CRC, instruction 0x55, the id asked, the data length, and the error byte
 (bit 7 = hardware alert, bits 0-6 = Result Fail / Instruction / CRC / Data Range / Data Length / Data Limit /
 Access error). Anything wrong, no reply within ``timeout_s``, or a serial I/O failure raises
-:class:`facetwin.hardware.bus.BusError` naming the servo and the fault. There are no retries: the safety layer
+:class:`facetwin.hardware.bus.BusError` naming the servo and the fault; a hardware alert is named from the servo's
+Hardware Error Status (overheating, overload, input voltage, encoder, electrical shock: the servo has switched its
+torque off and needs a reboot). There are no retries: the safety layer
 decides what a fault means (a clean stop). Servos must answer every instruction (Status Return Level 2, the default).
 Before each transaction the input buffer is flushed, so a late reply to an earlier fault cannot pass as this one's.
-A SYNC_WRITE gets no reply: a chain that went dead shows at the next read (or the next write that the OS refuses),
-so a caller that must notice a lost chain within a tick reads positions every tick.
+A SYNC_WRITE gets no reply: a servo that went dead or raised an alert shows at the next read, which is why the
+safety layer polls :meth:`DynamixelBus.health` while streaming (a SYNC_READ of a rotating share of the servos,
+sized by :meth:`DynamixelBus.health_cost_s` to fit the control period).
 
 Bytes on the wire per 30 Hz tick for the 26 face servos (10 bits per byte; each status also waits the servo's
 Return Delay Time, 500 us at the factory setting, 0 after setting address 9 to 0):
@@ -79,14 +84,22 @@ SYNC_READ = 0x82
 SYNC_WRITE = 0x83
 
 ADDR_MODEL_NUMBER = 0
+ADDR_RETURN_DELAY_TIME = 9
+ADDR_HARDWARE_ERROR_STATUS = 70
 ADDR_TORQUE_ENABLE = 64
 ADDR_GOAL_POSITION = 116
 ADDR_PRESENT_POSITION = 132
 
+FACTORY_BAUDRATE = 57600  # X-series as shipped; 1 Mbaud leaves room to poll every servo's health each 100 ms
 IO_ERRORS = (OSError, termios.error)  # serial.SerialException is an OSError; tcflush on a dead tty raises termios.error
 ERROR_ALERT = 0x80
 ERRORS = {1: "Result Fail", 2: "Instruction Error", 3: "CRC Error", 4: "Data Range Error", 5: "Data Length Error",
           6: "Data Limit Error", 7: "Access Error"}
+#: bits of Hardware Error Status (address 70) of X-series servos
+HARDWARE_ERRORS = {0: "Input Voltage Error", 2: "Overheating Error", 3: "Motor Encoder Error",
+                   4: "Electrical Shock Error", 5: "Overload Error"}
+STATUS_BYTES = 11  # a status packet without data: header 4, id, length 2, instruction, error, CRC 2
+INSTRUCTION_BYTES = 10  # an instruction packet without parameters: header 4, id, length 2, instruction, CRC 2
 
 
 def _crc_table() -> list[int]:
@@ -145,6 +158,20 @@ def build_packet(servo_id: int, instruction: int, params: bytes | bytearray = b"
 def build_status(servo_id: int, error: int = 0, params: bytes | bytearray = b"") -> bytes:
     """A status packet: instruction 0x55, error byte, parameters."""
     return build_packet(servo_id, STATUS, bytes([error]) + bytes(params))
+
+
+def describe_hardware_error(status: int) -> str:
+    """Name the bits of Hardware Error Status, e.g. ``"Overheating Error (0x04)"``."""
+    parts = [HARDWARE_ERRORS.get(b, f"bit {b}") for b in range(8) if status >> b & 1]
+    return f"{' + '.join(parts) or 'no hardware error'} (0x{status:02x})"
+
+
+class ServoStatusError(BusError):
+    """A servo answered with a non-zero error byte (``servo_id``, ``error``)."""
+
+    def __init__(self, message: str, servo_id: int, error: int) -> None:
+        super().__init__(message)
+        self.servo_id, self.error = servo_id, error
 
 
 def describe_error(error: int) -> str:
@@ -232,7 +259,7 @@ class DynamixelBus(ServoBus):
     units = "position"
     name = "serial"
 
-    def __init__(self, port: str | None = None, *, ids: Iterable[int], baudrate: int = 57600,
+    def __init__(self, port: str | None = None, *, ids: Iterable[int], baudrate: int = FACTORY_BAUDRATE,
                  timeout_s: float = 0.05, serial=None, limits: tuple[int, int] = (0, 4095),
                  sync_read: bool = True) -> None:
         if (port is None) == (serial is None):
@@ -255,6 +282,7 @@ class DynamixelBus(ServoBus):
         self.limits = (int(limits[0]), int(limits[1]))
         self.use_sync_read = sync_read
         self.model_numbers: dict[int, int] = {}
+        self.return_delay_s = 500e-6  # the factory Return Delay Time until open reads the servos' own
         self._ser = serial
         self._own_serial = serial is None
         self._open = False
@@ -271,8 +299,9 @@ class DynamixelBus(ServoBus):
         except IO_ERRORS as e:
             raise BusError(f"{self.name}: write to {self.port or 'port'} failed: {e}") from e
 
-    def _receive(self, servo_id: int, what: str) -> Packet:
-        """The next status packet, which must come from ``servo_id``, be intact and carry no error."""
+    def _receive(self, servo_id: int, what: str, allow_alert: bool = False) -> Packet:
+        """The next status packet, which must come from ``servo_id``, be intact and carry no error (``allow_alert``:
+        except the hardware alert bit alone)."""
         reader = PacketReader()
         deadline = time.monotonic() + self.timeout_s
         while True:
@@ -294,14 +323,17 @@ class DynamixelBus(ServoBus):
         if packet.instruction != STATUS or not packet.params:
             raise BusError(f"{self.name}: reply to {what} is not a status packet: {packet.raw.hex(' ')}")
         if packet.servo_id != servo_id:
-            raise BusError(f"{self.name}: reply to {what} came from servo {packet.servo_id}, expected {servo_id}")
-        if packet.error:
-            raise BusError(f"{self.name}: servo {servo_id} reports {describe_error(packet.error)} on {what}")
+            raise BusError(f"{self.name}: servo {servo_id} did not answer {what}: the reply came from servo "
+                           f"{packet.servo_id}")
+        if packet.error and not (allow_alert and packet.error == ERROR_ALERT):
+            raise ServoStatusError(f"{self.name}: servo {servo_id} reports {describe_error(packet.error)} on {what}",
+                                   servo_id, packet.error)
         return packet
 
-    def _transact(self, servo_id: int, instruction: int, params: bytes, what: str, n_data: int) -> bytes:
+    def _transact(self, servo_id: int, instruction: int, params: bytes, what: str, n_data: int,
+                  allow_alert: bool = False) -> bytes:
         self._send(build_packet(servo_id, instruction, params))
-        data = self._receive(servo_id, what).data
+        data = self._receive(servo_id, what, allow_alert).data
         if len(data) != n_data:
             raise BusError(f"{self.name}: servo {servo_id} answered {what} with {len(data)} data bytes, "
                            f"expected {n_data}")
@@ -314,10 +346,16 @@ class DynamixelBus(ServoBus):
         data = self._transact(servo_id, PING, b"", "PING", 3)
         return data[0] | data[1] << 8
 
-    def read_register(self, servo_id: int, address: int, size: int) -> int:
-        """READ ``size`` (1, 2 or 4) bytes at ``address``; 4-byte values are signed (as positions are)."""
-        data = self._transact(servo_id, READ, struct.pack("<HH", address, size), f"READ {address}", size)
+    def read_register(self, servo_id: int, address: int, size: int, *, allow_alert: bool = False) -> int:
+        """READ ``size`` (1, 2 or 4) bytes at ``address``; 4-byte values are signed (as positions are).
+        ``allow_alert``: accept a reply that carries the hardware alert bit (reading what the alert is)."""
+        data = self._transact(servo_id, READ, struct.pack("<HH", address, size), f"READ {address}", size,
+                              allow_alert)
         return struct.unpack({1: "<B", 2: "<H", 4: "<i"}[size], data)[0]
+
+    def hardware_error_status(self, servo_id: int) -> int:
+        """Hardware Error Status (address 70) of a servo: the bits of :data:`HARDWARE_ERRORS`."""
+        return self.read_register(servo_id, ADDR_HARDWARE_ERROR_STATUS, 1, allow_alert=True)
 
     def write_register(self, servo_id: int, address: int, size: int, value: int) -> None:
         """WRITE ``size`` (1, 2 or 4) bytes at ``address`` and check the servo's acknowledgement."""
@@ -336,12 +374,19 @@ class DynamixelBus(ServoBus):
         """SYNC_READ one 4-byte (signed) register of many servos: one packet out, one status per id back in order."""
         self._send(build_packet(BROADCAST_ID, SYNC_READ, struct.pack("<HH", address, size) + bytes(ids)))
         values = []
+        status_error: ServoStatusError | None = None
         for servo_id in ids:
-            data = self._receive(servo_id, f"SYNC_READ {address}").data
+            try:
+                data = self._receive(servo_id, f"SYNC_READ {address}").data
+            except ServoStatusError as e:  # take the other servos' replies off the line, then report the first
+                status_error = status_error or e
+                continue
             if len(data) != size:
                 raise BusError(f"{self.name}: servo {servo_id} answered SYNC_READ {address} with {len(data)} data "
                                f"bytes, expected {size}")
             values.append(struct.unpack("<i", data)[0])
+        if status_error is not None:
+            raise status_error
         return values
 
     # -- ServoBus --------------------------------------------------------------------------------------------------
@@ -363,6 +408,7 @@ class DynamixelBus(ServoBus):
         try:
             for servo_id in self.ids:
                 self.model_numbers[servo_id] = self.ping(servo_id)
+            self.return_delay_s = 2e-6 * max(self.read_register(i, ADDR_RETURN_DELAY_TIME, 1) for i in self.ids)
             for servo_id in self.ids:
                 here = self.read_register(servo_id, ADDR_PRESENT_POSITION, 4)
                 self.write_register(servo_id, ADDR_GOAL_POSITION, 4, here)
@@ -423,13 +469,39 @@ class DynamixelBus(ServoBus):
         self.sync_write(ADDR_GOAL_POSITION, 4, {c: round(v) for c, v in zip(chans, vals)})
 
     def read(self, channels: Sequence[int]) -> list[float | None]:
-        """Present positions (ticks) by SYNC_READ, or one READ per id with ``sync_read=False``."""
+        """Present positions (ticks) by SYNC_READ, or one READ per id with ``sync_read=False``. A servo in a
+        hardware alert raises :class:`BusError` naming its Hardware Error Status."""
         chans = self._check(channels)
         if not chans:
             return []
-        if self.use_sync_read:
-            return [float(v) for v in self.sync_read_positions(chans)]
-        return [float(self.read_register(c, ADDR_PRESENT_POSITION, 4)) for c in chans]
+        try:
+            if self.use_sync_read:
+                return [float(v) for v in self.sync_read_positions(chans)]
+            return [float(self.read_register(c, ADDR_PRESENT_POSITION, 4)) for c in chans]
+        except ServoStatusError as e:
+            if not e.error & ERROR_ALERT:
+                raise
+            try:
+                status = self.hardware_error_status(e.servo_id)
+            except BusError:
+                raise e from None
+            if not status:  # the alert is gone already: report the status as it came
+                raise e from None
+            raise ServoStatusError(f"{self.name}: servo {e.servo_id} hardware alert: {describe_hardware_error(status)}"
+                                   " (it has switched its torque off; power-cycle or reboot it)",
+                                   e.servo_id, e.error) from e
+
+    def health(self, channels: Sequence[int]) -> list[float | None]:
+        """Present positions of ``channels`` (:meth:`read`): a dead servo (no reply), a corrupted reply or a
+        servo's error status (hardware alerts named) raise :class:`BusError`."""
+        return self.read(channels)
+
+    def health_cost_s(self, n: int) -> float:
+        """Seconds on the wire for :meth:`health` of ``n`` servos at this baud rate and Return Delay Time."""
+        byte_s = 10.0 / self.baudrate
+        if self.use_sync_read:  # request: address, length, n ids; n statuses with 4 data bytes
+            return (INSTRUCTION_BYTES + 4 + n + n * (STATUS_BYTES + 4)) * byte_s + n * self.return_delay_s
+        return n * ((INSTRUCTION_BYTES + 4 + STATUS_BYTES + 4) * byte_s + self.return_delay_s)
 
     def sync_read_positions(self, ids: Sequence[int]) -> list[int]:
         """Present Position of many servos by one SYNC_READ."""
@@ -444,6 +516,7 @@ class DynamixelBus(ServoBus):
                 self._torque[c] = False
 
 
-__all__ = ["ADDR_GOAL_POSITION", "ADDR_PRESENT_POSITION", "ADDR_TORQUE_ENABLE", "BROADCAST_ID", "ERRORS",
-           "DynamixelBus", "Packet", "PacketReader", "build_packet", "build_status", "crc16", "describe_error",
-           "stuff", "unstuff"]
+__all__ = ["ADDR_GOAL_POSITION", "ADDR_HARDWARE_ERROR_STATUS", "ADDR_PRESENT_POSITION", "ADDR_RETURN_DELAY_TIME",
+           "ADDR_TORQUE_ENABLE", "BROADCAST_ID", "ERRORS", "FACTORY_BAUDRATE", "HARDWARE_ERRORS", "DynamixelBus",
+           "Packet", "PacketReader", "ServoStatusError", "build_packet", "build_status", "crc16", "describe_error",
+           "describe_hardware_error", "stuff", "unstuff"]

@@ -495,6 +495,8 @@ def add_calibrate_arguments(parser: argparse.ArgumentParser) -> argparse.Argumen
     parser.add_argument("--motors", default=None, help="comma-separated motor names (default all 26)")
     parser.add_argument("--port", default=None,
                         help="serial: the port (default /dev/ttyUSB0); pca9685: the I2C bus number (default 1)")
+    parser.add_argument("--baudrate", type=int, default=None,
+                        help="serial: the servos' baud rate (default 57600, their factory setting)")
     parser.add_argument("--camera", default="0", help="hardware backends: camera index or video path (default 0)")
     parser.add_argument("--seed", type=int, default=0, help="sim: seed of the hidden truth and camera noise")
     parser.add_argument("--noise-mm", type=float, default=0.1, help="sim: camera noise per coordinate (mm)")
@@ -513,20 +515,14 @@ def _lazy(module: str, attr: str):
 
 
 def _hardware(args: argparse.Namespace, start: Calibration) -> tuple[dict[str, ServoBus], object]:
+    from facetwin.hardware.deploy import open_buses  # the one factory of buses from a calibration
+
     if args.backend == "pca9685":
-        pca = _lazy("facetwin.hardware.pca9685", "PCA9685Bus")
-        i2c_bus = int(args.port) if args.port else 1
-        boards = sorted({m.bus for m in start.motors})
-        bad = [b for b in boards if not b.startswith("pca9685@")]
-        if bad:
-            raise CalibrationError(f"motors.bus: {bad[0]!r} is not a PCA9685 board (pca9685@0xNN)")
-        buses = {b: pca(int(b.split("@", 1)[1], 16), i2c_bus=i2c_bus) for b in boards}
+        if args.port is not None and not args.port.isdigit():
+            raise ValueError(f"--port: the I2C bus number for pca9685 (e.g. 1), got {args.port!r}")
+        buses = open_buses(start, "pca9685", i2c_bus=int(args.port) if args.port else 1)
     else:
-        dxl = _lazy("facetwin.hardware.serial_bus", "DynamixelBus")
-        bad = sorted({m.bus for m in start.motors} - {"serial"})
-        if bad:
-            raise CalibrationError(f"motors.bus: {bad[0]!r} is not the serial bus")
-        buses = {"serial": dxl(args.port or "/dev/ttyUSB0", ids=[m.channel for m in start.motors])}
+        buses = open_buses(start, "serial", port=args.port or "/dev/ttyUSB0", baudrate=args.baudrate)
     cam_cls = _lazy("facetwin.hardware.camera", "FaceMeshCamera")
     camera = cam_cls(int(args.camera) if args.camera.isdigit() else args.camera)
     return buses, camera

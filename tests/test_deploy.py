@@ -197,7 +197,7 @@ def test_ctrl_c_brings_the_twin_to_rest_and_keeps_the_log(speech, tmp_path, caps
     finally:
         sim_bus.SimBus.__init__, sim_bus.SimBus.advance = real_init, real_advance
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("interrupted") and "cut.npz" in err[0]
+    assert len(err) == 1 and err[0].startswith("facetwin deploy: interrupted") and "cut.npz" in err[0]
     log = np.load(tmp_path / "cut.npz")
     played = np.isfinite(log["actual_s"])
     assert 5 < played.sum() < len(played) and not played[played.argmin():].any()  # a prefix played
@@ -207,6 +207,52 @@ def test_ctrl_c_brings_the_twin_to_rest_and_keeps_the_log(speech, tmp_path, caps
     np.testing.assert_allclose(bus._cur, bus.face.rest_ctrl, atol=1e-9)
 
 
+# ---------------------------------------------------------------------------------------------- faults
+@pytest.mark.parametrize("fault", ["hardware alert", "dead servo"])
+def test_a_servo_fault_mid_performance_is_found_in_time_the_robot_rests_and_the_log_is_kept(speech, tmp_path, capsys,
+                                                                                          fault):
+    """On the servo emulator (issue 11, item 5): a servo overheats, or stops answering, 20 ticks into the
+    performance; the health polls find it within the stated time, every other servo goes limp, the command ends in
+    one line with exit code 3 and the log keeps the ticks that played."""
+    import threading
+    import time
+
+    from facetwin.cli import main
+    from facetwin.hardware.emulator import DynamixelEmulator
+
+    cal_path = nominal_calibration("serial").save(tmp_path / "serial.json")
+    with DynamixelEmulator(ids=range(1, 27)) as emu:
+        at_fault = []
+
+        def break_a_servo():  # once 20 ticks of goals have reached the chain (26 more from the open)
+            deadline = time.monotonic() + 60
+            while len(emu.goal_log) < 26 * 21 and time.monotonic() < deadline:
+                time.sleep(0.001)
+            (emu.fail if fault == "hardware alert" else emu.disconnect)(9)
+            at_fault.append(len(emu.goal_log))
+
+        t = threading.Thread(target=break_a_servo, daemon=True)
+        t.start()
+        code = main(["deploy", str(speech), "--calibration", str(cal_path), "--backend", "serial", "--port",
+                     emu.port, "--baudrate", "1000000", "--player", "clock", "--log", str(tmp_path / "f.npz"),
+                     "--quiet"])
+        t.join()
+        emu.settle()
+        limp = [not emu.torque(i) for i in range(1, 27) if i not in emu.disconnected]
+        ticks_after = (len(emu.goal_log) - at_fault[0]) / 26
+    assert code == 3
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("facetwin deploy: robot fault: serial: servo 9"), err
+    assert ("Overheating Error" if fault == "hardware alert" else "did not answer") in err[0] and "f.npz" in err[0]
+    # health polls every third tick at 1 Mbaud: found within 0.18 s = 5.5 ticks (+ 1 for the loop's own jitter)
+    assert ticks_after <= 7, ticks_after
+    assert all(limp)  # every servo that can hear was relaxed (the faulted chain is not trusted with a move)
+    log = np.load(tmp_path / "f.npz")
+    played = np.isfinite(log["actual_s"])
+    assert 20 < played.sum() < len(played) and not played[played.argmin():].any()  # a prefix played
+    assert "servo 9" in str(log["fault"])
+
+
 # ---------------------------------------------------------------------------------------------- errors
 def test_errors_name_the_problem(speech, tmp_path, capsys):
     cal = nominal_calibration("sim")
@@ -214,10 +260,12 @@ def test_errors_name_the_problem(speech, tmp_path, capsys):
     bad["motors"][10]["min"] = bad["motors"][10]["max"]
     path = tmp_path / "bad.json"
     path.write_text(json.dumps(bad))
+    from facetwin.cli import main
+
     parser = add_deploy_arguments(argparse.ArgumentParser())
-    args = parser.parse_args([str(speech), "--calibration", str(path), "--backend", "sim", "--quiet"])
-    assert main_deploy(args) == 2
-    assert "jaw_open" in capsys.readouterr().err
+    assert main(["deploy", str(speech), "--calibration", str(path), "--backend", "sim", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("facetwin deploy: error:") and "jaw_open" in err[0]
     with pytest.raises(CalibrationError, match="min"):
         deploy(speech, path, "sim", progress=False)
     with pytest.raises(FileNotFoundError, match="nope.wav"):

@@ -47,6 +47,7 @@ class RecordingBus(ServoBus):
         self.present = dict(present or {})
         self.fail_on_write = fail_on_write
         self.writes: list[tuple[float, list[int], list[float]]] = []
+        self.last: dict[int, float] = {}  # the last value written per channel (what read reports)
         self.relaxed: list[list[int]] = []
         self.opened = self.closed = 0
         self.broken = False
@@ -62,12 +63,12 @@ class RecordingBus(ServoBus):
             self.broken = True
             raise BusError(f"{self.name}: port closed")
         self.writes.append((self.clock(), list(channels), list(values)))
+        self.last.update(zip(channels, values))
 
     def read(self, channels):
         if self.broken:
             raise BusError(f"{self.name}: no reply")
-        last = {c: v for _, chans, vals in self.writes for c, v in zip(chans, vals)}
-        return [last.get(c, self.present.get(c)) for c in channels]
+        return [self.last.get(c, self.present.get(c)) for c in channels]
 
     def relax(self, channels) -> None:
         if self.broken:
@@ -666,3 +667,121 @@ def test_whatever_a_bus_raises_every_other_bus_is_parked_and_relaxed(exc, failin
         np.testing.assert_allclose(bus.writes[-1][2], rest[idx])  # parked at rest
         if k != failing or where == "close":
             assert bus.relaxed == [list(range(len(idx)))]  # and relaxed
+
+
+# ---------------------------------------------------------------------------------------------- health polls
+def _stream_until_fault(safe: SafeBus, clock: FakeClock, max_ticks: int) -> tuple[int, BusError | None]:
+    """Commands at 30 Hz (on the fake clock) until one raises: (ticks sent before it, the error)."""
+    for k in range(max_ticks):
+        clock.sleep(PERIOD)
+        try:
+            safe.command(np.full(26, 0.3 * np.sin(k / 5)))
+        except BusError as e:
+            return k, e
+    return max_ticks, None
+
+
+#: fault -> (how the emulator makes it, what the error must name). A SYNC_WRITE has no reply: all of these are
+#: invisible to the writes and found only by the health polls.
+SERVO_FAULTS = {
+    "hardware alert": (lambda emu: emu.fail(7), "servo 7 hardware alert: Overheating Error"),
+    "dead servo": (lambda emu: emu.disconnect(12), "servo 12 did not answer"),
+    "corrupted reply": (lambda emu: emu.inject("crc"), "CRC mismatch"),
+    "dropped replies": (lambda emu: emu.inject("drop", count=4), "no reply"),
+    "error status": (lambda emu: emu.inject("error", error=0x07), "Access Error"),
+}
+
+
+@pytest.mark.parametrize("fault", sorted(SERVO_FAULTS))
+def test_health_polls_find_a_servo_fault_mid_stream_and_bring_the_robot_to_rest(fault, caplog):
+    make_fault, named = SERVO_FAULTS[fault]
+    clock = FakeClock()
+    with DynamixelEmulator(ids=range(1, 27), speed=float("inf")) as emu:
+        safe, cal = serial_safe(emu, clock)
+        with safe:
+            # 1 Mbaud, Return Delay Time 0: a poll of all 26 servos takes 4.3 ms, under a quarter of the period
+            assert safe.health_detect_s == pytest.approx(1 / 10 + 0.05 + PERIOD)
+            k, e = _stream_until_fault(safe, clock, 12)
+            assert e is None and safe.stats.health_polls == 5  # 100 ms apart from the open: ticks 1, 3, 6, 9, 12
+            make_fault(emu)
+            with caplog.at_level(logging.CRITICAL, LOGGER):
+                k, e = _stream_until_fault(safe, clock, 60)
+            assert e is not None and named in str(e), e
+            assert (k + 1) * PERIOD <= safe.health_detect_s  # found within the stated time
+            assert safe.state == "faulted"
+            with pytest.raises(SafetyError, match="faulted"):
+                safe.command(np.zeros(26))
+        live = [i for i in range(1, 27) if i not in emu.disconnected]
+        assert wait_for(lambda: not any(emu.torque(i) for i in live))  # every servo that hears is limp
+        check_goal_log(emu, cal, max_step=100 * (5 if fault == "dropped replies" else 1))
+
+
+def test_health_polls_at_the_factory_baud_rate_cover_every_servo_in_the_stated_time():
+    clock = FakeClock()
+    with DynamixelEmulator(ids=range(1, 27), speed=float("inf"), reply_delay_s=500e-6) as emu:
+        cal = nominal_calibration("serial")
+        bus = DynamixelBus(emu.port, ids=range(1, 27), baudrate=57600, timeout_s=0.05)
+        safe = SafeBus({"serial": bus}, cal, SafetyConfig(max_speed=3000.0, watchdog_ms=None), clock=clock,
+                       sleep=clock.sleep)
+        with safe:
+            assert bus.return_delay_s == pytest.approx(500e-6)  # read from the servos on open
+            assert bus.health_cost_s(1) == pytest.approx(5.71e-3, abs=0.01e-3)  # 30 bytes + the delay
+            assert bus.health_cost_s(2) > 0.25 * PERIOD  # so one servo per poll, 26 polls for the chain
+            assert safe.health_detect_s == pytest.approx(26 / 10 + 0.05 + PERIOD)
+            _stream_until_fault(safe, clock, 9)
+            polled = [p[2][4:] for p in emu.received if p[1] == 0x82]  # SYNC_READ: the ids asked
+            assert [len(p) for p in polled[1:]] == [1, 1, 1, 1] and polled[-1] == bytes([4])  # round robin
+            emu.fail(4)  # the servo that was just checked: the worst case
+            with logging_disabled():
+                k, e = _stream_until_fault(safe, clock, 200)
+            assert e is not None and "servo 4 hardware alert" in str(e)
+            assert 2.0 < (k + 1) * PERIOD <= safe.health_detect_s
+
+
+class logging_disabled:
+    def __enter__(self):
+        logging.disable(logging.CRITICAL)
+
+    def __exit__(self, *exc):
+        logging.disable(logging.NOTSET)
+
+
+def test_a_pca9685_board_that_resets_is_found_and_the_other_board_parked_and_relaxed():
+    clock = FakeClock()
+    i2c = FakeI2C((0x41, 0x42))
+    cal = nominal_calibration("pca9685")
+    buses = {f"pca9685@0x{a:02x}": PCA9685Bus(a, i2c=i2c) for a in (0x41, 0x42)}
+    safe = SafeBus(buses, cal, SafetyConfig(max_speed=3000.0, watchdog_ms=None), clock=clock, sleep=clock.sleep)
+    with safe:
+        assert safe.health_detect_s == pytest.approx(1 / 10 + PERIOD)  # one register read per board and poll
+        k, e = _stream_until_fault(safe, clock, 6)
+        assert e is None
+        i2c.power_cycle(0x42)  # a brown-out: the board is back, asleep, every output off; writes still succeed
+        with logging_disabled():
+            k, e = _stream_until_fault(safe, clock, 30)
+        assert e is not None and "pca9685@0x42: the board has reset" in str(e)
+        assert (k + 1) * PERIOD <= safe.health_detect_s
+    rest = cal.to_units(rest_controls())
+    on41 = [i for i, m in enumerate(cal.motors) if m.bus == "pca9685@0x41"]
+    last = {}
+    for kind, addr, reg, data in i2c.log:  # the last pulse each channel of 0x41 was given: the rest face
+        if kind == "w" and addr == 0x41 and LED0_ON_L <= reg < LED0_ON_L + 64 and len(data) % 4 == 0:
+            for j in range(0, len(data), 4):
+                ch = (reg - LED0_ON_L) // 4 + j // 4
+                if data[j + 3] & 0x10 == 0:
+                    last[ch] = (data[j + 2] | data[j + 3] << 8) * buses["pca9685@0x41"].period_us / 4096
+    for i in on41:
+        assert last[cal.motors[i].channel] == pytest.approx(rest[i], abs=buses["pca9685@0x41"].quantum)
+    assert all(i2c.pulse_us(a, c) == 0 for a in (0x41, 0x42) for c in range(16))  # both boards off
+
+
+def test_health_config_is_checked():
+    with pytest.raises(ValueError, match="health_hz"):
+        SafetyConfig(health_hz=0)
+    with pytest.raises(ValueError, match="health_hz"):
+        SafetyConfig(health_hz=60.0)  # faster than the control rate
+    with pytest.raises(ValueError, match="health_budget"):
+        SafetyConfig(health_budget=1.5)
+    assert SafetyConfig.from_dict({"health_hz": None}).health_hz is None
+    safe, buses, clock = make(health_hz=None)
+    assert safe.health_detect_s == float("inf")
