@@ -428,21 +428,20 @@ class AudioToLips:
     @classmethod
     def load(cls, path: str | os.PathLike) -> AudioToLips:
         """Load a checkpoint written by :meth:`save` (``torch.load(weights_only=True)``)."""
-        torch = _torch()
-        try:
-            ck = torch.load(Path(path), map_location="cpu", weights_only=True)
-        except FileNotFoundError:
-            raise FileNotFoundError(f"{path}: no such checkpoint") from None
-        except Exception as e:  # not a torch file
-            raise ValueError(f"{path} is not an audio-to-lips checkpoint ({e.__class__.__name__})") from None
-        if not isinstance(ck, dict) or ck.get("format") != CHECKPOINT_FORMAT:
+        from facetwin.agents.weights import load_checkpoint, load_state
+
+        ck = load_checkpoint(path, "audio-to-lips")
+        if ck.get("format") != CHECKPOINT_FORMAT:
             raise ValueError(f"{path} is not an audio-to-lips checkpoint (format {CHECKPOINT_FORMAT!r})")
         if ck.get("version") != CHECKPOINT_VERSION:
             raise ValueError(f"{path}: checkpoint version {ck.get('version')!r}, this code reads {CHECKPOINT_VERSION}; "
                              "retrain with `facetwin train-lipsync`")
-        model = cls(ck["mode"], context_rows=ck["context_rows"], lookahead_rows=ck["lookahead_rows"],
-                    arch=ck["arch"], meta=ck["meta"])
-        model.net.load_state_dict(ck["state_dict"])
+        try:
+            model = cls(ck["mode"], context_rows=ck["context_rows"], lookahead_rows=ck["lookahead_rows"],
+                        arch=ck["arch"], meta=ck["meta"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"{path}: a damaged audio-to-lips checkpoint ({type(e).__name__}: {e})") from None
+        load_state(model.net, ck.get("state_dict"), path, "audio-to-lips")
         model.net.eval()
         return model
 

@@ -86,9 +86,13 @@ class EvalReport:
     @classmethod
     def load(cls, path: str | Path) -> EvalReport:
         """A report written by :func:`write_report` (``--json``), e.g. to format other tables from it."""
-        j = json.loads(Path(path).read_text(encoding="utf-8"))
-        return cls(results=j["results"], clips=j["clips"], data_dir=j["data_dir"], variant=j["variant"],
-                   per_clip=j.get("per_clip", {}))
+        try:
+            j = json.loads(Path(path).read_text(encoding="utf-8"))
+            return cls(results=j["results"], clips=j["clips"], data_dir=j["data_dir"], variant=j["variant"],
+                       per_clip=j.get("per_clip", {}))
+        except (ValueError, RecursionError, KeyError, TypeError, AttributeError) as e:
+            raise ValueError(f"{path}: not a report that `facetwin evaluate --json` wrote ({type(e).__name__})"
+                             ) from None
 
     def to_json(self) -> dict:
         def clean(d: dict) -> dict:

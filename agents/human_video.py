@@ -363,9 +363,9 @@ def _read_manifest(path: Path) -> dict:
             "version": CORPUS_VERSION, "fps": CORPUS_FPS, "sr": CORPUS_SR, "seed": None, "languages": [],
             "heldout_languages": [], "npz_keys": CORPUS_NPZ_KEYS, "splits": {}, "items": [], "total_duration_s": 0.0,
         }
-    m = json.loads(path.read_text(encoding="utf-8"))
-    if m.get("version") != CORPUS_VERSION:
-        raise ValueError(f"{path}: corpus version {m.get('version')!r}, ingest-video writes version {CORPUS_VERSION}")
+    from facetwin.audio.corpus import read_manifest
+
+    m = read_manifest(path.parent)
     if float(m.get("fps", -1)) != CORPUS_FPS or int(m.get("sr", -1)) != CORPUS_SR:
         raise ValueError(f"{path}: corpus at {m.get('fps')} fps / {m.get('sr')} Hz; ingest-video writes "
                          f"{CORPUS_FPS:g} fps / {CORPUS_SR} Hz")

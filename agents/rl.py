@@ -192,6 +192,37 @@ def check_env_id(env_id: str) -> None:
                          "(or give module:Class)") from None
 
 
+def check_env_kwargs(env_id: str, env_kwargs: dict[str, Any] | None) -> None:
+    """``ValueError`` naming the ``--env-arg`` that the environment's constructor does not take (checked in this
+    process, before any worker starts: a bad one would otherwise kill the workers with a traceback each)."""
+    import inspect
+
+    cls = _entry_point_class(env_id)
+    spec_kwargs: dict[str, Any] = {}
+    if cls is None:
+        spec = gym.spec(env_id)
+        spec_kwargs = dict(spec.kwargs or {})
+        entry = spec.entry_point
+        cls = _entry_point_class(entry) if isinstance(entry, str) else entry
+    if cls is None:
+        return
+    accepted: set[str] = {"max_episode_steps"} if cls is not _entry_point_class(env_id) else set()
+    for klass in cls.__mro__:  # up the constructors until one takes no **kwargs
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        params = inspect.signature(init).parameters.values()
+        accepted |= {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)} - {"self"}
+        if not any(p.kind == p.VAR_KEYWORD for p in params):
+            break
+    else:
+        return  # **kwargs all the way up: anything goes
+    unknown = sorted(set(env_kwargs or {}) - accepted - set(spec_kwargs))
+    if unknown:
+        raise ValueError(f"--env-arg {unknown[0]}: {env_id} takes no such argument; it takes "
+                         f"{', '.join(sorted(accepted))}")
+
+
 def make_env(env_id: str, env_kwargs: dict[str, Any] | None = None) -> gym.Env:
     """``gym.make`` for a registered id (``"facetwin/..."``) or a ``"module:Class"`` entry point."""
     kwargs = dict(env_kwargs or {})
@@ -757,6 +788,7 @@ def train(
 
         torch.set_num_threads(torch_threads)  # small nets: more threads only spin against the env workers
     check_env_id(env_id)
+    check_env_kwargs(env_id, env_kwargs)
     algo_hyperparams(algo, hyperparams)  # bad overrides fail here, before anything is written
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -787,6 +819,9 @@ def train(
                 raise ValueError(
                     f"{ckpt_path} was trained with domain randomization ranges {ranges_in}, not {ranges_now}"
                 )
+            if meta_in.get("n_envs", n_envs) != n_envs:  # the replay buffer and rollouts are laid out per env
+                raise ValueError(f"--n-envs {n_envs}: {ckpt_path} was trained with --n-envs {meta_in['n_envs']}; "
+                                 f"resume with --n-envs {meta_in['n_envs']}")
             seed = int(meta_in.get("seed", seed))
             normalize = bool(meta_in.get("has_vecnormalize", normalize))
         else:

@@ -286,8 +286,10 @@ class SelfModel:
     @classmethod
     def load(cls, path: str | os.PathLike) -> SelfModel:
         """Load a checkpoint written by :meth:`save` (``weights_only``: no code is unpickled)."""
-        ck = torch.load(Path(path), map_location="cpu", weights_only=True)
-        if not isinstance(ck, dict) or ck.get("version") != CHECKPOINT_VERSION:
+        from facetwin.agents.weights import load_checkpoint, load_state
+
+        ck = load_checkpoint(path, "self-model")
+        if ck.get("version") != CHECKPOINT_VERSION or not isinstance(ck.get("config"), dict):
             raise ValueError(f"{path} is not a self-model checkpoint of version {CHECKPOINT_VERSION}")
         cfg = ck["config"]
         if tuple(cfg["mouth_actuators"]) != MOUTH_ACTUATORS:
@@ -296,8 +298,8 @@ class SelfModel:
         if not np.allclose(cfg["rest_ctrl"], rest_controls()):
             raise ValueError(f"{path} was trained with other rest controls than this face's actuator table")
         model = cls(tuple(cfg["hidden"]), meta=ck["meta"])
-        model.forward_net.load_state_dict(ck["forward"])
-        model.inverse_net.load_state_dict(ck["inverse"])
+        load_state(model.forward_net, ck.get("forward"), path, "self-model")
+        load_state(model.inverse_net, ck.get("inverse"), path, "self-model")
         return model
 
     @classmethod

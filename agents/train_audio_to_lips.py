@@ -96,11 +96,11 @@ def train_corpus_dir(cache_dir: str | Path | None = None, progress: bool = False
 
 
 def read_manifest(corpus_dir: str | Path) -> dict:
+    """:func:`facetwin.audio.corpus.read_manifest`, at the model's frame rate."""
+    from facetwin.audio.corpus import read_manifest as _read
+
     path = Path(corpus_dir) / "manifest.json"
-    if not path.exists():
-        raise FileNotFoundError(f"{corpus_dir} is not a facetwin corpus (no manifest.json); build one with "
-                                "`facetwin corpus build` or train_corpus_dir()")
-    m = json.loads(path.read_text(encoding="utf-8"))
+    m = _read(corpus_dir)
     if float(m.get("fps", CORPUS_FPS)) != CORPUS_FPS:
         raise ValueError(f"{path}: frames at {m.get('fps')} fps, the model runs at {CORPUS_FPS:g} fps")
     return m

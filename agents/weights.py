@@ -32,6 +32,36 @@ def shipped_path(name: str) -> Path:
     return p
 
 
+def load_checkpoint(path: str | os.PathLike, what: str) -> dict:
+    """``torch.load(weights_only=True)`` of a checkpoint file: a missing file is a ``FileNotFoundError``, a folder, a
+    truncated or corrupt file or anything but a dict a ``ValueError``, each naming the path and ``what`` it should
+    be (no code is unpickled)."""
+    import torch
+
+    p = Path(path)
+    if p.is_dir():
+        raise ValueError(f"{p}: a folder, not a {what} checkpoint file")
+    try:
+        ck = torch.load(p, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{p}: no such {what} checkpoint") from None
+    except Exception as e:  # a truncated zip, another file type, a pickle with code in it: all the same to a user
+        raise ValueError(f"{p}: not a valid {what} checkpoint (truncated, corrupt or another kind of file)") from None
+    if not isinstance(ck, dict):
+        raise ValueError(f"{p}: not a valid {what} checkpoint (holds a {type(ck).__name__})")
+    return ck
+
+
+def load_state(module, state, path: str | os.PathLike, what: str) -> None:
+    """``module.load_state_dict(state)``; a checkpoint made for another architecture is a ``ValueError`` naming
+    the path."""
+    try:
+        module.load_state_dict(state)
+    except (RuntimeError, KeyError, TypeError, AttributeError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ValueError(f"{path}: the {what} checkpoint does not fit this model ({first})") from None
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None], mode: int = 0o644) -> Path:
     """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it over ``path``: an interrupted write
     never leaves half a file (an existing file survives a failed write). Creates the parent folder."""

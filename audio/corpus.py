@@ -34,6 +34,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import zipfile
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -390,7 +391,12 @@ def build_corpus(
     done: dict[str, dict] = {}
     added: list[dict] = []  # items added by other tools (kind "video": facetwin ingest-video): always kept
     if manifest_path.exists():
-        old = json.loads(manifest_path.read_text(encoding="utf-8"))
+        try:
+            old = json.loads(manifest_path.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as e:
+            raise ValueError(f"{manifest_path}: damaged corpus manifest ({type(e).__name__}); delete it to rebuild "
+                             "the corpus from scratch (items another tool added are then dropped from the index)"
+                             ) from None
         added = [it for it in old.get("items", []) if it.get("kind") not in ("speech", "song")
                  and (out / it["data"]).exists()]
         this_plan = plan_key if voices != "default" else {"voices": "default"}
@@ -462,12 +468,14 @@ def cached_corpus(root: str | Path, name: str, args: dict, *, progress: bool = F
     marker = out / "complete.json"
     plain = {k: (list(v) if isinstance(v, tuple) else v) for k, v in args.items()}
 
-    def done() -> bool:
+    def done() -> bool:  # complete with these args, and every file of it still there (a deleted one is remade)
         try:
             m = json.loads(marker.read_text(encoding="utf-8"))
+            items = read_manifest(out)["items"]
         except (OSError, ValueError):
             return False
-        return m.get("args") == plain and (out / "manifest.json").exists()
+        return m.get("args") == plain and all((out / it[k]).exists() for it in items for k in ("data", "audio")
+                                              if isinstance(it, dict) and isinstance(it.get(k), str))
 
     if done():
         return out
@@ -485,10 +493,43 @@ def cached_corpus(root: str | Path, name: str, args: dict, *, progress: bool = F
     return out
 
 
+def _rebuild_hint(path: Path, corpus_dir: Path) -> str:
+    if path.name == "manifest.json":
+        return (f"delete {corpus_dir} and build it again (`facetwin corpus build --out {corpus_dir}`, or the command "
+                "that made this cache)")
+    return (f"delete {path} and build again (`facetwin corpus build --out {corpus_dir}` with the same options, or "
+            "the command that made this cache, remakes only what is missing)")
+
+
+def read_manifest(corpus_dir: str | Path) -> dict:
+    """The ``manifest.json`` of a corpus folder (the one reader of it): ``FileNotFoundError`` without one,
+    ``ValueError`` naming the file when it is damaged, not a corpus manifest, or of another :data:`CORPUS_VERSION`."""
+    corpus_dir = Path(corpus_dir)
+    path = corpus_dir / "manifest.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{corpus_dir} is not a facetwin corpus (no manifest.json); build one with "
+                                "`facetwin corpus build --out DIR`")
+    try:
+        m = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:  # a truncated or overwritten file
+        raise ValueError(f"{path}: damaged corpus manifest ({type(e).__name__}); {_rebuild_hint(path, corpus_dir)}"
+                         ) from None
+    if not isinstance(m, dict) or not isinstance(m.get("items"), list):
+        raise ValueError(f"{path}: not a corpus manifest (no list of items); {_rebuild_hint(path, corpus_dir)}")
+    if m.get("version") != CORPUS_VERSION:
+        raise ValueError(f"{path}: corpus version {m.get('version')!r}, this facetwin reads {CORPUS_VERSION}; "
+                         f"{_rebuild_hint(path, corpus_dir)}")
+    return m
+
+
 def load_item(corpus_dir: str | Path, item_id: str) -> dict[str, np.ndarray]:
-    """The npz arrays of one corpus item (keys: CORPUS_NPZ_KEYS)."""
+    """The npz arrays of one corpus item (keys: CORPUS_NPZ_KEYS); a damaged file is a ``ValueError`` naming it."""
     path = Path(corpus_dir) / "data" / f"{item_id}.npz"
     if not path.exists():
         raise FileNotFoundError(f"corpus item {item_id!r} not found in {corpus_dir} (expected {path})")
-    with np.load(path) as z:
-        return {k: z[k] for k in z.files}
+    try:
+        with np.load(path) as z:
+            return {k: z[k] for k in z.files}
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+        raise ValueError(f"{path}: damaged corpus item ({type(e).__name__}); {_rebuild_hint(path, Path(corpus_dir))}"
+                         ) from None

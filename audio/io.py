@@ -317,8 +317,8 @@ def load_audio(path: str | Path, sr: int = DEFAULT_SR, *, allow_silent: bool = F
     peak = float(np.max(np.abs(out))) if len(out) else 0.0
     if not allow_silent and peak < SILENCE_PEAK:
         raise AudioError(
-            f"silent: peak amplitude {peak:.2g} is below {SILENCE_PEAK:g} over {len(out) / sr:.2f} s "
-            "(pass allow_silent=True to accept it)",
+            f"silent: peak amplitude {peak:.2g} is below {SILENCE_PEAK:g} over {len(out) / sr:.2f} s: no sound to "
+            "follow",
             path,
         )
     return out

@@ -125,7 +125,7 @@ def read_labelled_folder(path: str | Path, default_phone_set: str = IPA_SET) -> 
     if mpath.exists():
         try:
             data = json.loads(mpath.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as e:
+        except (OSError, ValueError, RecursionError) as e:
             raise LabelledDataError(f"{mpath}: not valid JSON ({e})") from None
         if isinstance(data, dict) and "clips" in data:
             data = data["clips"]

@@ -238,8 +238,8 @@ def load_song(name: str | Path) -> Song:
         text, where = res.read_text(encoding="utf-8"), f"songs/{name}.json"
     try:
         data = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{where}: not valid JSON ({e})") from e
+    except (ValueError, RecursionError) as e:
+        raise ValueError(f"{where}: not valid JSON ({e})") from None
     song = _validate(data, where)
     if p.suffix != ".json" and song.name != name:
         raise ValueError(f"{where}: field 'name' is {song.name!r}, expected {name!r}")

@@ -92,7 +92,12 @@ class Timeline:
 
     @classmethod
     def from_json(cls, text: str) -> "Timeline":
-        data = json.loads(text)
+        try:
+            data = json.loads(text)
+        except (ValueError, RecursionError) as e:
+            raise ValueError(f"not a valid timeline JSON ({e})") from None
+        if not isinstance(data, dict) or not isinstance(data.get("phones"), list):
+            raise ValueError("not a timeline JSON (no list of phones)")
         if data.get("version") != TIMELINE_VERSION:
             raise ValueError(f"unsupported timeline version {data.get('version')!r} (expected {TIMELINE_VERSION})")
         return cls(Phone(float(a), float(b), str(ph), str(w)) for a, b, ph, w in data["phones"])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import threading
@@ -22,6 +21,7 @@ from facetwin.audio.corpus import (
     DEFAULT_LANGUAGES,
     cached_corpus,
     load_item,
+    read_manifest,
 )
 from facetwin.audio.features import LOG_FLOOR, N_MELS, extract_features
 from facetwin.audio.phone_sets import IPA_SET, lip_class
@@ -364,12 +364,7 @@ def _user_clip(spec: Any, index: int, fps: float) -> _UserClip:
 
 def _corpus_clips(corpus_dir: Path, split: str, fps: float) -> list[_CorpusClip]:
     mpath = corpus_dir / "manifest.json"
-    if not mpath.exists():
-        raise FileNotFoundError(f"{corpus_dir} is not a facetwin corpus (no manifest.json); build one with "
-                                "`facetwin corpus build --out DIR` or facetwin.audio.corpus.build_corpus")
-    m = json.loads(mpath.read_text(encoding="utf-8"))
-    if m.get("version") != CORPUS_VERSION:
-        raise ValueError(f"{mpath}: corpus version {m.get('version')!r}, this environment reads {CORPUS_VERSION}")
+    m = read_manifest(corpus_dir)
     if float(m.get("fps", CORPUS_FPS)) != fps:
         raise ValueError(f"{mpath}: corpus frames are at {m.get('fps')} fps, the control rate is {fps:g} Hz")
     if split not in SPLITS:

@@ -236,7 +236,7 @@ class Calibration:
             raise FileNotFoundError(f"{p}: no such calibration file")
         try:
             data = json.loads(p.read_text(encoding="utf-8"))
-        except ValueError as e:
+        except (ValueError, RecursionError) as e:  # RecursionError: arrays or objects nested beyond reason
             raise CalibrationError(f"{p}: not valid JSON ({e})") from None
         try:
             return cls.from_dict(data)

@@ -122,7 +122,22 @@ def _actor_module(model, vecnormalize, keys: list[str]):
 
 
 def _load_run(run: Path, device: str = "cpu"):
-    """(model, vecnormalize or None, meta) from a run folder, a model.zip or a checkpoint.zip."""
+    """(model, vecnormalize or None, meta) from a run folder, a model.zip or a checkpoint.zip; a file that is not
+    what ``facetwin train`` writes (truncated, corrupt, another program's) is an :class:`ExportError` naming it."""
+    try:
+        return _read_run(run, device)
+    except (ExportError, FileNotFoundError):
+        raise
+    except Exception as e:  # BadZipFile, a JSON or pickle error, SB3's own complaints: all mean a damaged run
+        msg = " ".join(str(e).split())[:200]
+        from facetwin.agents.rl import MODEL_NAME
+
+        what = run / MODEL_NAME if run.is_dir() else run
+        raise ExportError(f"{what}: not a policy that `facetwin train` wrote, or a damaged one "
+                          f"({type(e).__name__}: {msg})") from None
+
+
+def _read_run(run: Path, device: str):
     from facetwin.agents.rl import (
         CHECKPOINT_NAME,
         MODEL_NAME,
@@ -263,14 +278,18 @@ def load_exported(path: str | Path) -> ExportedPolicy:
             raise ExportError(f"{folder}: missing {name} (write it with facetwin.sim2real.export.export_policy)")
     try:
         config = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
-    except ValueError as e:
+    except (ValueError, RecursionError) as e:
         raise ExportError(f"{folder / CONFIG_FILE}: not valid JSON ({e})") from None
     if config.get("format") != EXPORT_FORMAT:
         raise ExportError(f"{folder / CONFIG_FILE}: format {config.get('format')!r}, this facetwin reads {EXPORT_FORMAT}")
     for key in ("env_id", "obs_keys", "observation", "action", "action_mode"):
         if key not in config:
             raise ExportError(f"{folder / CONFIG_FILE}: missing field {key!r}")
-    module = torch.jit.load(str(folder / POLICY_FILE), map_location="cpu").eval()
+    try:
+        module = torch.jit.load(str(folder / POLICY_FILE), map_location="cpu").eval()
+    except Exception as e:  # a truncated or foreign file
+        raise ExportError(f"{folder / POLICY_FILE}: not a TorchScript policy, or a damaged one "
+                          f"({type(e).__name__})") from None
     return ExportedPolicy(module, config)
 
 
@@ -291,10 +310,9 @@ def main_export(args: argparse.Namespace) -> int:
 
     try:
         kwargs = _key_values(args.env_arg, "--env-arg") if args.env_arg else None
-        out = export_policy(args.run, args.out, env_id=args.env, env_kwargs=kwargs)
-    except (ValueError, FileNotFoundError, argparse.ArgumentTypeError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    except argparse.ArgumentTypeError as e:
+        raise ValueError(str(e)) from None  # the CLI's one line and exit code 2
+    out = export_policy(args.run, args.out, env_id=args.env, env_kwargs=kwargs)
     print(f"exported {args.run} -> {out / POLICY_FILE}, {out / CONFIG_FILE}")
     return 0
 

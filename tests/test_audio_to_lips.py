@@ -174,7 +174,7 @@ def test_bad_input_and_roundtrip(tmp_path, shipped, speech):
     with pytest.raises(ValueError, match="not an audio-to-lips checkpoint"):
         AudioToLips.load(bad)
     (tmp_path / "junk.pt").write_text("junk")
-    with pytest.raises(ValueError, match="not an audio-to-lips checkpoint"):
+    with pytest.raises(ValueError, match="junk.pt: not a valid audio-to-lips checkpoint"):
         AudioToLips.load(tmp_path / "junk.pt")
     path = model.save(tmp_path / "m.pt")
     ck = torch.load(path, weights_only=True)  # plain data and tensors only

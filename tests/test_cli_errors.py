@@ -142,6 +142,10 @@ def _with_func(parser, func):
     (["train", "--hp", "learning_rate=\"abc\"", "--out", "d"], "--hp learning_rate"),
     (["train", "--hp", "warp=1", "--out", "d"], "--hp warp"),
     (["train", "--env", "nosuch", "--out", "d"], "--env"),
+    (["train", "--env-arg", "nosuch=1", "--out", "d"], "--env-arg nosuch"),  # was a traceback per env worker
+    (["export-policy", "run", "--env-arg", "x", "--out", "d"], "--env-arg"),
+    (["deploy", str(WAV), "--calibration", "c.json", "--backend", "serial", "--port", "p", "--baudrate", "0"],
+     "--baudrate"),
 ])
 def test_bad_numbers_are_refused_before_any_work(argv, option, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
@@ -149,3 +153,106 @@ def test_bad_numbers_are_refused_before_any_work(argv, option, tmp_path, capsys,
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and option in err[0] and "Traceback" not in err[0], err
     assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+# ---------------------------------------------------------------------------------------------- malformed inputs
+def _truncate(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def _weights(tmp: Path, damaged: str) -> list[str]:
+    import shutil
+
+    from facetwin.agents.weights import shipped_weights_dir
+
+    shutil.copytree(shipped_weights_dir(), tmp / "w")
+    _truncate(tmp / "w" / damaged)
+    return ["lipsync", str(WAV), "--weights", "w", "--out", "o.npz"]
+
+
+def _calibration(tmp: Path, text: str) -> list[str]:
+    (tmp / "cal.json").write_text(text, encoding="utf-8")
+    return ["deploy", str(WAV), "--calibration", "cal.json", "--backend", "sim", "--log", "log.npz"]
+
+
+def _nominal_with(**motor0) -> str:
+    import json
+
+    from facetwin.sim2real.calibration import nominal_calibration
+
+    d = nominal_calibration("sim").to_dict()
+    d["motors"][0].update(motor0)
+    return json.dumps(d)
+
+
+def _safety(tmp: Path, text: str) -> list[str]:
+    from facetwin.sim2real.calibration import nominal_calibration
+
+    nominal_calibration("sim").save(tmp / "cal.json")
+    (tmp / "safety.json").write_text(text, encoding="utf-8")
+    return ["deploy", str(WAV), "--calibration", "cal.json", "--backend", "sim", "--safety", "safety.json"]
+
+
+def _junk_run(tmp: Path) -> list[str]:
+    (tmp / "run").mkdir()
+    (tmp / "run" / "model.zip").write_bytes(b"not a zip at all")
+    return ["export-policy", "run", "--out", "exported"]
+
+
+def _corpus(tmp: Path, damage: str) -> list[str]:
+    from facetwin.audio.corpus import build_corpus
+
+    m = build_corpus(tmp / "k", n_utterances=2, seed=0, progress=False)
+    if damage == "manifest":
+        _truncate(tmp / "k" / "manifest.json")
+    else:
+        _truncate(tmp / "k" / m["items"][0]["data"])
+    return ["evaluate", "--data", "k", "--splits", "all", "--methods", "rest", "--quiet"]
+
+
+def _silent(tmp: Path) -> list[str]:
+    from facetwin.audio.io import save_wav
+
+    import numpy as np
+
+    save_wav(tmp / "quiet.wav", np.zeros(16000, np.float32), 16000)
+    return ["lipsync", "quiet.wav", "--out", "o.npz"]
+
+
+#: case -> (makes the bad input in the folder and returns the argv, what the one line must name)
+MALFORMED = {
+    "truncated audio-to-lips weights": (lambda t: _weights(t, "audio_to_lips_offline.pt"),
+                                        "w/audio_to_lips_offline.pt: not a valid audio-to-lips checkpoint"),
+    "truncated self-model weights": (lambda t: _weights(t, "self_model.pt"), "w/self_model.pt: not a valid self-model"),
+    "junk model.zip": (_junk_run, "run/model.zip: not a policy"),
+    "calibration is a folder": (lambda t: (t / "cal.json").mkdir() or _calibration_args(), "cal.json"),
+    "calibration nested 100,000 deep": (lambda t: _calibration(t, "[" * 100_000 + "]" * 100_000),
+                                        "cal.json: not valid JSON"),
+    "calibration with an infinite scale": (lambda t: _calibration(t, _nominal_with(scale=float("inf"))), "scale"),
+    "calibration with a huge neutral": (lambda t: _calibration(t, _nominal_with(neutral=1e300)), "neutral"),
+    "safety config nested deep": (lambda t: _safety(t, "{\"a\": " * 50_000 + "1" + "}" * 50_000),
+                                  "safety.json: not valid JSON"),
+    "safety config with NaN": (lambda t: _safety(t, '{"max_speed": NaN}'), "max_speed"),
+    "damaged corpus manifest": (lambda t: _corpus(t, "manifest"), "k/manifest.json: damaged corpus manifest"),
+    "damaged corpus item": (lambda t: _corpus(t, "item"), ".npz: damaged corpus item"),
+    "silent recording": (_silent, "quiet.wav: silent"),
+}
+
+
+def _calibration_args() -> list[str]:
+    return ["deploy", str(WAV), "--calibration", "cal.json", "--backend", "sim", "--log", "log.npz"]
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED))
+def test_malformed_inputs_end_in_one_line_naming_the_file(case, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    make, named = MALFORMED[case]
+    argv = make(tmp_path)
+    capsys.readouterr()
+    before = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")}
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"facetwin {argv[0]}: error: "), err
+    assert named in err[0] and "Traceback" not in err[0], err[0]
+    assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")} == before  # nothing written, nothing touched

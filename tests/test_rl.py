@@ -122,6 +122,8 @@ def test_resume_refuses_a_different_setup(tmp_path):
     _train(tmp_path, 64, checkpoint_every=0)
     with pytest.raises(ValueError, match="trained with 'ppo'"):
         _train(tmp_path, 128, algo="sac", resume=True)
+    with pytest.raises(ValueError, match="--n-envs 2: .* was trained with --n-envs 1; resume with --n-envs 1"):
+        _train(tmp_path, 128, resume=True, n_envs=2)  # was a reshape error deep in SB3
 
 
 def test_killed_run_resumes_from_its_last_checkpoint(tmp_path):
