@@ -53,14 +53,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
 from facetwin.audio.features import StreamingFeatures, get_extractor
 from facetwin.audio.visemes import VISEMES, measures_from_landmarks
+from facetwin.sim.rates import AUDIO_SR, CONTROL_HZ
 
 from .weights import AUDIO_TO_LIPS_FILES, save_torch_atomic, shipped_path
 
 MODES = ("offline", "stream")
-FPS = 30.0  # output frames per second (the control rate)
-SR = 16000
+FPS = CONTROL_HZ  # output frames per second (the control rate)
+SR = AUDIO_SR
 ROWS_PER_FRAME = 3
 ROW_FPS = FPS * ROWS_PER_FRAME  # 90 feature rows per second
 N_MELS = 40
@@ -299,7 +301,7 @@ def _check_audio(audio, sr) -> np.ndarray:
 
 def n_frames(n_samples: int) -> int:
     """30 fps frames of ``n_samples`` at 16 kHz (the frame convention of :mod:`facetwin.audio.features`)."""
-    from facetwin.audio.features import num_frames
+    from facetwin.sim.rates import num_frames
 
     return num_frames(int(n_samples), SR, FPS)
 

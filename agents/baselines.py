@@ -15,7 +15,7 @@ The bank of the nearest-neighbour baseline (``assets/weights/babble_bank.npz``, 
 
 | key | shape, dtype | content |
 |---|---|---|
-| ``shapes_mm`` | (n, 40, 3) float16 | settled lip displacement from neutral minus its mean over the 40 points (lip landmark order of ``facetwin.audio.visemes.lip_landmark_ids()``) |
+| ``shapes_mm`` | (n, 40, 3) float16 | settled lip displacement from neutral minus its mean over the 40 points (lip landmark order of ``facetwin.sim.landmarks.lip_landmark_ids()``) |
 | ``ctrl`` | (n, 26) float32 | the babbled commands, non-mouth actuators set to rest |
 | ``actuator_names`` | (26,) str | actuator order of ``ctrl`` |
 | ``source``, ``n_source`` | scalars | the babble dataset it came from and how many of its samples were offered |
@@ -40,13 +40,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
 from facetwin.audio.timeline import Timeline
-from facetwin.audio.visemes import lip_landmark_ids, viseme_segments
-from facetwin.envs.lip_sync import _AH_APERTURE, _AH_LEVELS
+from facetwin.audio.visemes import viseme_segments
+from facetwin.envs.lip_sync import AH_APERTURE, AH_LEVELS
+from facetwin.files import atomic_write
 from facetwin.sim.actuators import actuator_names, indices, rest_controls
 from facetwin.sim.expressions import mix_ctrl
+from facetwin.sim.landmarks import lip_landmark_ids
 
-from .weights import BABBLE_BANK_FILE, atomic_write, shipped_path
+from .weights import BABBLE_BANK_FILE, shipped_path
 
 #: one fixed mouth pose per viseme: a mix of the expressions ah / ee / oo / mm (intensities, see
 #: ``facetwin.sim.expressions.mix_ctrl``). Fitted on the settled fast face to each viseme's target lip shape,
@@ -125,8 +128,8 @@ def amplitude_controls(
         y += (a_att if target > y else a_rel) * (target - y)
         level[k] = y
     aperture = level * max_aperture_mm
-    ah = np.interp(aperture, _AH_APERTURE, _AH_LEVELS)
-    mm = np.clip(1.0 - aperture / _AH_APERTURE[0], 0.0, 1.0) if seal else np.zeros(len(x))
+    ah = np.interp(aperture, AH_APERTURE, AH_LEVELS)
+    mm = np.clip(1.0 - aperture / AH_APERTURE[0], 0.0, 1.0) if seal else np.zeros(len(x))
     rest = rest_controls()
     d_ah, d_mm = _pose({"ah": 1.0}) - rest, _pose({"mm": 1.0}) - rest
     return np.clip(rest + ah[:, None] * d_ah + mm[:, None] * d_mm, -1.0, 1.0)

@@ -379,7 +379,7 @@ def format_table(report: EvalReport, by: str = ALL, *, methods: Sequence[str] | 
 
 def write_report(report: EvalReport, path: str | Path) -> Path:
     """The report as JSON (pooled results per method and group, per-clip metrics, clip ids)."""
-    from facetwin.agents.weights import atomic_write
+    from facetwin.files import atomic_write
 
     path = Path(path)
     text = json.dumps(report.to_json(), indent=1)
@@ -425,7 +425,7 @@ def main_evaluate(args: argparse.Namespace) -> int:
         if b not in GROUPINGS:
             raise ValueError(f"--by: unknown grouping {b!r}; choose from {', '.join(GROUPINGS)}")
     if args.json:
-        from facetwin.agents.weights import check_writable
+        from facetwin.files import check_writable
 
         check_writable(args.json)
     if args.data is not None and not Path(args.data).exists():

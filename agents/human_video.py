@@ -88,11 +88,11 @@ from pathlib import Path
 import numpy as np
 
 from facetwin.audio.corpus import CORPUS_FPS, CORPUS_NPZ_KEYS, CORPUS_SR, CORPUS_VERSION, feature_arrays
-from facetwin.audio.visemes import lip_displacements, lip_landmark_ids, measures_from_landmarks, neutral_measures
+from facetwin.audio.visemes import lip_displacements, measures_from_landmarks, neutral_measures
+from facetwin.files import atomic_write
+from facetwin.sim.facemesh import N_FACEMESH, facemesh, mediapipe_module, similarity_to
+from facetwin.sim.landmarks import lip_landmark_ids
 
-from .weights import atomic_write
-
-N_FACEMESH = 478  # FaceMesh landmarks with refine_landmarks=True (468 + 10 iris points)
 #: landmarks that move with the skull, not with the lips, jaw, cheeks or brows: forehead, nose ridge and tip, eye
 #: corners, the sides of the face at the ears
 STABLE_IDS = np.array([10, 151, 9, 8, 168, 6, 197, 195, 5, 4, 1, 33, 133, 362, 263, 234, 454, 127, 356])
@@ -102,7 +102,6 @@ CORNER_R, CORNER_L = 61, 291
 CLOSURE_MM = 1.0  # aperture at or below which the lips count as sealed (as LipSyncEnv)
 ROUNDED_WIDTH = 0.9  # width at or below this fraction of the neutral width counts as rounded
 DEFAULT_CLIP_MM = 15.0
-VISION_HINT = 'pip install "facetwin[vision]"  (mediapipe 0.10.21: Python 3.9-3.12, numpy<2)'
 
 
 # ---------------------------------------------------------------------------------------------------- extraction
@@ -137,22 +136,6 @@ class VideoLips:
     def lips_px(self) -> np.ndarray:
         """(F, 40, 3) the 40 lip landmarks (``lip_landmark_ids`` order)."""
         return self.landmarks_px[:, lip_landmark_ids()]
-
-
-def _mediapipe():
-    """The mediapipe module, or an ImportError that says how to install it."""
-    try:
-        import mediapipe
-    except ImportError as e:
-        raise ImportError(f"reading faces from video needs mediapipe: {VISION_HINT}") from e
-    return mediapipe
-
-
-def _facemesh(static: bool, min_confidence: float):
-    return _mediapipe().solutions.face_mesh.FaceMesh(
-        static_image_mode=static, max_num_faces=1, refine_landmarks=True,
-        min_detection_confidence=min_confidence, min_tracking_confidence=min_confidence,
-    )
 
 
 def _open_video(path: Path):
@@ -192,7 +175,7 @@ def extract_lip_track(
         raise FileNotFoundError(f"video {path} not found")
     if not 0.0 < min_confidence < 1.0:
         raise ValueError(f"min_confidence must be in (0, 1), got {min_confidence}")
-    mesh = _facemesh(static_image_mode, min_confidence)
+    mesh = facemesh(static_image_mode, min_confidence)
     gen, meta, w, h, fps = _open_video(path)
     from tqdm import tqdm
 
@@ -229,21 +212,6 @@ def extract_lip_track(
 
 
 # ---------------------------------------------------------------------------------------------------- retargeting
-def _similarity_to(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per frame the similarity ``dst ~ s R src + t`` (Umeyama) of src (n, k, 3) onto dst (k, 3): s (n,), R, t."""
-    mu_s, mu_d = src.mean(axis=1), dst.mean(axis=0)
-    a, b = src - mu_s[:, None], dst - mu_d
-    cov = np.einsum("ki,nkj->nij", b, a) / src.shape[1]
-    u, sv, vt = np.linalg.svd(cov)
-    d = np.ones((len(src), 3))
-    d[:, 2] = np.sign(np.linalg.det(u) * np.linalg.det(vt))
-    rot = np.einsum("nij,nj,njk->nik", u, d, vt)
-    var = (a**2).sum(axis=(1, 2)) / src.shape[1]
-    s = (sv * d).sum(axis=1) / var
-    t = mu_d - s[:, None] * np.einsum("nij,nj->ni", rot, mu_s)
-    return s, rot, t
-
-
 def _head_axes(rest: np.ndarray) -> np.ndarray:
     """3x3 rows (x forward, y left, z up of the person) in image coordinates, from the rest face (see module doc)."""
     y = rest[EYE_OUTER_L] - rest[EYE_OUTER_R]
@@ -296,7 +264,7 @@ def retarget(
     pts = lm[idx]
     med = np.median(pts[:, STABLE_IDS], axis=0)
     ref = pts[int(np.argmin(((pts[:, STABLE_IDS] - med) ** 2).sum(axis=(1, 2))))]
-    s, rot, t = _similarity_to(pts[:, STABLE_IDS], ref[STABLE_IDS])
+    s, rot, t = similarity_to(pts[:, STABLE_IDS], ref[STABLE_IDS])
     aligned = s[:, None, None] * np.einsum("nij,nkj->nki", rot, pts) + t[:, None, :]
 
     # the rest face: the most closed mouths
@@ -400,7 +368,7 @@ def ingest_video(
     video = Path(video_path)
     if not video.is_file():
         raise FileNotFoundError(f"video {video} not found")
-    _mediapipe()  # fail before any work when it is missing
+    mediapipe_module()  # fail before any work when it is missing
     text = (text or "").strip()
     lang = (lang or ("en" if text else "")).strip().lower()
     cid = clip_id if clip_id is not None else _clip_id(video)

@@ -58,10 +58,11 @@ import numpy as np
 from facetwin.audio.timeline import Timeline
 from facetwin.sim.model import FaceModel
 from facetwin.sim.playback import Playback, play
+from facetwin.sim.rates import AUDIO_SR, CONTROL_HZ
 
 MODES = ("offline", "stream")
-FPS = 30.0
-SR = 16000
+FPS = CONTROL_HZ
+SR = AUDIO_SR
 MAX_STREAM_LOOKAHEAD_S = 0.1
 
 LIPSYNC_NPZ_KEYS = {
@@ -485,7 +486,7 @@ class LipSyncStream:
 # ---------------------------------------------------------------------------------------------------- npz
 def save_lipsync_npz(path: str | Path, result: LipSyncResult, *, audio: str = "", text: str = "", lang: str = "") -> Path:
     """Write ``result`` (which must have been played: ``result.playback``) as the ``facetwin lipsync`` npz."""
-    from facetwin.agents.weights import atomic_write
+    from facetwin.files import atomic_write
     from facetwin.sim.actuators import actuator_names
     from facetwin.sim.landmarks import landmark_ids
 

@@ -5,7 +5,7 @@ face without looking at it. :class:`ResidualLipSync` plays the same clips in :cl
 with the pipeline's commands as the base; the agent sees what the face does and what comes next, and adds a
 bounded correction to the 11 mouth motors (jaw included) every control period. Reward: the environment's (lip
 shape error, unmet seals on closure frames, unmet rounding, effort, jerk). With ``domain=`` (a callable drawing
-:class:`facetwin.envs.domain.DomainParams`, e.g. ``facetwin.sim2real.randomization``) each episode plays on a
+:class:`facetwin.envs.domain.DomainParams`, e.g. ``facetwin.envs.randomization``) each episode plays on a
 perturbed twin, so the correction has to be robust rather than tuned to one face.
 
 ## Action space

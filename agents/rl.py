@@ -20,7 +20,7 @@ What a run writes into ``out_dir``:
   written atomically (a temporary file in the same folder, flushed and fsync'ed, then ``os.replace``). It bundles
   the SB3 model (``model.zip``, with the optimizer state), the VecNormalize statistics (``vecnormalize.pkl``), the
   SAC replay buffer (``replay_buffer.pkl``) and ``meta.json`` (``num_timesteps``, algorithm, env id and kwargs, seed,
-  step target, hyper-parameter overrides). A run killed while writing leaves a stray ``.checkpoint.zip.tmp-*`` file
+  step target, hyper-parameter overrides). A run killed while writing leaves a stray ``.checkpoint.*.part.zip`` file
   (deleted by the next run) and the previous ``checkpoint.zip`` intact. Checkpoints are taken at the start of a
   rollout, after the previous update, so the saved step count is exactly the data the saved policy learned from.
 * ``model.zip`` and ``vecnormalize.pkl``: the final policy (``SAC.load`` / ``PPO.load``; ``VecNormalize.load``).
@@ -33,7 +33,7 @@ Resuming (``resume=True``): the model, its optimizer, the VecNormalize statistic
 count come from ``checkpoint.zip``; training continues (``reset_num_timesteps=False``) until the same total
 ``steps``; the envs restart with fresh episodes (seeded from the seed and the step count).
 
-Domain randomization (``randomize=``, ``--randomize [CONFIG]``; :mod:`facetwin.sim2real.randomization`): every
+Domain randomization (``randomize=``, ``--randomize [CONFIG]``; :mod:`facetwin.envs.randomization`): every
 training env is wrapped in ``DomainRandomization`` with the ranges of CONFIG (``--randomize`` alone: the default
 ``assets/data/randomization.toml``): each training episode gets fresh ``DomainParams`` drawn from the env's own
 seeded stream. The ranges are recorded in ``meta.json`` and ``eval.json`` (``"randomize"``); a resumed run must use
@@ -78,10 +78,8 @@ import importlib
 import io
 import json
 import math
-import os
 import pickle
 import sys
-import tempfile
 import time
 import zipfile
 from collections.abc import Callable, Sequence
@@ -94,8 +92,10 @@ from typing import TYPE_CHECKING, Any, Union
 import gymnasium as gym
 import numpy as np
 
+from facetwin.files import atomic_write, atomic_write_bytes, stray_temporaries
+
 if TYPE_CHECKING:
-    from facetwin.sim2real.randomization import RandomizationConfig
+    from facetwin.envs.randomization import RandomizationConfig
 
 # a ranges config, a TOML path, True (the default ranges) or None/False (the nominal twin)
 RandomizationSpec = Union["RandomizationConfig", str, Path, bool, None]
@@ -258,7 +258,7 @@ def _monitored_env(
 
     env = make_env(env_id, env_kwargs)
     if randomize is not None:
-        from facetwin.sim2real.randomization import DomainRandomization
+        from facetwin.envs.randomization import DomainRandomization
 
         env = DomainRandomization(env, randomize)
     return Monitor(_KeepError(env), info_keywords=("error_mm",))
@@ -267,11 +267,11 @@ def _monitored_env(
 def resolve_randomization(
     spec: RandomizationSpec, fallback: RandomizationConfig | None = None
 ) -> RandomizationConfig | None:
-    """A :class:`~facetwin.sim2real.randomization.RandomizationConfig` from ``spec``: ``None``/``False`` -> None
+    """A :class:`~facetwin.envs.randomization.RandomizationConfig` from ``spec``: ``None``/``False`` -> None
     (nominal twin), ``True`` -> ``fallback`` or else the default ranges file, a path -> that file, a config -> itself."""
     if spec is None or spec is False:
         return None
-    from facetwin.sim2real.randomization import RandomizationConfig, load_config
+    from facetwin.envs.randomization import RandomizationConfig, load_config
 
     if isinstance(spec, RandomizationConfig):
         return spec
@@ -468,7 +468,7 @@ def format_eval_table(results: Sequence[EvalResult], reference: str = "neutral f
 
 
 # ------------------------------------------------------------------------------------------------ checkpoints
-def _algo_class(algo: str):
+def algo_class(algo: str):
     from stable_baselines3 import PPO, SAC
 
     try:
@@ -477,38 +477,10 @@ def _algo_class(algo: str):
         raise ValueError(f"unknown algorithm {algo!r}; choose one of {ALGOS}") from None
 
 
-def atomic_write(path: str | Path, write: Callable[[io.BufferedWriter], None]) -> Path:
-    """Write ``path`` through ``write(file)`` on a temporary file in the same folder, fsync, then ``os.replace``:
-    readers see the old file or the complete new one, never a partial one. The temporary file is removed on error."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes 0600 files; give the usual permissions
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with suppress(OSError):
-            os.unlink(tmp)
-        raise
-    with suppress(OSError):  # make the rename itself durable
-        dfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    return path
-
-
 def remove_stale_temporaries(out_dir: str | Path) -> list[Path]:
-    """Delete the ``.*.tmp-*`` files a killed run may have left in ``out_dir``."""
+    """Delete the temporary files a killed run may have left in ``out_dir`` (:func:`facetwin.files.stray_temporaries`)."""
     removed = []
-    for p in Path(out_dir).glob(".*.tmp-*"):
+    for p in stray_temporaries(out_dir):
         with suppress(OSError):
             p.unlink()
             removed.append(p)
@@ -578,7 +550,7 @@ def save_checkpoint(path: str | Path, model, vecnormalize=None, meta: dict[str, 
                     pickle.dump(_compact_buffer(buffer), bf, protocol=pickle.HIGHEST_PROTOCOL)
             zf.writestr("meta.json", json.dumps(meta, indent=2))  # last: its presence marks a complete bundle
 
-    return atomic_write(path, write)
+    return atomic_write(path, write, durable=True)
 
 
 def read_checkpoint_meta(path: str | Path) -> dict[str, Any]:
@@ -600,7 +572,7 @@ def load_checkpoint(path: str | Path, venv=None, device: str = "auto"):
     """``(model, vecnormalize or None, meta)`` from a checkpoint. With ``venv`` (the raw vec env), the model is bound
     to it, wrapped in the saved VecNormalize when there is one, and a SAC replay buffer is restored."""
     meta = read_checkpoint_meta(path)
-    cls = _algo_class(meta["algo"])
+    cls = algo_class(meta["algo"])
     with zipfile.ZipFile(path) as zf:
         vecnormalize = None
         if "vecnormalize.pkl" in zf.namelist():
@@ -731,7 +703,7 @@ def algo_hyperparams(algo: str, overrides: dict[str, Any] | None = None) -> dict
     algo = algo.lower()
     if algo not in ALGO_DEFAULTS:
         raise ValueError(f"unknown algorithm {algo!r}; choose one of {ALGOS}")
-    known = {k for k in inspect.signature(_algo_class(algo).__init__).parameters
+    known = {k for k in inspect.signature(algo_class(algo).__init__).parameters
              if k not in ("self", "policy", "env") and not k.startswith("_")}
     for key, value in (overrides or {}).items():
         if key not in known:
@@ -845,7 +817,7 @@ def train(
             if normalize:
                 vecnormalize = VecNormalize(venv, norm_obs=True, norm_reward=False, gamma=hp.get("gamma", 0.99))
                 env = vecnormalize
-            model = _algo_class(algo)(
+            model = algo_class(algo)(
                 "MultiInputPolicy",
                 env,
                 seed=seed,
@@ -888,9 +860,9 @@ def train(
         if remaining > 0 or not ckpt_path.exists():
             checkpoint()
         model_path = out_dir / MODEL_NAME
-        atomic_write(model_path, model.save)
+        atomic_write(model_path, model.save, durable=True)
         if vecnormalize is not None:
-            atomic_write(out_dir / VECNORM_NAME, lambda f: pickle.dump(vecnormalize, f))
+            atomic_write_bytes(out_dir / VECNORM_NAME, pickle.dumps(vecnormalize), durable=True)
         done = int(model.num_timesteps)
         say(
             f"trained {algo.upper()} {done - start_steps:,} steps in {train_seconds:.1f} s "
@@ -956,7 +928,7 @@ def train(
                                         "domain_seed": eval_domain_seed}
             report["results_randomized"] = {k: v.summary() for k, v in result.evaluation_randomized.items()}
         text = json.dumps(report, indent=2, default=_json_default) + "\n"
-        atomic_write(out_dir / EVAL_NAME, lambda f: f.write(text.encode()))
+        atomic_write_bytes(out_dir / EVAL_NAME, text.encode(), durable=True)
     return result
 
 
@@ -976,7 +948,7 @@ def compare_policies(
     ``default_rng([domain_seed, seed + i])``, the same for every policy."""
     env = make_env(env_id, env_kwargs)
     if randomize is not None:
-        from facetwin.sim2real.randomization import DomainRandomization
+        from facetwin.envs.randomization import DomainRandomization
 
         env = DomainRandomization(env, randomize, seed=domain_seed)
     try:
@@ -1000,7 +972,7 @@ def _parse_value(text: str) -> Any:
         return text
 
 
-def _key_values(items: Sequence[str] | None, what: str) -> dict[str, Any]:
+def parse_key_values(items: Sequence[str] | None, what: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for item in items or ():
         key, sep, value = item.partition("=")
@@ -1071,7 +1043,7 @@ def train_main(args: argparse.Namespace) -> int:
                                ("--eval-episodes", args.eval_episodes, 0), ("--verbose", args.verbose, 0)):
             if value < lo:
                 raise ValueError(f"{opt} must be >= {lo}, got {value}")
-        env_kwargs = _key_values(args.env_arg, "--env-arg")
+        env_kwargs = parse_key_values(args.env_arg, "--env-arg")
         if args.env in MIRROR_ENV_IDS:
             env_kwargs = {**DEFAULT_ENV_KWARGS, **env_kwargs}
         train(
@@ -1088,7 +1060,7 @@ def train_main(args: argparse.Namespace) -> int:
             eval_episodes=args.eval_episodes,
             eval_seed=args.eval_seed,
             normalize=not args.no_normalize,
-            hyperparams=_key_values(args.hp, "--hp") or None,
+            hyperparams=parse_key_values(args.hp, "--hp") or None,
             randomize=getattr(args, "randomize", None),
             eval_randomize=getattr(args, "eval_randomize", None),
             eval_domain_seed=getattr(args, "eval_domain_seed", DEFAULT_EVAL_DOMAIN_SEED),

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from facetwin.audio.corpus import CORPUS_FPS, CORPUS_VERSION, DEFAULT_HELDOUT_LANGUAGES, DEFAULT_LANGUAGES, load_item
 from facetwin.audio.phone_sets import lip_class
 from facetwin.audio.visemes import VISEMES
@@ -88,8 +89,8 @@ _VISEME_INDEX = {v: i for i, v in enumerate(VISEMES)}
 def train_corpus_dir(cache_dir: str | Path | None = None, progress: bool = False, workers: int = 2) -> Path:
     """The training corpus (``TRAIN_CORPUS_ARGS``), built deterministically into ``<cache>/lipsync-train-v<corpus version>`` on
     first use (minutes on 2 cores; later calls only read a marker)."""
+    from facetwin.audio.cache import default_cache_dir
     from facetwin.audio.corpus import cached_corpus
-    from facetwin.envs.lip_sync import default_cache_dir
 
     root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     return cached_corpus(root, TRAIN_CORPUS_NAME, TRAIN_CORPUS_ARGS, progress=progress, workers=workers)
@@ -312,6 +313,7 @@ def _set_prior(model: AudioToLips, corpus_dir: str | Path, manifest: dict, max_i
     """The starting normalisation (streams; recordings without speech): the mean over (up to ``max_items``, evenly
     spread) training recordings of their speech log-mel means, spreads and levels."""
     import torch
+
     from facetwin.audio.io import load_audio
 
     from .audio_to_lips import _speech_stats

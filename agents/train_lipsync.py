@@ -86,9 +86,9 @@ def train_lipsync(
 
 def _run_steps(out: Path, report: dict, *, babble_n, self_model_minutes, workers, seed, corpus_dir,
                self_model_epochs, audio_epochs, progress) -> None:
-    from facetwin.agents.train_audio_to_lips import TRAIN_CORPUS_ARGS, train_audio_to_lips, train_corpus_dir
     from facetwin.agents.baselines import BabbleBank
     from facetwin.agents.self_model import evaluate_round_trip, train_self_model
+    from facetwin.agents.train_audio_to_lips import TRAIN_CORPUS_ARGS, train_audio_to_lips, train_corpus_dir
     from facetwin.envs.babble import babble
 
     def step(name: str, t0: float, **info) -> None:

@@ -1,6 +1,6 @@
 """Where trained weights live, and how they are written: ``assets/weights/`` (package data ``facetwin.assets``).
 
-Files of :mod:`facetwin.agents` are written with :func:`atomic_write`. Every learned model saves a torch checkpoint (a dict of tensors and plain metadata,
+Files of :mod:`facetwin.agents` are written with :func:`facetwin.files.atomic_write`. Every learned model saves a torch checkpoint (a dict of tensors and plain metadata,
 loadable with ``torch.load(..., weights_only=True)``). The shipped ones are small (< 1 MB each) and are reproduced
 from scratch by ``facetwin train-lipsync``.
 """
@@ -8,10 +8,10 @@ from scratch by ``facetwin train-lipsync``.
 from __future__ import annotations
 
 import os
-import tempfile
 from importlib import resources
-from collections.abc import Callable
 from pathlib import Path
+
+from facetwin.files import atomic_write
 
 #: file names of the shipped weights in ``assets/weights/``
 SELF_MODEL_FILE = "self_model.pt"
@@ -45,7 +45,7 @@ def load_checkpoint(path: str | os.PathLike, what: str) -> dict:
         ck = torch.load(p, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise FileNotFoundError(f"{p}: no such {what} checkpoint") from None
-    except Exception as e:  # a truncated zip, another file type, a pickle with code in it: all the same to a user
+    except Exception:  # a truncated zip, another file type, a pickle with code in it: all the same to a user
         raise ValueError(f"{p}: not a valid {what} checkpoint (truncated, corrupt or another kind of file)") from None
     if not isinstance(ck, dict):
         raise ValueError(f"{p}: not a valid {what} checkpoint (holds a {type(ck).__name__})")
@@ -62,51 +62,6 @@ def load_state(module, state, path: str | os.PathLike, what: str) -> None:
         raise ValueError(f"{path}: the {what} checkpoint does not fit this model ({first})") from None
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[str], None], mode: int = 0o644) -> Path:
-    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it over ``path``: an interrupted write
-    never leaves half a file (an existing file survives a failed write). Creates the parent folder."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".part{path.suffix}")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, mode)  # mkstemp makes 0600 files; these are shared data
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
-
-
-def check_writable(path: str | os.PathLike) -> Path:
-    """Check, before any long work, that a file can be written at ``path`` (its folder exists or can be made and is
-    writable; ``path`` is not a folder); ``ValueError`` naming the path otherwise."""
-    path = Path(path)
-    if path.is_dir():
-        raise ValueError(f"{path} is a folder; give the path of the file to write")
-    parent = path.parent
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        raise ValueError(f"cannot write {path}: {parent} is not a writable folder")
-    return path
-
-
-def check_writable_folder(path: str | os.PathLike) -> Path:
-    """Check, before any long work, that a folder can be written at ``path`` (it is a folder or can be made inside
-    a writable one; it is not a file); ``ValueError`` naming the path otherwise."""
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise ValueError(f"{path} is a file; give a folder")
-    anc = path
-    while not anc.exists() and anc != anc.parent:
-        anc = anc.parent
-    if not anc.is_dir() or not os.access(anc, os.W_OK | os.X_OK):
-        raise ValueError(f"cannot write in {path}: {anc} is not a writable folder")
-    return path
-
-
 def save_torch_atomic(obj, path: str | os.PathLike) -> Path:
     """``torch.save`` with :func:`atomic_write`."""
     import torch
@@ -114,5 +69,5 @@ def save_torch_atomic(obj, path: str | os.PathLike) -> Path:
     return atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
-__all__ = ["AUDIO_TO_LIPS_FILES", "BABBLE_BANK_FILE", "SELF_MODEL_FILE", "atomic_write", "check_writable", "check_writable_folder", "save_torch_atomic", "shipped_path",
+__all__ = ["AUDIO_TO_LIPS_FILES", "BABBLE_BANK_FILE", "SELF_MODEL_FILE", "save_torch_atomic", "shipped_path",
            "shipped_weights_dir"]

@@ -32,8 +32,6 @@ Manifest schema (version 1)::
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from importlib import resources
@@ -46,17 +44,29 @@ try:  # POSIX file locks for the first build of a cached corpus (no lock elsewhe
 except ImportError:  # pragma: no cover - Windows
     fcntl = None
 
+from facetwin.files import atomic_write
+from facetwin.sim.rates import AUDIO_SR, CONTROL_HZ
+
 from .features import extract_features
 from .io import resample, save_wav
 from .sing import list_songs, load_song, sing
 from .timeline import Timeline
 from .tts import LANGUAGES, synthesize
 from .visemes import lip_track
-from .voices import HELDOUT_VARIANTS, Channel, Voice, apply_channel, draw_channel, draw_voice, train_variants, world_perturb
+from .voices import (
+    HELDOUT_VARIANTS,
+    Channel,
+    Voice,
+    apply_channel,
+    draw_channel,
+    draw_voice,
+    train_variants,
+    world_perturb,
+)
 
 CORPUS_VERSION = 2  # 2: lip targets are the face's own shapes (facetwin.sim.lip_shapes)
-CORPUS_SR = 16000
-CORPUS_FPS = 30.0
+CORPUS_SR = AUDIO_SR
+CORPUS_FPS = CONTROL_HZ
 DEFAULT_LANGUAGES = ("en", "fr", "es", "de", "it", "ru", "ja", "ko", "zh", "ar", "he")
 DEFAULT_HELDOUT_LANGUAGES = ("he",)
 SPLIT_NAMES = ("train", "heldout_sentence", "heldout_language", "heldout_voice")
@@ -256,8 +266,8 @@ def _build_item(out: Path, job: _Job, split: str) -> dict:
     audio16, timeline = _render(job)
     arrays = _item_arrays(audio16, timeline)
     wav_rel, npz_rel = f"audio/{job.id}.wav", f"data/{job.id}.npz"
-    _atomic_write_bytes(out / wav_rel, lambda p: save_wav(p, audio16, CORPUS_SR))
-    _atomic_write_bytes(out / npz_rel, lambda p: np.savez_compressed(p, **arrays))
+    atomic_write(out / wav_rel, lambda p: save_wav(p, audio16, CORPUS_SR))
+    atomic_write(out / npz_rel, lambda p: np.savez_compressed(p, **arrays))
     item = {
         "id": job.id, "kind": job.kind, "lang": job.lang, "text": job.text, "sentence": job.sentence,
         "split": split, "duration_s": round(len(audio16) / CORPUS_SR, 4),
@@ -274,18 +284,6 @@ def _build_item(out: Path, job: _Job, split: str) -> dict:
 
 def _build_item_star(args) -> dict:
     return _build_item(*args)
-
-
-def _atomic_write_bytes(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".part{path.suffix}")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def feature_arrays(feats) -> dict[str, np.ndarray]:
@@ -428,7 +426,7 @@ def build_corpus(
         if voices != "default":
             manifest["plan"] = plan_key
         text = json.dumps(manifest, ensure_ascii=False, indent=1)
-        _atomic_write_bytes(manifest_path, lambda p: Path(p).write_text(text, encoding="utf-8"))
+        atomic_write(manifest_path, lambda p: Path(p).write_text(text, encoding="utf-8"))
         return manifest
 
     todo = []
@@ -486,7 +484,7 @@ def cached_corpus(root: str | Path, name: str, args: dict, *, progress: bool = F
         try:
             if not done():
                 build_corpus(out, progress=progress, workers=workers, **args)
-                _atomic_write_bytes(marker, lambda t: Path(t).write_text(json.dumps({"args": plain}), encoding="utf-8"))
+                atomic_write(marker, lambda t: Path(t).write_text(json.dumps({"args": plain}), encoding="utf-8"))
         finally:
             if fcntl is not None:
                 fcntl.flock(lock, fcntl.LOCK_UN)

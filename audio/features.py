@@ -55,8 +55,10 @@ from functools import lru_cache
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-DEFAULT_SR = 16000
-DEFAULT_FPS = 30.0
+from facetwin.sim.rates import AUDIO_SR, CONTROL_HZ, as_fraction
+
+DEFAULT_SR = AUDIO_SR
+DEFAULT_FPS = CONTROL_HZ
 N_MELS = 80
 LOG_FLOOR = 1e-6  # logmel = log(mel + LOG_FLOOR)
 RMS_FLOOR = 1e-10  # mean-square floor: rms_db >= -100 dB
@@ -121,14 +123,6 @@ class Features:
 
 
 # ---------------------------------------------------------------------------------------------------- helpers
-def _as_fraction(x: float, name: str) -> Fraction:
-    if isinstance(x, bool) or not isinstance(x, (int, float, np.integer, np.floating, Fraction)):
-        raise TypeError(f"{name} must be a number, got {type(x).__name__}")
-    if not (math.isfinite(float(x)) and float(x) > 0):
-        raise ValueError(f"{name} must be a positive finite number, got {x!r}")
-    return Fraction(x).limit_denominator(1000) if not isinstance(x, (int, np.integer)) else Fraction(int(x))
-
-
 def _good_fft_size(n: int) -> int:
     """Smallest 2^a 3^b 5^c >= n (fast sizes for pocketfft)."""
     best = 1 << max(0, (n - 1).bit_length())
@@ -202,7 +196,7 @@ class FeatureExtractor:
         if isinstance(sr, bool) or not isinstance(sr, (int, np.integer)) or sr <= 0:
             raise ValueError(f"sr must be a positive integer sample rate in Hz, got {sr!r}")
         self.sr = int(sr)
-        self._fps = _as_fraction(fps, "fps")
+        self._fps = as_fraction(fps, "fps")
         if self._fps > self.sr:
             raise ValueError(f"fps={fps} is above the sample rate {sr}")
         self.fps = float(fps)
@@ -431,12 +425,6 @@ def extract_features(audio: np.ndarray, sr: int = DEFAULT_SR, fps: float = DEFAU
     See the module docstring for the exact frame convention.
     """
     return get_extractor(sr, fps, **options)(audio)
-
-
-def num_frames(n_samples: int, sr: int = DEFAULT_SR, fps: float = DEFAULT_FPS) -> int:
-    """``ceil(n_samples * fps / sr)``, the number of feature frames of ``n_samples`` samples."""
-    f = Fraction(int(sr)) / _as_fraction(fps, "fps")
-    return (int(n_samples) * f.denominator + f.numerator - 1) // f.numerator
 
 
 # ---------------------------------------------------------------------------------------------------- streaming

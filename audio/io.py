@@ -28,7 +28,9 @@ import numpy as np
 import soundfile as sf
 from scipy.signal import resample_poly
 
-DEFAULT_SR = 16000
+from facetwin.sim.rates import AUDIO_SR
+
+DEFAULT_SR = AUDIO_SR
 SILENCE_PEAK = 1e-4  # a file whose mono peak amplitude is below this is "silent" (about 3 LSB of 16-bit audio)
 MAX_RATIO_DENOMINATOR = 1000  # resampling ratios are rationals p/q with q (and p) kept this small or exact
 

@@ -73,7 +73,7 @@ def available() -> bool:
 
 def _model_with_durations() -> Path:
     """The ONNX model with the duration tensor as a second output (built once into the facetwin cache)."""
-    from facetwin.envs.lip_sync import default_cache_dir
+    from facetwin.audio.cache import default_cache_dir
 
     out = default_cache_dir() / "kokoro" / "kokoro-v1.0.int8.duration.onnx"
     if out.exists() and out.stat().st_size > 0:

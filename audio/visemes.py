@@ -92,6 +92,8 @@ from importlib import resources
 
 import numpy as np
 
+from facetwin.sim.landmarks import lip_landmark_ids, lip_schema, neutral_lip_landmarks_mm
+
 from .timeline import Phone, Timeline
 
 __all__ = [
@@ -106,12 +108,10 @@ __all__ = [
     "is_bilabial",
     "is_rounded",
     "lip_displacements",
-    "lip_landmark_ids",
     "lip_track",
     "load_viseme_table",
     "load_viseme_targets",
     "measures_from_landmarks",
-    "neutral_lip_landmarks_mm",
     "neutral_measures",
     "normalize_phoneme",
     "phoneme_to_viseme",
@@ -433,38 +433,9 @@ def viseme_segments(
 
 # ------------------------------------------------------------------------------------------- lip model
 @lru_cache(maxsize=1)
-def _lip_schema() -> tuple[np.ndarray, tuple[str, ...], tuple[str, ...]]:
-    from facetwin.sim.landmarks import load_schema
-
-    rows = [lm for lm in load_schema() if lm.region in ("lips_outer", "lips_inner")]
-    if len(rows) != 40:
-        raise ValueError(f"landmarks.csv: expected 40 lip landmarks, found {len(rows)}")
-    return np.array([lm.mp_id for lm in rows], dtype=int), tuple(lm.ref for lm in rows), tuple(lm.region for lm in rows)
-
-
-def lip_landmark_ids() -> np.ndarray:
-    """MediaPipe ids of the 40 lip landmarks, in schema order (outer 20 then inner 20)."""
-    return _lip_schema()[0].copy()
-
-
-@lru_cache(maxsize=1)
-def _neutral_lips() -> np.ndarray:
-    from facetwin.sim.geometry import build_skin
-
-    skin = build_skin()
-    _, refs, _ = _lip_schema()
-    return np.array([skin.vertices[skin.named[r]] * 1000.0 for r in refs])
-
-
-def neutral_lip_landmarks_mm() -> np.ndarray:
-    """(40, 3) neutral lip landmarks (head frame, mm): the twin's named lip ring vertices (no MuJoCo needed)."""
-    return _neutral_lips().copy()
-
-
-@lru_cache(maxsize=1)
 def _model_profiles() -> dict[str, np.ndarray]:
-    _, refs, regions = _lip_schema()
-    neutral = _neutral_lips()
+    _, refs, regions = lip_schema()
+    neutral = neutral_lip_landmarks_mm()
     outer = np.array([r == "lips_outer" for r in regions])
     upper = np.array([re.match(r"ring\d_u", ref) is not None for ref in refs])
     corner = np.array([ref.endswith(("_u0", "_u10", "_l0", "_l10")) for ref in refs])
@@ -515,12 +486,12 @@ def measures_from_landmarks(displacement_mm: np.ndarray) -> dict[str, np.ndarray
     from facetwin.sim.landmarks import load_schema, mouth_measures
 
     n = len(load_schema())
-    ids = _lip_schema()[0]
+    ids = lip_schema()[0]
     order = {lm.mp_id: k for k, lm in enumerate(load_schema())}
     cols = np.array([order[i] for i in ids])
     disp = np.asarray(displacement_mm, dtype=float)
     neutral_full = np.zeros((n, 3))
-    neutral_full[cols] = _neutral_lips()
+    neutral_full[cols] = neutral_lip_landmarks_mm()
     full = np.broadcast_to(neutral_full, disp.shape[:-2] + (n, 3)).copy()
     full[..., cols, :] += disp
     return mouth_measures(full, neutral_full)

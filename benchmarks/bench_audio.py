@@ -45,9 +45,9 @@ from typing import Any
 
 import numpy as np
 
-from facetwin.benchmarks.common import best_wall, cpu_name, cpus_available, one_core, write_json
 from facetwin.audio.features import StreamingFeatures, get_extractor
 from facetwin.audio.io import load_audio, save_wav
+from facetwin.benchmarks.common import best_wall, cpu_name, cpus_available, one_core, write_json
 
 TARGET_RTF = 200.0  # all features must run at least this many times faster than real time on one core
 SR = 16000

@@ -27,8 +27,6 @@ Raw vs env figures are the best of ``--repeats`` (3) interleaved repetitions aft
 
 from __future__ import annotations
 
-import facetwin  # noqa: F401, I001  (first: picks the offscreen GL backend on headless machines)
-
 import argparse
 import importlib.util
 import json
@@ -43,6 +41,8 @@ from typing import Any
 
 import mujoco
 import numpy as np
+
+import facetwin  # noqa: F401, I001  (first: picks the offscreen GL backend on headless machines)
 from facetwin.benchmarks.bench_sim import smooth_controls
 from facetwin.benchmarks.common import cpu_name, cpus_available, one_core
 

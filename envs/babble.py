@@ -38,11 +38,11 @@ import argparse
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from facetwin.files import atomic_write
 from facetwin.sim.landmarks import mouth_measures
 
 from .mirror_self_model import TARGET_DISTRIBUTIONS, TARGET_SETTLE_S, sample_expression
@@ -51,19 +51,11 @@ VERSION = 1
 DEFAULT_SIGMA = 0.35
 DEFAULT_SETTLE_S = TARGET_SETTLE_S  # 2 s: the slowest expressions need that to settle within 0.01 mm
 DEFAULT_CHUNK = 100
+def _savez_atomic(path: Path, **arrays) -> None:
+    atomic_write(path, lambda tmp: np.savez(tmp, **arrays))
+
+
 PER_SAMPLE_KEYS = ("ctrl", "motors", "landmarks_mm", "aperture_mm", "width_mm", "protrusion_mm")
-
-
-def _atomic_savez(path: Path, **arrays) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _collect_one(face, u: np.ndarray, settle_s: float, renderer) -> dict[str, np.ndarray]:
@@ -120,7 +112,7 @@ def _babble_chunk(args, face=None, on_sample=None) -> tuple[int, int]:
         if on_sample is not None:
             on_sample(1)
     arrays = {key: np.stack([r[key] for r in rows]) for key in rows[0]}
-    _atomic_savez(Path(job["parts"]) / f"chunk_{a:09d}_{b:09d}.npz", **arrays)
+    _savez_atomic(Path(job["parts"]) / f"chunk_{a:09d}_{b:09d}.npz", **arrays)
     return a, b
 
 
@@ -256,7 +248,7 @@ def babble(
                 pieces.setdefault(k, []).append(d[k])
     data = {k: np.concatenate(v) for k, v in pieces.items()}
     assert len(data["ctrl"]) == n, (len(data["ctrl"]), n)
-    _atomic_savez(
+    _savez_atomic(
         out,
         **data,
         landmark_ids=np.asarray(face.landmark_ids, dtype=np.int64),

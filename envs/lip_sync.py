@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 import numpy as np
 from gymnasium import spaces
 
+from facetwin.audio.cache import default_cache_dir
 from facetwin.audio.corpus import (
     CORPUS_FPS,
     CORPUS_SR,
@@ -26,9 +27,9 @@ from facetwin.audio.corpus import (
 from facetwin.audio.features import LOG_FLOOR, N_MELS, extract_features
 from facetwin.audio.phone_sets import IPA_SET, lip_class
 from facetwin.audio.timeline import Timeline
-from facetwin.audio.visemes import lip_landmark_ids, lip_track
+from facetwin.audio.visemes import lip_track
 from facetwin.sim.expressions import mix_ctrl
-from facetwin.sim.landmarks import column, mouth_measures
+from facetwin.sim.landmarks import column, lip_landmark_ids, mouth_measures
 
 from .base import FaceEnv
 
@@ -62,8 +63,8 @@ LIP_ERRORS = ("centroid", "absolute")
 
 # scripted baseline (:meth:`LipSyncEnv.scripted_controls`): settled aperture (mm) of the "ah" expression (the jaw)
 # at these intensities on the nominal face (fast and full agree within 0.05 mm)
-_AH_LEVELS = np.array([0.0, 0.2, 0.4, 0.6, 0.8, 1.0])
-_AH_APERTURE = np.array([2.26, 6.33, 9.97, 13.23, 16.13, 18.72])
+AH_LEVELS = np.array([0.0, 0.2, 0.4, 0.6, 0.8, 1.0])
+AH_APERTURE = np.array([2.26, 6.33, 9.97, 13.23, 16.13, 18.72])
 
 
 # ---------------------------------------------------------------------------------------------------- audio helpers
@@ -80,15 +81,6 @@ def audio_obs_features(logmel: np.ndarray, rms_db: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------------------- cache
-def default_cache_dir() -> Path:
-    """facetwin's cache folder: ``$FACETWIN_CACHE``, else ``$XDG_CACHE_HOME/facetwin``, else ``~/.cache/facetwin``."""
-    env = os.environ.get("FACETWIN_CACHE")
-    if env:
-        return Path(env).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "facetwin"
-
-
 def builtin_corpus_dir(cache_dir: str | Path | None = None, *, progress: bool = False) -> Path:
     """The built-in corpus (``BUILTIN_CORPUS_ARGS``: 44 utterances in 11 languages + the shipped songs), built
     deterministically into ``<cache_dir>/corpus-v<version>`` on first use (a few seconds; later calls only read a marker).
@@ -736,7 +728,7 @@ class LipSyncEnv(FaceEnv):
         T = c.n_frames
         lead, n_seal = int(lead_frames), max(1, int(seal_frames))
         src = np.clip(np.arange(T) + lead, 0, T - 1)
-        ah = np.interp(c.target_aperture_mm[src], _AH_APERTURE, _AH_LEVELS)
+        ah = np.interp(c.target_aperture_mm[src], AH_APERTURE, AH_LEVELS)
         seal = mix_ctrl(self.face, {"mm": 1.0})
         out = np.empty((T, self.n_actuators))
         for k in range(T):

@@ -432,7 +432,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="train an RL correction on top of the lip-sync pipeline in LipSync-v0 (SAC)")
     add_residual_arguments(tr2)
     tr2.add_argument("--randomize", nargs="?", const=True, default=False, metavar="CONFIG",
-                     help="train on randomized twins (default ranges, or a TOML file: facetwin.sim2real.randomization)")
+                     help="train on randomized twins (default ranges, or a TOML file: facetwin.envs.randomization)")
     tr2.set_defaults(func=cmd_train_residual)
 
     iv = sub.add_parser("ingest-video", help="add a video of a person speaking or singing to a corpus ([vision] extra)")
@@ -448,8 +448,8 @@ def build_parser() -> argparse.ArgumentParser:
     iv.set_defaults(func=ingest_cmd)
 
     # sim-to-real: the hardware modules import their drivers lazily, so these parsers cost nothing
-    from facetwin.hardware.deploy import add_deploy_arguments, main_deploy
     from facetwin.sim2real.calibrate import add_calibrate_arguments, main_calibrate
+    from facetwin.sim2real.deploy import add_deploy_arguments, main_deploy
     from facetwin.sim2real.export import add_export_arguments, main_export
 
     ca = sub.add_parser("calibrate", help="fit a robot's calibration file by sweeping each motor in front of a camera")
@@ -479,7 +479,7 @@ def cmd_train_residual(args: argparse.Namespace) -> int:
         raise ValueError(f"--out {out} is a file; give a folder")
     domain = None
     if args.randomize:
-        from facetwin.sim2real.randomization import load_config
+        from facetwin.envs.randomization import load_config
 
         domain = load_config(None if args.randomize is True else args.randomize).sample
     corpus = Path(args.corpus) if args.corpus else train_corpus_dir(progress=not args.quiet)
@@ -521,7 +521,7 @@ OUTPUTS: dict[str, dict[str, tuple[str, str | None]]] = {
 def check_outputs(args: argparse.Namespace) -> None:
     """Every output of the command (:data:`OUTPUTS`) can be written: ``ValueError`` naming the option and the path
     otherwise, before any work starts."""
-    from facetwin.agents.weights import check_writable, check_writable_folder
+    from facetwin.files import check_writable, check_writable_folder
 
     key = args.command + (f" {args.corpus_command}" if getattr(args, "corpus_command", None) else "")
     for name, (kind, suffix) in OUTPUTS.get(key, {}).items():

@@ -2,7 +2,7 @@
 
 A bus moves servos by *channel* (PCA9685 channel 0-15 on a board, or a serial servo id) in *servo units* (pulse
 width in microseconds, or position ticks). It knows nothing about the face: the calibration
-(:mod:`facetwin.sim2real.calibration`) maps the 26 normalized commands to (bus, channel, units), and the safety layer
+(:mod:`facetwin.hardware.calibration`) maps the 26 normalized commands to (bus, channel, units), and the safety layer
 (:mod:`facetwin.hardware.safety`) is the only caller allowed to write to a bus in normal use.
 
 | method | contract |
@@ -13,7 +13,7 @@ width in microseconds, or position ticks). It knows nothing about the face: the 
 | ``relax(channels)`` | torque off (serial) / PWM off (PCA9685): the servo goes limp |
 | ``health(channels)`` | ask the device whether it is well (serial: each servo's present position and error status; PCA9685: the board answers and has not reset); raises :class:`BusError` naming the fault; returns what ``read`` returns. The safety layer polls it while streaming (:class:`facetwin.hardware.safety.SafetyConfig` ``health_hz``) |
 | ``health_cost_s(n)`` | seconds one ``health`` of ``n`` channels takes on the wire (0: no round trip), what the poll budgets against a control period |
-| ``units`` | ``"us"`` or ``"position"`` (:data:`facetwin.sim2real.calibration.UNITS`) |
+| ``units`` | ``"us"`` or ``"position"`` (:data:`facetwin.hardware.calibration.UNITS`) |
 | ``name`` | the bus label used in calibration files (``"pca9685@0x41"``, ``"serial"``, ``"sim"``) |
 | ``quantum`` | the smallest step the device can express, in servo units (``None``: continuous); the safety layer rounds to it inside the safe range |
 
@@ -25,7 +25,6 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-
 
 #: the exit code of a command whose robot hardware failed (a bus or a servo): not bad input (2), not a bug (1)
 EXIT_FAULT = 3

@@ -8,7 +8,7 @@ Calibration and closed-loop policies compare the real face with the twin in one 
 |---|---|
 | capture | ``cv2.VideoCapture(source)``: a device index (``0``) or a video path; BGR -> RGB; ``mirrored=True`` flips each frame back first (a selfie / mirror view, see :mod:`facetwin.agents.human_video`) |
 | FaceMesh | tracking mode, one face, refined landmarks (478 points; the iris points 468 and 473 are in the schema), as :func:`facetwin.agents.human_video.extract_lip_track`; pixels, z in the units of x |
-| head pose out | the similarity transform (Umeyama, :func:`facetwin.agents.human_video._similarity_to`: rotation, scale, translation) that maps the frame's skull landmarks (:data:`ANCHOR_IDS`: forehead, nose bridge and tip, eye corners) onto the twin's neutral ones, applied to all 69 points: head motion and distance drop out, and the units become the twin's millimetres |
+| head pose out | the similarity transform (Umeyama, :func:`facetwin.sim.facemesh.similarity_to`: rotation, scale, translation) that maps the frame's skull landmarks (:data:`ANCHOR_IDS`: forehead, nose bridge and tip, eye corners) onto the twin's neutral ones, applied to all 69 points: head motion and distance drop out, and the units become the twin's millimetres |
 | rest (optional) | after :meth:`FaceMeshCamera.set_rest` (the median of the next frames of a face at rest), ``read`` returns ``twin neutral + (aligned - aligned rest)``: the person's (or robot's) own geometry drops out and only motion remains, the neutral face reads exactly as the twin's |
 
 Needs the ``vision`` extra (``pip install -e ".[vision]"``: mediapipe 0.10.21 with its model in the wheel, and the
@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facetwin.agents.human_video import N_FACEMESH, VISION_HINT, _facemesh, _similarity_to
+from facetwin.sim.facemesh import N_FACEMESH, VISION_HINT, facemesh, similarity_to
 from facetwin.sim.landmarks import landmark_ids
 
 #: skull landmarks (in the twin's schema) that fix the head pose: forehead, nose bridge, nose tip, subnasale, the
@@ -64,7 +64,7 @@ def to_twin_mm(points_px: np.ndarray, neutral_mm: np.ndarray) -> np.ndarray:
     # similarity below only has to take out the head's own pose
     head = np.stack([-p[:, 2], p[:, 0], -p[:, 1]], axis=1)[ids]
     anchors = [list(ids).index(i) for i in ANCHOR_IDS]
-    s, rot, t = _similarity_to(head[None, anchors], np.asarray(neutral_mm, dtype=float)[anchors])
+    s, rot, t = similarity_to(head[None, anchors], np.asarray(neutral_mm, dtype=float)[anchors])
     return s[0] * head @ rot[0].T + t[0]
 
 
@@ -85,7 +85,7 @@ class FaceMeshCamera:
         self._cv2 = cv2
         self.mirrored = bool(mirrored)
         self.neutral_mm = twin_neutral_mm(variant)
-        self._mesh = _facemesh(False, min_confidence)
+        self._mesh = facemesh(False, min_confidence)
         self._cap = cv2.VideoCapture(str(source) if isinstance(source, Path) else source)
         if not self._cap.isOpened():
             self._mesh.close()

@@ -64,10 +64,24 @@ import time
 import tty
 from collections.abc import Iterable
 
-from facetwin.hardware.serial_bus import (ADDR_GOAL_POSITION, ADDR_HARDWARE_ERROR_STATUS, ADDR_MODEL_NUMBER,
-                                          ADDR_PRESENT_POSITION, ADDR_RETURN_DELAY_TIME, ADDR_TORQUE_ENABLE,
-                                          BROADCAST_ID, ERROR_ALERT, PING, READ, SYNC_READ, SYNC_WRITE, WRITE,
-                                          Packet, PacketReader, build_status)
+from facetwin.hardware.serial_bus import (
+    ADDR_GOAL_POSITION,
+    ADDR_HARDWARE_ERROR_STATUS,
+    ADDR_MODEL_NUMBER,
+    ADDR_PRESENT_POSITION,
+    ADDR_RETURN_DELAY_TIME,
+    ADDR_TORQUE_ENABLE,
+    BROADCAST_ID,
+    ERROR_ALERT,
+    PING,
+    READ,
+    SYNC_READ,
+    SYNC_WRITE,
+    WRITE,
+    Packet,
+    PacketReader,
+    build_status,
+)
 
 TABLE_SIZE = 148  # up to Present Temperature (146) and a spare byte; the indirect area is not emulated
 ADDR_FIRMWARE = 6

@@ -1,7 +1,7 @@
 """The safety layer: the only way a policy's output reaches the servos.
 
 :class:`SafeBus` wraps the robot's servo buses (:class:`facetwin.hardware.bus.ServoBus`, a dict bus name -> bus; the
-``bus`` field of each motor in the :class:`facetwin.sim2real.calibration.Calibration` says which) and passes every
+``bus`` field of each motor in the :class:`facetwin.hardware.calibration.Calibration` says which) and passes every
 command through the same steps:
 
 | step | what happens | on failure |
@@ -70,7 +70,7 @@ from pathlib import Path
 import numpy as np
 
 from facetwin.hardware.bus import BusError, ServoBus
-from facetwin.sim2real.calibration import Calibration
+from facetwin.hardware.calibration import Calibration
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """The twin as the robot: a :class:`~facetwin.hardware.bus.ServoBus` that drives the simulated face, for dry runs
 and for testing calibration.
 
-:class:`SimBus` holds a hidden *true* calibration (a :class:`~facetwin.sim2real.calibration.Calibration`: how servo
+:class:`SimBus` holds a hidden *true* calibration (a :class:`~facetwin.hardware.calibration.Calibration`: how servo
 units map to the twin's normalized commands, and each motor's true ``latency_ms``) and owns a
 :class:`~facetwin.sim.model.FaceModel` ("fast" variant by default). What a caller writes in servo units reaches the
 twin's controls through that truth, after that motor's latency, exactly as a miscalibrated physical robot would
@@ -56,8 +56,8 @@ import mujoco
 import numpy as np
 
 from facetwin.hardware.bus import BusError, ServoBus
+from facetwin.hardware.calibration import Calibration, nominal_calibration
 from facetwin.sim.model import GRAVITY, FaceModel
-from facetwin.sim2real.calibration import Calibration, nominal_calibration
 
 
 class SimBus(ServoBus):

@@ -22,8 +22,7 @@ import numpy as np
 
 from . import geometry as g
 from .actuators import load_actuators
-
-CONTROL_HZ = 30.0
+from .rates import CONTROL_HZ
 
 
 @dataclass(frozen=True)

@@ -76,6 +76,36 @@ def column(mp_id: int) -> int:
 LIP_MASK_REGIONS = ("lips_outer", "lips_inner")
 
 
+# ------------------------------------------------------------------------------- the 40 lip landmarks
+@lru_cache(maxsize=1)
+def lip_schema() -> tuple[np.ndarray, tuple[str, ...], tuple[str, ...]]:
+    """(MediaPipe ids, skin vertex names, regions) of the 40 lip landmarks in schema order (outer 20, inner 20):
+    the lip points that the lip-sync models, the metrics and a human video's retargeting share."""
+    rows = [lm for lm in load_schema() if lm.region in LIP_MASK_REGIONS]
+    if len(rows) != 40:
+        raise ValueError(f"landmarks.csv: expected 40 lip landmarks, found {len(rows)}")
+    return np.array([lm.mp_id for lm in rows], dtype=int), tuple(lm.ref for lm in rows), tuple(lm.region for lm in rows)
+
+
+def lip_landmark_ids() -> np.ndarray:
+    """MediaPipe ids of the 40 lip landmarks, in schema order (outer 20 then inner 20)."""
+    return lip_schema()[0].copy()
+
+
+@lru_cache(maxsize=1)
+def _neutral_lips() -> np.ndarray:
+    from .geometry import build_skin
+
+    skin = build_skin()
+    _, refs, _ = lip_schema()
+    return np.array([skin.vertices[skin.named[r]] * 1000.0 for r in refs])
+
+
+def neutral_lip_landmarks_mm() -> np.ndarray:
+    """(40, 3) neutral lip landmarks (head frame, mm): the twin's named lip ring vertices (no MuJoCo needed)."""
+    return _neutral_lips().copy()
+
+
 def mouth_measures(landmarks_mm: np.ndarray, neutral_mm: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Aperture, width and protrusion (mm) from landmark arrays of shape (..., N, 3) in schema order."""
     lm = np.asarray(landmarks_mm, dtype=float)

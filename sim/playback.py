@@ -15,14 +15,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from facetwin.audio.visemes import lip_landmark_ids
+from facetwin.sim.landmarks import lip_landmark_ids
 
 from .landmarks import column, mouth_measures
 from .model import FaceModel
 
 
 def lip_columns() -> np.ndarray:
-    """(40,) columns of the 40 lip landmarks (``facetwin.audio.visemes.lip_landmark_ids`` order) in the schema."""
+    """(40,) columns of the 40 lip landmarks (``facetwin.sim.landmarks.lip_landmark_ids`` order) in the schema."""
     return np.array([column(int(i)) for i in lip_landmark_ids()])
 
 

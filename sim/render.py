@@ -33,6 +33,7 @@ import numpy as np
 
 from .model import FaceModel
 
+
 def ensure_offscreen_gl() -> None:
     """Use EGL for offscreen contexts on a Linux machine without a display, whatever was imported first.
 

@@ -74,6 +74,7 @@ import numpy as np
 from .landmarks import mouth_measures
 from .model import FaceModel
 from .playback import Playback, play
+from .rates import num_frames
 from .render import PRESETS, MirrorRenderer, camera_id
 
 LAYOUTS = ("mirror", "side_by_side")
@@ -290,8 +291,6 @@ def _check_audio(audio, sr, n_frames: int, fps: float) -> np.ndarray | None:
         raise ValueError("audio contains NaN or inf")
     if sr is None or isinstance(sr, bool) or not isinstance(sr, (int, np.integer)) or sr <= 0:
         raise ValueError(f"sr must be the audio's positive integer sample rate in Hz, got {sr!r}")
-    from facetwin.audio.features import num_frames
-
     duration = len(x) / int(sr)
     expected = num_frames(len(x), int(sr), fps)  # ceil(n_samples * fps / sr) in exact arithmetic
     if abs(n_frames - expected) > 1:
@@ -389,9 +388,10 @@ def render_video(
             audio_params: dict = {}
             output_params = ["-preset", X264_PRESET, "-movflags", "+faststart"]
             if x is not None:
-                from facetwin.audio.io import save_wav
+                import soundfile
 
-                wav = save_wav(Path(tmpdir) / "audio.wav", x, int(sr))
+                wav = Path(tmpdir) / "audio.wav"  # x is checked finite float above: 16-bit PCM for the muxer
+                soundfile.write(str(wav), np.clip(x, -1.0, 1.0), int(sr), subtype="PCM_16", format="WAV")
                 audio_params = {"audio_path": str(wav), "audio_codec": "aac"}
                 if int(sr) not in AAC_RATES:
                     output_params += ["-ar", "48000"]

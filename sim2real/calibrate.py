@@ -61,7 +61,7 @@ from pathlib import Path
 import numpy as np
 
 from facetwin.hardware.bus import ServoBus
-from facetwin.sim2real.calibration import Calibration, CalibrationError, MotorCalibration, nominal_calibration
+from facetwin.hardware.calibration import Calibration, CalibrationError, MotorCalibration, nominal_calibration
 
 SWEEP = 0.6  # staircase half-width, in start-calibration commands (conservative: +-0.6 of the nominal stroke)
 LEVELS = 9
@@ -515,7 +515,7 @@ def _lazy(module: str, attr: str):
 
 
 def _hardware(args: argparse.Namespace, start: Calibration) -> tuple[dict[str, ServoBus], object]:
-    from facetwin.hardware.deploy import open_buses  # the one factory of buses from a calibration
+    from facetwin.sim2real.deploy import open_buses  # the one factory of buses from a calibration
 
     if args.backend == "pca9685":
         if args.port is not None and not args.port.isdigit():
@@ -532,7 +532,7 @@ def main_calibrate(args: argparse.Namespace) -> int:
     """``facetwin calibrate``: run :func:`calibrate` and write the calibration (exit 1 if any motor failed)."""
     from contextlib import ExitStack
 
-    from facetwin.agents.weights import atomic_write
+    from facetwin.files import atomic_write
 
     motors = [s.strip() for s in args.motors.split(",") if s.strip()] if args.motors else None
     if args.start:

@@ -54,10 +54,12 @@ from typing import Any
 
 import numpy as np
 
+from facetwin.sim.rates import CONTROL_HZ
+
 EXPORT_FORMAT = 1
 POLICY_FILE = "policy.pt"
 CONFIG_FILE = "policy.json"
-FPS = 30.0
+FPS = CONTROL_HZ
 
 
 class ExportError(ValueError):
@@ -142,7 +144,7 @@ def _read_run(run: Path, device: str):
         CHECKPOINT_NAME,
         MODEL_NAME,
         VECNORM_NAME,
-        _algo_class,
+        algo_class,
         load_checkpoint,
         read_checkpoint_meta,
     )
@@ -167,7 +169,7 @@ def _read_run(run: Path, device: str):
         algo = "sac" if "target_entropy" in data else "ppo" if "n_epochs" in data else None
         if algo is None:
             raise ExportError(f"{model_path}: not a SAC or PPO model")
-    model = _algo_class(algo).load(model_path, device=device)
+    model = algo_class(algo).load(model_path, device=device)
     vecnorm = None
     if (folder / VECNORM_NAME).exists():
         with open(folder / VECNORM_NAME, "rb") as f:
@@ -195,7 +197,7 @@ def export_policy(
     from gymnasium import spaces
 
     from facetwin import __version__
-    from facetwin.agents.weights import atomic_write
+    from facetwin.files import atomic_write
 
     meta: dict[str, Any] = {}
     if model is None:
@@ -306,10 +308,10 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPa
 
 def main_export(args: argparse.Namespace) -> int:
     """Run :func:`export_policy` from parsed :func:`add_export_arguments` arguments; returns an exit code."""
-    from facetwin.agents.rl import _key_values
+    from facetwin.agents.rl import parse_key_values
 
     try:
-        kwargs = _key_values(args.env_arg, "--env-arg") if args.env_arg else None
+        kwargs = parse_key_values(args.env_arg, "--env-arg") if args.env_arg else None
     except argparse.ArgumentTypeError as e:
         raise ValueError(str(e)) from None  # the CLI's one line and exit code 2
     out = export_policy(args.run, args.out, env_id=args.env, env_kwargs=kwargs)

@@ -15,6 +15,7 @@ import re
 import numpy as np
 import pytest
 import soundfile as sf
+
 from facetwin.audio import align as A
 from facetwin.audio.align import (
     ARPABET_TO_IPA,

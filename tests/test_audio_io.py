@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from facetwin.audio.io import AudioError, SILENCE_PEAK, ffmpeg_exe, load_audio, resample, save_wav
+from facetwin.audio.io import SILENCE_PEAK, AudioError, ffmpeg_exe, load_audio, resample, save_wav
 
 
 # ---------------------------------------------------------------------------------------------------- helpers

@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 import torch
+
 from facetwin.agents.audio_to_lips import (
     MODES,
     ROW_FPS,
@@ -16,14 +17,13 @@ from facetwin.agents.audio_to_lips import (
     raw_features,
 )
 from facetwin.agents.train_audio_to_lips import (
-    TRAIN_CORPUS_ARGS,
     evaluate_audio_to_lips,
     train_audio_to_lips,
 )
 from facetwin.audio.corpus import build_corpus
 from facetwin.audio.kokoro import HELDOUT_VOICE
-from facetwin.audio.voices import HELDOUT_VARIANTS
 from facetwin.audio.tts import synthesize
+from facetwin.audio.voices import HELDOUT_VARIANTS
 
 torch.set_num_threads(1)
 

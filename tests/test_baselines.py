@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+
 from facetwin.agents.baselines import (
     VISEME_POSES,
     BabbleBank,

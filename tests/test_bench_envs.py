@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import facetwin  # noqa: F401, I001  (first: offscreen GL backend before mujoco loads)
-
 import json
 import math
 import subprocess
@@ -11,6 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+import facetwin  # noqa: F401, I001  (first: offscreen GL backend before mujoco loads)
 from facetwin.benchmarks import bench_envs
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import facetwin  # noqa: F401, I001  (first: picks the offscreen GL backend on headless machines before mujoco loads)
-
 import functools
 import json
 import math
@@ -17,6 +15,7 @@ import mujoco
 import numpy as np
 import pytest
 
+import facetwin  # noqa: F401, I001  (first: picks the offscreen GL backend on headless machines before mujoco loads)
 from facetwin.benchmarks import bench_sim
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

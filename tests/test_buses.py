@@ -9,11 +9,35 @@ import serial
 
 from facetwin.hardware.bus import BusError
 from facetwin.hardware.emulator import DynamixelEmulator
-from facetwin.hardware.pca9685 import (ALL_LED_OFF_H, FULL_BIT, LED0_ON_L, MODE1, MODE1_AI, MODE1_ALLCALL,
-                                       MODE1_SLEEP, MODE2, MODE2_OUTDRV, PRESCALE, FakeI2C, PCA9685Bus,
-                                       frame_period_us, prescale_for, us_to_ticks)
-from facetwin.hardware.serial_bus import (ADDR_GOAL_POSITION, ADDR_TORQUE_ENABLE, DynamixelBus, PacketReader,
-                                          build_packet, build_status, crc16, describe_error, stuff, unstuff)
+from facetwin.hardware.pca9685 import (
+    ALL_LED_OFF_H,
+    FULL_BIT,
+    LED0_ON_L,
+    MODE1,
+    MODE1_AI,
+    MODE1_ALLCALL,
+    MODE1_SLEEP,
+    MODE2,
+    MODE2_OUTDRV,
+    PRESCALE,
+    FakeI2C,
+    PCA9685Bus,
+    frame_period_us,
+    prescale_for,
+    us_to_ticks,
+)
+from facetwin.hardware.serial_bus import (
+    ADDR_GOAL_POSITION,
+    ADDR_TORQUE_ENABLE,
+    DynamixelBus,
+    PacketReader,
+    build_packet,
+    build_status,
+    crc16,
+    describe_error,
+    stuff,
+    unstuff,
+)
 
 IDS = list(range(1, 27))
 

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from facetwin.hardware.bus import BusError
+from facetwin.hardware.calibration import Calibration, CalibrationError, nominal_calibration
 from facetwin.hardware.sim_bus import SimBus, SimCamera, random_true_calibration
 from facetwin.sim2real.calibrate import (
     LEVELS,
@@ -27,7 +28,6 @@ from facetwin.sim2real.calibrate import (
     identity_calibration,
     main_calibrate,
 )
-from facetwin.sim2real.calibration import Calibration, CalibrationError, nominal_calibration
 
 NEUTRAL_TOL = 12.0  # servo units (nominal scale 512 per command: 2.3 % of a command)
 SCALE_TOL_PCT = 3.0

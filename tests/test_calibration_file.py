@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from facetwin.sim2real.calibration import CALIBRATION_VERSION, Calibration, CalibrationError, nominal_calibration
+from facetwin.hardware.calibration import CALIBRATION_VERSION, Calibration, CalibrationError, nominal_calibration
 
 
 def test_round_trip_and_mapping(tmp_path):
@@ -82,7 +82,7 @@ def test_not_json_and_missing_file(tmp_path):
 
 
 def test_bus_names_are_parsed_once_into_one_spelling(tmp_path):
-    from facetwin.sim2real.calibration import BusAddress
+    from facetwin.hardware.calibration import BusAddress
 
     d = nominal_calibration("pca9685").to_dict()
     d["motors"][0]["bus"], d["motors"][1]["bus"] = "PCA9685@0X41", "pca9685@65"
@@ -105,7 +105,7 @@ _TOP = ["version", "robot", "units", "motors"]
 def test_fuzzed_files_are_refused_with_a_field_or_safe_for_their_buses(tmp_path, seed):
     """Random mutations of a valid file: each load either names a field or gives a calibration that every bus can
     take (one motor per physical channel, the range inside the driver's, the latency bounded)."""
-    from facetwin.sim2real.calibration import BUS_LIMITS, MAX_LATENCY_MS, BusAddress
+    from facetwin.hardware.calibration import BUS_LIMITS, MAX_LATENCY_MS, BusAddress
 
     rng = np.random.default_rng(seed)
     fields = ["name", "bus", "channel", "direction", "neutral", "scale", "min", "max", "latency_ms"]

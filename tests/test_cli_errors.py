@@ -179,7 +179,7 @@ def _calibration(tmp: Path, text: str) -> list[str]:
 def _nominal_with(**motor0) -> str:
     import json
 
-    from facetwin.sim2real.calibration import nominal_calibration
+    from facetwin.hardware.calibration import nominal_calibration
 
     d = nominal_calibration("sim").to_dict()
     d["motors"][0].update(motor0)
@@ -187,7 +187,7 @@ def _nominal_with(**motor0) -> str:
 
 
 def _safety(tmp: Path, text: str) -> list[str]:
-    from facetwin.sim2real.calibration import nominal_calibration
+    from facetwin.hardware.calibration import nominal_calibration
 
     nominal_calibration("sim").save(tmp / "cal.json")
     (tmp / "safety.json").write_text(text, encoding="utf-8")
@@ -212,9 +212,9 @@ def _corpus(tmp: Path, damage: str) -> list[str]:
 
 
 def _silent(tmp: Path) -> list[str]:
-    from facetwin.audio.io import save_wav
-
     import numpy as np
+
+    from facetwin.audio.io import save_wav
 
     save_wav(tmp / "quiet.wav", np.zeros(16000, np.float32), 16000)
     return ["lipsync", "quiet.wav", "--out", "o.npz"]

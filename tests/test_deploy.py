@@ -16,7 +16,9 @@ import pytest
 import torch
 
 from facetwin.hardware.bus import ServoBus
-from facetwin.hardware.deploy import (
+from facetwin.hardware.calibration import CalibrationError, nominal_calibration
+from facetwin.sim.actuators import actuator_names, rest_controls
+from facetwin.sim2real.deploy import (
     LOG_KEYS,
     DeployError,
     add_deploy_arguments,
@@ -25,8 +27,6 @@ from facetwin.hardware.deploy import (
     policy_controls,
     schedule_commands,
 )
-from facetwin.sim.actuators import actuator_names, rest_controls
-from facetwin.sim2real.calibration import CalibrationError, nominal_calibration
 
 torch.set_num_threads(1)
 PERIOD_MS = 1000.0 / 30.0
@@ -345,8 +345,8 @@ def test_export_matches_sb3_and_drives_deploy(speech, tmp_path):
 
 # ---------------------------------------------------------------------------------------------- camera
 def test_to_twin_mm_undoes_head_pose_and_scale_exactly():
-    from facetwin.agents.human_video import N_FACEMESH
     from facetwin.hardware.camera import to_twin_mm, twin_neutral_mm
+    from facetwin.sim.facemesh import N_FACEMESH
     from facetwin.sim.landmarks import landmark_ids
 
     neutral = twin_neutral_mm()

@@ -19,9 +19,9 @@ from facetwin.audio.features import (
     StreamingFeatures,
     extract_features,
     mel_filterbank,
-    num_frames,
 )
 from facetwin.benchmarks import bench_audio
+from facetwin.sim.rates import num_frames
 
 SR = 16000
 REPO_ROOT = Path(__file__).resolve().parents[1]

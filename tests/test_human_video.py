@@ -25,7 +25,8 @@ from facetwin.agents.human_video import (
     retarget,
 )
 from facetwin.audio.corpus import CORPUS_NPZ_KEYS, CORPUS_VERSION, load_item
-from facetwin.audio.visemes import lip_displacements, lip_landmark_ids, neutral_lip_landmarks_mm
+from facetwin.audio.visemes import lip_displacements
+from facetwin.sim.landmarks import lip_landmark_ids, neutral_lip_landmarks_mm
 
 torch.set_num_threads(1)
 
@@ -141,8 +142,8 @@ def test_missing_mediapipe_names_the_extra(tmp_path, monkeypatch, capsys):
 @pytest.fixture(scope="module")
 def twin_video(tmp_path_factory):
     """The twin saying SENTENCE: an mp4 (camera view, 640x480, AAC audio), a 20-frame mirrored mp4, and the truth."""
-    import mediapipe  # noqa: F401  (the [test] extra installs the [vision] extra: a missing one fails, never skips)
     import imageio_ffmpeg
+    import mediapipe  # noqa: F401  (the [test] extra installs the [vision] extra: a missing one fails, never skips)
 
     from facetwin.audio.io import resample, save_wav
     from facetwin.audio.tts import synthesize

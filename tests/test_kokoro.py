@@ -3,6 +3,7 @@ with, voice blends, and clear errors."""
 
 import numpy as np
 import pytest
+
 from facetwin.audio import kokoro
 
 TEXT = "Bob put the blue book back on the bench, and we moved to Boston in May."

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from facetwin.audio.labelled import LabelledDataError, read_labelled_folder, read_segs, read_segs_rows
 from facetwin.audio.phone_sets import IPA_SET, lip_class, load_phone_sets, to_ipa
 from facetwin.audio.visemes import unknown_phonemes

@@ -32,8 +32,8 @@ def stream():
 
 def test_lipsync_command_writes_the_npz_contract(tmp_path, utterance, capsys):
     from facetwin.audio.io import save_wav
-    from facetwin.sim.landmarks import landmark_ids, mouth_measures
     from facetwin.sim.actuators import actuator_names
+    from facetwin.sim.landmarks import landmark_ids, mouth_measures
 
     wav = save_wav(tmp_path / "speech.wav", utterance.audio, utterance.sr)
     out = tmp_path / "speech.npz"

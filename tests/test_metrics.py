@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+
 from facetwin.agents.metrics import METRICS, aggregate, clip_metrics, lip_error_mm
 from facetwin.audio.timeline import Phone, Timeline
 from facetwin.audio.visemes import lip_track

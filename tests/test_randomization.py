@@ -1,5 +1,5 @@
 """Domain randomization: the extended DomainParams (envs/domain.py), the ranges config and wrapper
-(sim2real/randomization.py) and ``facetwin train --randomize`` (agents/rl.py)."""
+(envs/randomization.py) and ``facetwin train --randomize`` (agents/rl.py)."""
 
 from __future__ import annotations
 
@@ -13,13 +13,13 @@ import facetwin  # noqa: F401  (offscreen GL)
 from facetwin.envs import domain as dom
 from facetwin.envs.domain import DomainParams
 from facetwin.envs.mirror_self_model import MirrorSelfModelEnv
-from facetwin.sim.builder import SKIN_THICKNESS
-from facetwin.sim2real.randomization import (
+from facetwin.envs.randomization import (
     DomainRandomization,
     RandomizationConfig,
     default_config_path,
     load_config,
 )
+from facetwin.sim.builder import SKIN_THICKNESS
 
 
 @pytest.fixture(scope="module")

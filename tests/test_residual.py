@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 import torch
+
 from facetwin.agents.lipsync import LipSyncer
 from facetwin.agents.residual import OBS_DIM, ResidualLipSync, ResidualPolicy, train_residual
 from facetwin.agents.self_model import MOUTH_INDEX

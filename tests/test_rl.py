@@ -3,8 +3,6 @@ atomic and complete, and a killed run resumes where its last checkpoint left off
 
 from __future__ import annotations
 
-import facetwin  # noqa: F401, I001  (first: offscreen GL backend before mujoco loads)
-
 import argparse
 import signal
 import subprocess
@@ -15,7 +13,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+import facetwin  # noqa: F401, I001  (first: offscreen GL backend before mujoco loads)
 from facetwin.agents import rl
+from facetwin.files import atomic_write, stray_temporaries
 
 ENV_ID = rl.DEFAULT_ENV_ID
 # cheap episodes for the mechanics tests: a 4-target pool settled for 0.5 s
@@ -25,7 +26,7 @@ SAC_SMALL = {"buffer_size": 2_000, "learning_starts": 50, "batch_size": 32, "pol
 
 
 def _stray_temporaries(out: Path) -> list[Path]:
-    return [p for p in out.iterdir() if ".tmp-" in p.name]
+    return stray_temporaries(out)
 
 
 def _train(out: Path, steps: int, algo: str = "ppo", hp=None, **kw) -> rl.TrainResult:
@@ -163,14 +164,14 @@ def test_killed_run_resumes_from_its_last_checkpoint(tmp_path):
 
 def test_atomic_write_keeps_the_old_file_on_failure(tmp_path):
     path = tmp_path / "checkpoint.zip"
-    rl.atomic_write(path, lambda f: f.write(b"old"))
+    atomic_write(path, lambda tmp: Path(tmp).write_bytes(b"old"), durable=True)
 
-    def broken(f):
-        f.write(b"partial")
+    def broken(tmp):
+        Path(tmp).write_bytes(b"partial")
         raise RuntimeError("killed mid-write")
 
     with pytest.raises(RuntimeError):
-        rl.atomic_write(path, broken)
+        atomic_write(path, broken, durable=True)
     assert path.read_bytes() == b"old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.zip"]
 

@@ -12,13 +12,13 @@ import time
 import numpy as np
 import pytest
 
-from facetwin.sim.actuators import rest_controls
 from facetwin.hardware.bus import BusError, ServoBus
+from facetwin.hardware.calibration import Calibration, nominal_calibration
 from facetwin.hardware.emulator import DynamixelEmulator
 from facetwin.hardware.pca9685 import LED0_ON_L, FakeI2C, PCA9685Bus, frame_period_us, prescale_for
 from facetwin.hardware.safety import DEFAULT_SPEED, SafeBus, SafetyConfig, SafetyError
 from facetwin.hardware.serial_bus import DynamixelBus
-from facetwin.sim2real.calibration import Calibration, nominal_calibration
+from facetwin.sim.actuators import rest_controls
 
 RATE = 30.0
 PERIOD = 1.0 / RATE

@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import pytest
+
 from facetwin.audio.texts import word_salad
 from facetwin.audio.tts import synthesize
 from facetwin.audio.voices import (

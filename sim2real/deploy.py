@@ -61,7 +61,7 @@ Loop jitter (``python -m facetwin.benchmarks.bench_deploy``, 20 s at 30 Hz, the 
 with other jobs), lateness p99: null bus 6.4 ms, sim 7.8 ms with normal scheduling; 0.000 ms and 0.018 ms with
 ``realtime=True`` (``--realtime``: SCHED_FIFO, needs root or ``CAP_SYS_NICE``), which the robot should use.
 
->>> from facetwin.sim2real.calibration import nominal_calibration
+>>> from facetwin.hardware.calibration import nominal_calibration
 >>> res = deploy("hello.wav", nominal_calibration("sim"), "sim", log_path="hello_deploy.npz")
 >>> res.jitter                   # {"p50_ms": ..., "p99_ms": ..., "max_ms": ...}
 """
@@ -82,10 +82,11 @@ from typing import Any, Protocol
 import numpy as np
 
 from facetwin.hardware.bus import EXIT_FAULT, BusError, ServoBus
+from facetwin.hardware.calibration import Calibration
 from facetwin.hardware.safety import SafeBus, SafetyConfig, SafetyError
-from facetwin.sim2real.calibration import Calibration
+from facetwin.sim.rates import CONTROL_HZ
 
-FPS = 30.0
+FPS = CONTROL_HZ
 BACKENDS = ("sim", "pca9685", "serial")
 PLAYERS = ("auto", "clock", "sounddevice")
 #: the loop sleeps until this long before a deadline, then spins (Linux wakes a sleeper within ~0.1 ms when idle,
@@ -163,7 +164,7 @@ def make_player(kind: str, audio: np.ndarray, sr: int) -> Player:
 # ---------------------------------------------------------------------------------------------------- commands
 def lead_rows(latency_ms: Sequence[float] | np.ndarray, fps: float = FPS, interpolate: bool = False) -> np.ndarray:
     """(26,) lead of each motor in rows: ``round(latency / period)``, or the exact fraction with ``interpolate``."""
-    from facetwin.sim2real.calibration import MAX_LATENCY_MS
+    from facetwin.hardware.calibration import MAX_LATENCY_MS
 
     lat = np.asarray(latency_ms, dtype=float)
     if not np.isfinite(lat).all() or (lat < 0).any() or (lat > MAX_LATENCY_MS).any():
@@ -384,7 +385,7 @@ def open_buses(calibration: Calibration, backend: str, *, port: str | None = Non
         SimBus = _require("facetwin.hardware.sim_bus", "SimBus", "the twin as a servo bus")
         return {"sim": SimBus(calibration, variant=variant)}  # the twin behaves exactly as calibrated
     if backend == "pca9685":
-        from facetwin.sim2real.calibration import BusAddress
+        from facetwin.hardware.calibration import BusAddress
 
         addrs = {n: BusAddress.parse(n) for n in names}  # the calibration's names are canonical: one per board
         bad = [n for n, a in addrs.items() if a.kind != "pca9685"]
@@ -418,7 +419,7 @@ class DeployResult:
 
     def save(self, path: str | Path) -> Path:
         """The log as ``.npz`` (atomically)."""
-        from facetwin.agents.weights import atomic_write
+        from facetwin.files import atomic_write
 
         p = Path(path)
         if p.suffix != ".npz":
@@ -569,17 +570,6 @@ def main_deploy(args: argparse.Namespace) -> int:
     if args.log is not None:
         print(f"log -> {args.log}")
     return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m facetwin.hardware.deploy ...`` = ``facetwin deploy ...`` (the CLI's error handling included)."""
-    from facetwin.cli import main as cli_main
-
-    return cli_main(["deploy", *(sys.argv[1:] if argv is None else argv)])
-
-
-if __name__ == "__main__":
-    sys.exit(main())
 
 
 __all__ = ["BACKENDS", "LOG_KEYS", "ClockPlayer", "DeployError", "DeployResult", "LoopTimes",

@@ -34,7 +34,7 @@ generator state gives the same parameters.
 | ``RandomizationConfig.sample(rng)`` (also ``config(rng)``) | one ``DomainParams``; the config is itself a valid ``domain=`` of every facetwin env |
 | :class:`DomainRandomization` (``env, config, seed=None``) | Gymnasium wrapper: a fresh sample at every ``reset`` through ``options={"domain": ...}``, reported in ``info["domain"]`` |
 
->>> from facetwin.sim2real.randomization import DomainRandomization, load_config
+>>> from facetwin.envs.randomization import DomainRandomization, load_config
 >>> env = DomainRandomization(MirrorSelfModelEnv(), load_config())     # the default ranges
 >>> obs, info = env.reset(seed=0)
 >>> info["domain"].skin_stiffness, info["domain"].latency_steps

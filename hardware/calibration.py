@@ -245,7 +245,7 @@ class Calibration:
 
     def save(self, path: str | Path) -> Path:
         """Write the JSON (atomically)."""
-        from facetwin.agents.weights import atomic_write
+        from facetwin.files import atomic_write
 
         text = json.dumps(self.to_dict(), indent=1)
         return atomic_write(path, lambda tmp: Path(tmp).write_text(text + "\n", encoding="utf-8"))

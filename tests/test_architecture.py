@@ -1,0 +1,91 @@
+"""The shape of the code: imports point down the layers, no private name is imported across modules, ruff passes.
+
+The layer order is written once, here (the README's layout table describes it):
+
+| folder | may import (besides itself and the package base ``facetwin/files.py``) |
+|---|---|
+| ``sim/`` | nothing of facetwin |
+| ``audio/`` | ``sim`` |
+| ``envs/`` | ``sim``, ``audio`` |
+| ``agents/`` | ``sim``, ``audio``, ``envs`` |
+| ``sim2real/`` | all of the above and ``hardware`` |
+| ``hardware/`` | ``sim`` |
+| ``facetwin/`` (CLI), ``benchmarks/``, ``tests/`` | anything |
+"""
+
+from __future__ import annotations
+
+import ast
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+ALLOWED = {
+    "sim": set(),
+    "audio": {"sim"},
+    "envs": {"sim", "audio"},
+    "agents": {"sim", "audio", "envs"},
+    "sim2real": {"sim", "audio", "envs", "agents", "hardware"},
+    "hardware": {"sim"},
+}
+BASE = {"files"}  # facetwin/files.py: imports nothing of facetwin, importable from every layer
+
+
+def _imports(path: Path) -> list[tuple[int, str, list[str]]]:
+    """(line, absolute facetwin module, imported names) of every facetwin import in a file."""
+    out = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            if node.module.split(".")[0] == "facetwin":
+                out.append((node.lineno, node.module, [a.name for a in node.names]))
+        elif isinstance(node, ast.Import):
+            out += [(node.lineno, a.name, []) for a in node.names if a.name.split(".")[0] == "facetwin"]
+    return out
+
+
+def _sources(folder: str) -> list[Path]:
+    return sorted((ROOT / folder).rglob("*.py"))
+
+
+@pytest.mark.parametrize("layer", sorted(ALLOWED))
+def test_imports_point_down_the_layers(layer):
+    bad = []
+    for f in _sources(layer):
+        for line, module, names in _imports(f):
+            parts = module.split(".")
+            target = parts[1] if len(parts) > 1 else None
+            if target is None:  # "from facetwin import X": X must be the package base
+                if not set(names) <= BASE | {"__version__"}:
+                    bad.append(f"{f.relative_to(ROOT)}:{line} from facetwin import {names}")
+                continue
+            if target in (layer, *BASE) or target in ALLOWED[layer]:
+                continue
+            bad.append(f"{f.relative_to(ROOT)}:{line} imports {module} ({layer}/ may import {sorted(ALLOWED[layer])})")
+    assert not bad, "\n".join(bad)
+
+
+def test_the_package_base_imports_nothing_of_facetwin():
+    for name in BASE:
+        assert _imports(ROOT / "facetwin" / f"{name}.py") == []
+
+
+def test_no_private_name_is_imported_from_another_module():
+    bad = []
+    for folder in (*ALLOWED, "facetwin", "benchmarks"):
+        for f in _sources(folder):
+            for line, module, names in _imports(f):
+                private = [n for n in names if n.startswith("_") and n != "__version__"]
+                if private:
+                    bad.append(f"{f.relative_to(ROOT)}:{line} from {module} import {private}")
+    assert not bad, "\n".join(bad)
+
+
+def test_ruff_passes():
+    ruff = shutil.which("ruff", path=str(Path(sys.executable).parent)) or shutil.which("ruff")
+    assert ruff, "ruff is part of the test extra: pip install -e '.[test]'"
+    res = subprocess.run([ruff, "check", "--no-cache", str(ROOT)], capture_output=True, text=True, cwd=ROOT)
+    assert res.returncode == 0, res.stdout + res.stderr
