@@ -73,51 +73,57 @@ is limited to one thread (``torch_threads=1``): torch's default two threads spin
 from __future__ import annotations
 
 import argparse
-import copy
-import importlib
-import io
 import json
 import math
 import pickle
 import sys
 import time
-import zipfile
 from collections.abc import Callable, Sequence
-from contextlib import suppress
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Union
+from typing import Any
 
-import gymnasium as gym
 import numpy as np
 
-from facetwin.files import atomic_write, atomic_write_bytes, stray_temporaries
-
-if TYPE_CHECKING:
-    from facetwin.envs.randomization import RandomizationConfig
-
-# a ranges config, a TOML path, True (the default ranges) or None/False (the nominal twin)
-RandomizationSpec = Union["RandomizationConfig", str, Path, bool, None]
-
-DEFAULT_ENV_ID = "facetwin.envs.mirror_self_model:MirrorSelfModelEnv"
-# ids that name the mirror self-model env and so get DEFAULT_ENV_KWARGS unless told otherwise
-MIRROR_ENV_IDS = (DEFAULT_ENV_ID, "facetwin/MirrorSelfModel-v0")
-# the training setup of the mirror self-model task: the fast model variant, absolute controls, short episodes
-DEFAULT_ENV_KWARGS: dict[str, Any] = {
-    "variant": "fast",
-    "action_mode": "absolute",
-    "obs_mode": "landmarks",
-    "max_episode_steps": 10,  # 1/3 s: commanding the target itself gets within 0.05 mm in 10 steps
-}
-ALGOS = ("ppo", "sac")
-DEFAULT_EVAL_SEED = 1_000_000
-DEFAULT_EVAL_DOMAIN_SEED = 2_000_000  # stream of the held-out randomized twins (DomainRandomization seed)
-CHECKPOINT_NAME = "checkpoint.zip"
-MODEL_NAME = "model.zip"
-VECNORM_NAME = "vecnormalize.pkl"
-EVAL_NAME = "eval.json"
-CHECKPOINT_FORMAT = 1
+from facetwin.agents.rl_checkpoint import (  # noqa: F401  (re-exported: rl is the public face of training)
+    ALGOS,
+    CHECKPOINT_FORMAT,
+    CHECKPOINT_NAME,
+    EVAL_NAME,
+    MODEL_NAME,
+    VECNORM_NAME,
+    algo_class,
+    load_checkpoint,
+    read_checkpoint_meta,
+    remove_stale_temporaries,
+    save_checkpoint,
+)
+from facetwin.agents.rl_envs import (  # noqa: F401  (re-exported: rl is the public face of training)
+    DEFAULT_ENV_ID,
+    DEFAULT_ENV_KWARGS,
+    MIRROR_ENV_IDS,
+    RandomizationSpec,
+    check_env_id,
+    check_env_kwargs,
+    make_env,
+    make_vec_env,
+    resolve_randomization,
+)
+from facetwin.agents.rl_eval import (  # noqa: F401  (re-exported: rl is the public face of training)
+    DEFAULT_EVAL_DOMAIN_SEED,
+    DEFAULT_EVAL_SEED,
+    EvalResult,
+    PolicyFn,
+    compare_policies,
+    evaluate,
+    format_eval_table,
+    heldout_reset_options,
+    model_policy,
+    neutral_action,
+    neutral_policy,
+    random_policy,
+)
+from facetwin.files import atomic_write, atomic_write_bytes
 
 # Hyper-parameters per algorithm (SB3 constructor keyword arguments), overridable with ``hyperparams=`` /
 # ``--hp key=value``. Chosen for the mirror self-model task on a 2-core CPU machine (see the module docstring for the
@@ -164,428 +170,6 @@ TINY: dict[str, Any] = dict(
     env_kwargs={**DEFAULT_ENV_KWARGS, "target_pool_size": 64},  # 64 training targets: the pool is computed fast
     hyperparams=None,  # the SAC defaults
 )
-
-
-# ------------------------------------------------------------------------------------------------ environments
-def _entry_point_class(env_id: str) -> Any | None:
-    """The env class named by a ``"module:Class"`` entry point, or None when ``env_id`` is not one."""
-    if ":" not in env_id:
-        return None
-    module_name, _, attr = env_id.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError:
-        return None
-    obj = getattr(module, attr, None)
-    return obj if isinstance(obj, type) and issubclass(obj, gym.Env) else None
-
-
-def check_env_id(env_id: str) -> None:
-    """``ValueError`` unless ``env_id`` is a registered id or a ``"module:Class"`` gymnasium env."""
-    if _entry_point_class(env_id) is not None:
-        return
-    try:
-        gym.spec(env_id)
-    except gym.error.Error:
-        ours = sorted(k for k in gym.registry if k.startswith("facetwin/"))
-        raise ValueError(f"--env: unknown environment {env_id!r}; registered: {', '.join(ours)} "
-                         "(or give module:Class)") from None
-
-
-def check_env_kwargs(env_id: str, env_kwargs: dict[str, Any] | None) -> None:
-    """``ValueError`` naming the ``--env-arg`` that the environment's constructor does not take (checked in this
-    process, before any worker starts: a bad one would otherwise kill the workers with a traceback each)."""
-    import inspect
-
-    cls = _entry_point_class(env_id)
-    spec_kwargs: dict[str, Any] = {}
-    if cls is None:
-        spec = gym.spec(env_id)
-        spec_kwargs = dict(spec.kwargs or {})
-        entry = spec.entry_point
-        cls = _entry_point_class(entry) if isinstance(entry, str) else entry
-    if cls is None:
-        return
-    accepted: set[str] = {"max_episode_steps"} if cls is not _entry_point_class(env_id) else set()
-    for klass in cls.__mro__:  # up the constructors until one takes no **kwargs
-        init = klass.__dict__.get("__init__")
-        if init is None:
-            continue
-        params = inspect.signature(init).parameters.values()
-        accepted |= {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)} - {"self"}
-        if not any(p.kind == p.VAR_KEYWORD for p in params):
-            break
-    else:
-        return  # **kwargs all the way up: anything goes
-    unknown = sorted(set(env_kwargs or {}) - accepted - set(spec_kwargs))
-    if unknown:
-        raise ValueError(f"--env-arg {unknown[0]}: {env_id} takes no such argument; it takes "
-                         f"{', '.join(sorted(accepted))}")
-
-
-def make_env(env_id: str, env_kwargs: dict[str, Any] | None = None) -> gym.Env:
-    """``gym.make`` for a registered id (``"facetwin/..."``) or a ``"module:Class"`` entry point."""
-    kwargs = dict(env_kwargs or {})
-    if _entry_point_class(env_id) is not None:
-        # every kwarg goes to the constructor (gym.make(spec, max_episode_steps=...) would take that one for itself)
-        spec = gym.envs.registration.EnvSpec(id=env_id.partition(":")[2], entry_point=env_id, kwargs=kwargs)
-        return gym.make(spec)
-    return gym.make(env_id, **kwargs)
-
-
-class _KeepError(gym.Wrapper):
-    """Carries the last ``info["error_mm"]`` over steps that lack it (a diverged step), so that Monitor can log the
-    end-of-episode error of every episode."""
-
-    def reset(self, **kwargs):
-        obs, info = self.env.reset(**kwargs)
-        self._last_error = float(info.get("error_mm", np.nan))
-        return obs, info
-
-    def step(self, action):
-        obs, reward, terminated, truncated, info = self.env.step(action)
-        if "error_mm" in info:
-            self._last_error = float(info["error_mm"])
-        else:
-            info["error_mm"] = self._last_error
-        return obs, reward, terminated, truncated, info
-
-
-def _monitored_env(
-    env_id: str, env_kwargs: dict[str, Any] | None, randomize: RandomizationConfig | None = None
-) -> gym.Env:
-    from stable_baselines3.common.monitor import Monitor
-
-    env = make_env(env_id, env_kwargs)
-    if randomize is not None:
-        from facetwin.envs.randomization import DomainRandomization
-
-        env = DomainRandomization(env, randomize)
-    return Monitor(_KeepError(env), info_keywords=("error_mm",))
-
-
-def resolve_randomization(
-    spec: RandomizationSpec, fallback: RandomizationConfig | None = None
-) -> RandomizationConfig | None:
-    """A :class:`~facetwin.envs.randomization.RandomizationConfig` from ``spec``: ``None``/``False`` -> None
-    (nominal twin), ``True`` -> ``fallback`` or else the default ranges file, a path -> that file, a config -> itself."""
-    if spec is None or spec is False:
-        return None
-    from facetwin.envs.randomization import RandomizationConfig, load_config
-
-    if isinstance(spec, RandomizationConfig):
-        return spec
-    if spec is True:
-        return fallback if fallback is not None else load_config(None)
-    return load_config(spec)
-
-
-def make_vec_env(
-    env_id: str,
-    n_envs: int,
-    seed: int,
-    env_kwargs: dict[str, Any] | None = None,
-    randomize: RandomizationConfig | None = None,
-):
-    """``n_envs`` monitored copies: ``SubprocVecEnv`` when ``n_envs > 1``, else ``DummyVecEnv``; env ``i`` is
-    reset with ``seed + i`` the first time (then its random stream goes on). ``randomize`` (a
-    ``RandomizationConfig``): each env draws fresh domain parameters at every reset."""
-    from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
-
-    fns = [partial(_monitored_env, env_id, env_kwargs, randomize) for _ in range(n_envs)]
-    venv = SubprocVecEnv(fns) if n_envs > 1 else DummyVecEnv(fns)
-    venv.seed(seed)
-    venv.action_space.seed(seed)
-    return venv
-
-
-# ------------------------------------------------------------------------------------------------ evaluation
-PolicyFn = Callable[[Any], np.ndarray]
-
-
-@dataclass
-class EvalResult:
-    """Landmark errors (mm) of one policy on ``episodes`` held-out episodes."""
-
-    name: str
-    episodes: int
-    seed: int
-    final_error_mm: list[float]  # error at the last step of each episode
-    mean_error_mm: list[float]  # error averaged over the steps of each episode
-    episode_length: list[int]
-
-    @property
-    def mean_final_error_mm(self) -> float:
-        return float(np.mean(self.final_error_mm))
-
-    @property
-    def mean_episode_error_mm(self) -> float:
-        return float(np.mean(self.mean_error_mm))
-
-    def summary(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "episodes": self.episodes,
-            "seed": self.seed,
-            "mean_final_error_mm": self.mean_final_error_mm,
-            "std_final_error_mm": float(np.std(self.final_error_mm)),
-            "mean_episode_error_mm": self.mean_episode_error_mm,
-            "final_error_mm": self.final_error_mm,
-            "mean_error_mm": self.mean_error_mm,
-            "episode_length": self.episode_length,
-        }
-
-
-_HELDOUT_CACHE: dict[tuple, np.ndarray] = {}
-
-
-def heldout_reset_options(env: gym.Env, episodes: int, seed: int = DEFAULT_EVAL_SEED) -> list[dict[str, Any]] | None:
-    """Per-episode ``reset`` options with held-out targets, or None if ``env`` has no target options.
-
-    For the mirror self-model env: target ``i`` is ``sample_expression(default_rng([seed, i]), ...)`` with the
-    env's own target distribution (gaussian/uniform, sigma, symmetry), settled for ``target_settle_s`` on the
-    nominal face, and passed as ``{"target_landmarks_mm": ...}``. The training pool's entry ``k`` is drawn from
-    ``default_rng([target_seed, k])``, so a ``seed`` other than ``target_seed`` gives targets outside that pool.
-    Settled targets are cached per process.
-    """
-    base = env.unwrapped
-    keys = getattr(base, "reset_option_keys", ())
-    if "target_landmarks_mm" not in keys or not hasattr(base, "settled_landmarks_mm"):
-        return None
-    from facetwin.envs.mirror_self_model import sample_expression
-
-    if seed == getattr(base, "target_seed", None):
-        raise ValueError(
-            f"the evaluation seed {seed} equals the env's target_seed: the targets would be training targets"
-        )
-    options = []
-    for i in range(episodes):
-        key = (base.variant, base.frame, base.target_distribution, base.target_sigma, base.symmetric,
-               base.target_settle_s, seed, i)
-        lm = _HELDOUT_CACHE.get(key)
-        if lm is None:
-            u = sample_expression(np.random.default_rng([seed, i]), base.rest_ctrl, base.actuator_names,
-                                  distribution=base.target_distribution, sigma=base.target_sigma,
-                                  symmetric=base.symmetric)
-            lm = _HELDOUT_CACHE[key] = base.settled_landmarks_mm(u, base.target_settle_s, base.frame)
-        options.append({"target_landmarks_mm": lm.copy()})
-    return options
-
-
-def evaluate(
-    policy_fn: PolicyFn,
-    env: gym.Env,
-    episodes: int,
-    seed: int = DEFAULT_EVAL_SEED,
-    *,
-    name: str = "policy",
-    reset_options: Sequence[dict[str, Any] | None] | None = None,
-    held_out: bool = True,
-    max_steps: int = 10_000,
-) -> EvalResult:
-    """Run ``policy_fn(obs) -> action`` for ``episodes`` episodes on ``env`` and collect the landmark errors.
-
-    Episode ``i`` is reset with ``seed=seed + i`` and, for the mirror self-model env (``held_out=True``), the
-    held-out target ``i`` of :func:`heldout_reset_options` (``reset_options`` overrides it; envs without target
-    options just use the seeds). Every policy evaluated with the same env settings, ``episodes`` and ``seed`` sees
-    the same episodes. The error is ``info["error_mm"]`` after each step (a step without it, e.g. a diverged one,
-    repeats the previous value); the episode ends at ``terminated``/``truncated`` or ``max_steps``.
-    """
-    if reset_options is None and held_out:
-        reset_options = heldout_reset_options(env, episodes, seed)
-    finals, means, lengths = [], [], []
-    for i in range(episodes):
-        opts = reset_options[i] if reset_options is not None else None
-        obs, info = env.reset(seed=seed + i, options=opts)
-        error = float(info.get("error_mm", np.nan))
-        errors = []
-        for _ in range(max_steps):
-            obs, _reward, terminated, truncated, info = env.step(policy_fn(obs))
-            error = float(info.get("error_mm", error))
-            errors.append(error)
-            if terminated or truncated:
-                break
-        finals.append(errors[-1])
-        means.append(float(np.mean(errors)))
-        lengths.append(len(errors))
-    return EvalResult(name, episodes, seed, finals, means, lengths)
-
-
-def random_policy(action_space: gym.spaces.Space, seed: int = 0) -> PolicyFn:
-    """Uniformly random actions from ``action_space`` (its own seeded random stream)."""
-    space = gym.spaces.Box(action_space.low, action_space.high, action_space.shape, action_space.dtype)
-    space.seed(seed)
-    return lambda obs: space.sample()
-
-
-def neutral_action(env: gym.Env) -> np.ndarray:
-    """The action that commands the neutral face (rest controls) from ``env``'s current command."""
-    base = env.unwrapped
-    rest = getattr(base, "rest_ctrl", None)
-    if rest is None:
-        from facetwin.sim import rest_controls
-
-        rest = rest_controls()
-    if hasattr(base, "ctrl_to_action"):
-        return np.asarray(base.ctrl_to_action(rest), dtype=env.action_space.dtype)
-    if getattr(base, "action_mode", "absolute") == "delta":
-        return np.zeros(env.action_space.shape, dtype=env.action_space.dtype)
-    return np.asarray(rest, dtype=env.action_space.dtype)
-
-
-def neutral_policy(env: gym.Env) -> PolicyFn:
-    """Always the neutral face (rest controls, in absolute or delta mode): the error is then the target's own
-    distance from the neutral face."""
-    return lambda obs: neutral_action(env)
-
-
-def model_policy(model, vecnormalize=None, deterministic: bool = True) -> PolicyFn:
-    """A trained SB3 model as ``policy_fn`` (observations normalized with the training statistics if given)."""
-
-    def act(obs):
-        if vecnormalize is not None:
-            obs = vecnormalize.normalize_obs(obs)
-        action, _ = model.predict(obs, deterministic=deterministic)
-        return action
-
-    return act
-
-
-def format_eval_table(results: Sequence[EvalResult], reference: str = "neutral face") -> str:
-    """One markdown table: mean final / per-episode landmark error per policy, and the ratio to ``reference``."""
-    ref = next((r for r in results if r.name == reference), None)
-    lines = [
-        "| policy | final landmark error (mm) | error over the episode (mm) | final error vs neutral |",
-        "|---|---:|---:|---:|",
-    ]
-    for r in results:
-        ratio = f"{r.mean_final_error_mm / ref.mean_final_error_mm:.2f}x" if ref and ref.mean_final_error_mm else "-"
-        lines.append(
-            f"| {r.name} | {r.mean_final_error_mm:.3f} ± {np.std(r.final_error_mm):.3f} "
-            f"| {r.mean_episode_error_mm:.3f} | {ratio} |"
-        )
-    return "\n".join(lines)
-
-
-# ------------------------------------------------------------------------------------------------ checkpoints
-def algo_class(algo: str):
-    from stable_baselines3 import PPO, SAC
-
-    try:
-        return {"ppo": PPO, "sac": SAC}[algo.lower()]
-    except KeyError:
-        raise ValueError(f"unknown algorithm {algo!r}; choose one of {ALGOS}") from None
-
-
-def remove_stale_temporaries(out_dir: str | Path) -> list[Path]:
-    """Delete the temporary files a killed run may have left in ``out_dir`` (:func:`facetwin.files.stray_temporaries`)."""
-    removed = []
-    for p in stray_temporaries(out_dir):
-        with suppress(OSError):
-            p.unlink()
-            removed.append(p)
-    return removed
-
-
-_COMPACTED = "_facetwin_compacted"
-
-
-def _compact_buffer(buffer):
-    """A shallow copy of an SB3 replay buffer whose storage arrays are cut to the rows in use (SB3 allocates all
-    ``buffer_size`` rows up front, 350 MB for the default SAC buffer of this env, mostly zeros)."""
-    if buffer.full or buffer.pos >= buffer.buffer_size:
-        return buffer
-    n, cap = buffer.pos, buffer.buffer_size
-    out = copy.copy(buffer)
-    names = []
-    for name, value in vars(buffer).items():
-        if isinstance(value, np.ndarray) and value.ndim and value.shape[0] == cap:
-            setattr(out, name, value[:n])
-            names.append(name)
-        elif isinstance(value, dict) and value and all(
-            isinstance(v, np.ndarray) and v.ndim and v.shape[0] == cap for v in value.values()
-        ):
-            setattr(out, name, {k: v[:n] for k, v in value.items()})
-            names.append(name)
-    setattr(out, _COMPACTED, names)
-    return out
-
-
-def _expand_buffer(buffer):
-    """Undo :func:`_compact_buffer`: pad the storage arrays back to ``buffer_size`` rows."""
-    names = vars(buffer).pop(_COMPACTED, None)
-    if not names:
-        return buffer
-    cap = buffer.buffer_size
-
-    def grow(a: np.ndarray) -> np.ndarray:
-        full = np.zeros((cap, *a.shape[1:]), dtype=a.dtype)
-        full[: len(a)] = a
-        return full
-
-    for name in names:
-        value = getattr(buffer, name)
-        setattr(buffer, name, {k: grow(v) for k, v in value.items()} if isinstance(value, dict) else grow(value))
-    return buffer
-
-
-def save_checkpoint(path: str | Path, model, vecnormalize=None, meta: dict[str, Any] | None = None) -> Path:
-    """One self-contained checkpoint file (a zip of the SB3 model, VecNormalize statistics, SAC replay buffer and
-    ``meta.json`` with the step count), written atomically."""
-    meta = dict(meta or {})
-    meta.update(format=CHECKPOINT_FORMAT, num_timesteps=int(model.num_timesteps), saved_at=time.time())
-    model_bytes = io.BytesIO()
-    model.save(model_bytes)
-    buffer = getattr(model, "replay_buffer", None)
-    meta["has_vecnormalize"] = vecnormalize is not None
-    meta["has_replay_buffer"] = buffer is not None
-
-    def write(f):
-        with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
-            zf.writestr("model.zip", model_bytes.getvalue())
-            if vecnormalize is not None:
-                zf.writestr("vecnormalize.pkl", pickle.dumps(vecnormalize, protocol=pickle.HIGHEST_PROTOCOL))
-            if buffer is not None:
-                with zf.open("replay_buffer.pkl", "w", force_zip64=True) as bf:
-                    pickle.dump(_compact_buffer(buffer), bf, protocol=pickle.HIGHEST_PROTOCOL)
-            zf.writestr("meta.json", json.dumps(meta, indent=2))  # last: its presence marks a complete bundle
-
-    return atomic_write(path, write, durable=True)
-
-
-def read_checkpoint_meta(path: str | Path) -> dict[str, Any]:
-    """The ``meta.json`` of a checkpoint; raises ``ValueError`` if the file is not a complete checkpoint."""
-    try:
-        with zipfile.ZipFile(path) as zf:
-            bad = zf.testzip()
-            if bad is not None:
-                raise ValueError(f"{path}: corrupt member {bad}")
-            meta = json.loads(zf.read("meta.json"))
-            if "model.zip" not in zf.namelist():
-                raise ValueError(f"{path}: no model in the checkpoint")
-    except (zipfile.BadZipFile, KeyError, json.JSONDecodeError) as e:
-        raise ValueError(f"{path} is not a valid facetwin checkpoint: {e}") from e
-    return meta
-
-
-def load_checkpoint(path: str | Path, venv=None, device: str = "auto"):
-    """``(model, vecnormalize or None, meta)`` from a checkpoint. With ``venv`` (the raw vec env), the model is bound
-    to it, wrapped in the saved VecNormalize when there is one, and a SAC replay buffer is restored."""
-    meta = read_checkpoint_meta(path)
-    cls = algo_class(meta["algo"])
-    with zipfile.ZipFile(path) as zf:
-        vecnormalize = None
-        if "vecnormalize.pkl" in zf.namelist():
-            vecnormalize = pickle.loads(zf.read("vecnormalize.pkl"))
-            if venv is not None:
-                vecnormalize.set_venv(venv)
-        env = vecnormalize if (vecnormalize is not None and venv is not None) else venv
-        model = cls.load(io.BytesIO(zf.read("model.zip")), env=env, device=device)
-        if "replay_buffer.pkl" in zf.namelist() and hasattr(model, "replay_buffer"):
-            with zf.open("replay_buffer.pkl") as bf:
-                model.replay_buffer = _expand_buffer(pickle.load(bf))
-            model.replay_buffer.device = model.device
-    return model, vecnormalize, meta
 
 
 # ------------------------------------------------------------------------------------------------ callbacks
@@ -930,38 +514,6 @@ def train(
         text = json.dumps(report, indent=2, default=_json_default) + "\n"
         atomic_write_bytes(out_dir / EVAL_NAME, text.encode(), durable=True)
     return result
-
-
-def compare_policies(
-    env_id: str,
-    env_kwargs: dict[str, Any] | None,
-    policy_fn: PolicyFn | None,
-    episodes: int,
-    seed: int = DEFAULT_EVAL_SEED,
-    policy_name: str = "trained",
-    randomize: RandomizationConfig | None = None,
-    domain_seed: int = DEFAULT_EVAL_DOMAIN_SEED,
-) -> dict[str, EvalResult]:
-    """``policy_fn`` (if given), a random policy and the neutral face on the same held-out episodes.
-
-    ``randomize`` (a ``RandomizationConfig``): on held-out randomized twins, episode ``i`` with the domain drawn from
-    ``default_rng([domain_seed, seed + i])``, the same for every policy."""
-    env = make_env(env_id, env_kwargs)
-    if randomize is not None:
-        from facetwin.envs.randomization import DomainRandomization
-
-        env = DomainRandomization(env, randomize, seed=domain_seed)
-    try:
-        options = heldout_reset_options(env, episodes, seed)
-        run = partial(evaluate, env=env, episodes=episodes, seed=seed, reset_options=options, held_out=False)
-        out: dict[str, EvalResult] = {}
-        if policy_fn is not None:
-            out[policy_name] = run(policy_fn, name=policy_name)
-        out["random"] = run(random_policy(env.action_space, seed), name="random")
-        out["neutral face"] = run(neutral_policy(env), name="neutral face")
-    finally:
-        env.close()
-    return out
 
 
 # ------------------------------------------------------------------------------------------------ command line

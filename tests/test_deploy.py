@@ -237,7 +237,9 @@ def test_a_servo_fault_mid_performance_is_found_in_time_the_robot_rests_and_the_
                      emu.port, "--baudrate", "1000000", "--player", "clock", "--log", str(tmp_path / "f.npz"),
                      "--quiet"])
         t.join()
-        emu.settle()
+        deadline = time.monotonic() + 2.0  # the torque-off broadcast has no reply: wait until the chain has it
+        while any(emu.torque(i) for i in range(1, 27) if i not in emu.disconnected) and time.monotonic() < deadline:
+            time.sleep(0.01)
         limp = [not emu.torque(i) for i in range(1, 27) if i not in emu.disconnected]
         ticks_after = (len(emu.goal_log) - at_fault[0]) / 26
     assert code == 3
