@@ -231,17 +231,9 @@ class Calibration:
 
     @classmethod
     def load(cls, path: str | Path) -> Calibration:
-        p = Path(path)
-        if not p.exists():
-            raise FileNotFoundError(f"{p}: no such calibration file")
-        try:
-            data = json.loads(p.read_text(encoding="utf-8"))
-        except (ValueError, RecursionError) as e:  # RecursionError: arrays or objects nested beyond reason
-            raise CalibrationError(f"{p}: not valid JSON ({e})") from None
-        try:
-            return cls.from_dict(data)
-        except CalibrationError as e:
-            raise CalibrationError(f"{p}: {e}") from None
+        from facetwin.files import load_json
+
+        return load_json(path, "calibration file", cls.from_dict, error=CalibrationError)
 
     def save(self, path: str | Path) -> Path:
         """Write the JSON (atomically)."""

@@ -57,7 +57,6 @@ also per motor), ``watchdog_holds``, ``watchdog_relaxes``, ``bus_errors``, ``est
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import signal
@@ -158,15 +157,9 @@ class SafetyConfig:
 
     @classmethod
     def load(cls, path: str | Path) -> SafetyConfig:
-        p = Path(path)
-        try:
-            data = json.loads(p.read_text(encoding="utf-8"))
-        except (ValueError, RecursionError) as e:  # RecursionError: arrays or objects nested beyond reason
-            raise ValueError(f"{p}: not valid JSON ({e})") from None
-        try:
-            return cls.from_dict(data)
-        except ValueError as e:
-            raise ValueError(f"{p}: {e}") from None
+        from facetwin.files import load_json
+
+        return load_json(path, "safety config", cls.from_dict)
 
 
 @dataclass

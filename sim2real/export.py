@@ -54,6 +54,7 @@ from typing import Any
 
 import numpy as np
 
+from facetwin.files import load_json
 from facetwin.sim.rates import CONTROL_HZ
 
 EXPORT_FORMAT = 1
@@ -278,12 +279,10 @@ def load_exported(path: str | Path) -> ExportedPolicy:
     for name in (POLICY_FILE, CONFIG_FILE):
         if not (folder / name).exists():
             raise ExportError(f"{folder}: missing {name} (write it with facetwin.sim2real.export.export_policy)")
-    try:
-        config = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
-    except (ValueError, RecursionError) as e:
-        raise ExportError(f"{folder / CONFIG_FILE}: not valid JSON ({e})") from None
-    if config.get("format") != EXPORT_FORMAT:
-        raise ExportError(f"{folder / CONFIG_FILE}: format {config.get('format')!r}, this facetwin reads {EXPORT_FORMAT}")
+    config = load_json(folder / CONFIG_FILE, "policy config", error=ExportError)
+    if not isinstance(config, dict) or config.get("format") != EXPORT_FORMAT:
+        got = config.get("format") if isinstance(config, dict) else type(config).__name__
+        raise ExportError(f"{folder / CONFIG_FILE}: format {got!r}, this facetwin reads {EXPORT_FORMAT}")
     for key in ("env_id", "obs_keys", "observation", "action", "action_mode"):
         if key not in config:
             raise ExportError(f"{folder / CONFIG_FILE}: missing field {key!r}")
