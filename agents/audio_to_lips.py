@@ -55,7 +55,8 @@ from pathlib import Path
 import numpy as np
 
 from facetwin.audio.features import StreamingFeatures, get_extractor
-from facetwin.audio.visemes import VISEMES, measures_from_landmarks
+from facetwin.audio.lip_track import measures_from_landmarks
+from facetwin.audio.visemes import VISEMES
 from facetwin.sim.rates import AUDIO_SR, CONTROL_HZ
 
 from .weights import AUDIO_TO_LIPS_FILES, save_torch_atomic, shipped_path

@@ -22,9 +22,9 @@ Retargeting (:func:`retarget`)
     | head pose | every frame is aligned to a reference face (the frame whose stable landmarks are nearest their median over the video) by the similarity transform (rotation, scale, translation; Umeyama) that best maps its stable landmarks (:data:`STABLE_IDS`: forehead, nose, eye corners, face sides) onto the reference's: head motion and distance to the camera drop out, lip and jaw motion stay |
     | rest face | the per-landmark median of the aligned frames whose aperture (inner lips 13-14 over mouth width) is in the lowest ``rest_quantile`` (0.2): the mouth at rest, closed |
     | axes | image frame: x right, y down, z away from the camera (MediaPipe's z, in the same units as x). Head frame: y (the person's left) along the rest face's eye line (outer corners 33 -> 263), z (up) the image's up made orthogonal to it, x (forward, towards the camera) = y x z. A frontal face gives head ``(x, y, z) = (-z_img, x_img, -y_img)`` |
-    | units | mm per image unit = the twin's neutral mouth width (:func:`facetwin.audio.visemes.neutral_measures`, 50 mm) / the rest face's mouth width (61-291) |
+    | units | mm per image unit = the twin's neutral mouth width (:func:`facetwin.audio.lip_track.neutral_measures`, 50 mm) / the rest face's mouth width (61-291) |
     | displacement | ``scale`` (0.9) x (aligned lip landmarks - rest lip landmarks), in the head frame, mm |
-    | aperture | ``absolute_aperture=True`` (default): the inner lips are shifted by a constant (the vertical profile of :func:`facetwin.audio.visemes.lip_displacements`) so that the twin's midline aperture is ``scale`` x the person's own aperture. A person's lips at rest are closed while the twin's neutral lips are 2 mm apart: without it a closed mouth would map to the twin's neutral 2 mm and never to a seal |
+    | aperture | ``absolute_aperture=True`` (default): the inner lips are shifted by a constant (the vertical profile of :func:`facetwin.audio.lip_track.lip_displacements`) so that the twin's midline aperture is ``scale`` x the person's own aperture. A person's lips at rest are closed while the twin's neutral lips are 2 mm apart: without it a closed mouth would map to the twin's neutral 2 mm and never to a seal |
     | range | every coordinate clipped to +-``clip_mm`` (15 mm, the range of the twin's lip landmarks) |
     | time | video frame ``i`` is at ``i / video_fps`` s; the 30 fps frame ``k`` (``k / fps`` s) is linearly interpolated between the frames with a face (frames without one are bridged, the ends held) |
 
@@ -54,7 +54,7 @@ image's left, i.e. on the person's *left* corner, and left-right asymmetric moti
 | ``t`` | (T,) float64 | frame times, ``k / fps`` |
 | ``lip_landmarks_mm`` | (T, 40, 3) float64 | twin lip targets: displacement from the twin's neutral lips, head frame, mm (``lip_landmark_ids`` order) |
 | ``lip_landmark_ids`` | (40,) int64 | MediaPipe ids |
-| ``aperture_mm``, ``width_mm``, ``protrusion_mm`` | (T,) float64 | :func:`facetwin.audio.visemes.measures_from_landmarks` of the targets |
+| ``aperture_mm``, ``width_mm``, ``protrusion_mm`` | (T,) float64 | :func:`facetwin.audio.lip_track.measures_from_landmarks` of the targets |
 | ``closure`` | (T,) bool | ``aperture_mm <= 1`` (lips sealed) |
 | ``rounded`` | (T,) bool | ``width_mm <= 0.9`` x the twin's neutral width |
 | ``observed`` | (T,) bool | the video frame nearest ``t_k`` had a face (else the frame is interpolated) |
@@ -88,7 +88,7 @@ from pathlib import Path
 import numpy as np
 
 from facetwin.audio.corpus import CORPUS_FPS, CORPUS_NPZ_KEYS, CORPUS_SR, CORPUS_VERSION, feature_arrays
-from facetwin.audio.visemes import lip_displacements, measures_from_landmarks, neutral_measures
+from facetwin.audio.lip_track import lip_displacements, measures_from_landmarks, neutral_measures
 from facetwin.files import atomic_write
 from facetwin.sim.facemesh import N_FACEMESH, facemesh, mediapipe_module, similarity_to
 from facetwin.sim.landmarks import lip_landmark_ids
@@ -362,8 +362,8 @@ def ingest_video(
     """
     from facetwin.audio.features import extract_features
     from facetwin.audio.io import load_audio, save_wav
+    from facetwin.audio.lip_track import lip_track
     from facetwin.audio.timeline import Timeline
-    from facetwin.audio.visemes import lip_track
 
     video = Path(video_path)
     if not video.is_file():

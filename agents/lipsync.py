@@ -145,11 +145,11 @@ def plan_from_prediction(pred) -> MouthPlan:
 
 
 def plan_from_timeline(timeline: Timeline, n_frames: int, fps: float = FPS) -> MouthPlan:
-    """The plan of a phone timeline: its lip track (:func:`facetwin.audio.visemes.lip_track`), certain seals on
+    """The plan of a phone timeline: its lip track (:func:`facetwin.audio.lip_track.lip_track`), certain seals on
     its closure frames, rounding on its rounding frames, opening within 20 ms of its open vowels."""
     from facetwin.agents.metrics import frames_near
+    from facetwin.audio.lip_track import lip_track
     from facetwin.audio.phone_sets import lip_class
-    from facetwin.audio.visemes import lip_track
 
     track = lip_track(timeline, fps=fps, duration=n_frames / fps)
     T = int(n_frames)
@@ -179,7 +179,7 @@ class MouthController:
     """Plan -> (T, 26) commands (the table of the module docstring)."""
 
     def __init__(self, self_model, *, mode: str = "offline", **overrides):
-        from facetwin.audio.visemes import neutral_measures
+        from facetwin.audio.lip_track import neutral_measures
         from facetwin.sim.actuators import actuator_names, rest_controls
 
         if mode not in MODES:
@@ -240,7 +240,7 @@ class MouthController:
         """(aperture, width, protrusion) that command ``k`` aims at (``k``: a frame or frames, default all; returns
         (..., 3)): the plan's lips at ``k + shape_lead``, narrowed and protruded when rounding is due, opened when an
         open vowel is."""
-        from facetwin.audio.visemes import measures_from_landmarks
+        from facetwin.audio.lip_track import measures_from_landmarks
 
         c = self.cfg
         T = len(plan)
@@ -265,7 +265,7 @@ class MouthController:
 
     def _aperture(self, ctrl: np.ndarray) -> float:
         """Settled aperture (mm) of a command, by the forward self-model."""
-        from facetwin.audio.visemes import measures_from_landmarks
+        from facetwin.audio.lip_track import measures_from_landmarks
 
         return float(measures_from_landmarks(self.self_model.forward_lips(ctrl[None])[0])["aperture_mm"])
 

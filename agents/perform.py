@@ -109,11 +109,11 @@ def sing_file(song_or_audio: str | Path, out: str | Path, *, lang: str | None = 
     target = None
     if plot:
         if timeline is not None and len(timeline):
-            from facetwin.audio.visemes import lip_track
+            from facetwin.audio.lip_track import lip_track
 
             target = lip_track(timeline, fps=FPS, duration=res.n_frames / FPS).aperture_mm[: res.n_frames]
         else:
-            from facetwin.audio.visemes import measures_from_landmarks
+            from facetwin.audio.lip_track import measures_from_landmarks
 
             target = np.asarray(measures_from_landmarks(res.target_lips_mm)["aperture_mm"])
     vr = render_video(res.ctrl, out, audio=audio, sr=sr, fps=FPS, variant=variant, layout=layout,

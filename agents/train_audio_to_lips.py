@@ -375,7 +375,7 @@ def evaluate_audio_to_lips(model: AudioToLips, corpus_dir: str | Path, split: st
     acc: dict[str, list] = {k: [] for k in ("err", "neutral", "ap_p", "ap_t", "cp", "ct", "rp", "rt", "op", "ot",
                                             "vp", "vt")}
     hits = total = 0
-    from facetwin.audio.visemes import measures_from_landmarks
+    from facetwin.audio.lip_track import measures_from_landmarks
 
     for c in clips:
         pred = model.predict_rows(c["rows"], c["pad"], len(c["lips"]))

@@ -49,10 +49,10 @@ from facetwin.sim.rates import AUDIO_SR, CONTROL_HZ
 
 from .features import extract_features
 from .io import resample, save_wav
+from .lip_track import lip_track
 from .sing import list_songs, load_song, sing
 from .timeline import Timeline
 from .tts import LANGUAGES, synthesize
-from .visemes import lip_track
 from .voices import (
     HELDOUT_VARIANTS,
     Channel,

@@ -25,9 +25,9 @@ from facetwin.audio.corpus import (
     read_manifest,
 )
 from facetwin.audio.features import LOG_FLOOR, N_MELS, extract_features
+from facetwin.audio.lip_track import lip_track
 from facetwin.audio.phone_sets import IPA_SET, lip_class
 from facetwin.audio.timeline import Timeline
-from facetwin.audio.visemes import lip_track
 from facetwin.sim.expressions import mix_ctrl
 from facetwin.sim.landmarks import column, lip_landmark_ids, mouth_measures
 
@@ -262,7 +262,7 @@ class _UserClip:
 def clip_from_audio(cid: str, samples: np.ndarray, timeline: Timeline, *, fps: float = CORPUS_FPS, kind: str = "user",
                     lang: str = "", text: str = "", **extra) -> ClipData:
     """A :class:`ClipData` from 16 kHz mono ``samples`` and their phone timeline (lip targets from
-    :func:`facetwin.audio.visemes.lip_track`); ``extra``: the optional ClipData fields (voice, phone_set, ...)."""
+    :func:`facetwin.audio.lip_track.lip_track`); ``extra``: the optional ClipData fields (voice, phone_set, ...)."""
     feats = extract_features(np.asarray(samples), CORPUS_SR, fps=fps)
     T = len(feats)
     track = lip_track(timeline, fps=fps, duration=T / fps)
@@ -374,7 +374,7 @@ class LipSyncEnv(FaceEnv):
 
     Each episode plays one clip (speech or song). At every 30 Hz step the agent hears a window of audio features
     around the current frame (a little of the future included), sees its own lips, and commands the motors; it is
-    scored against the clip's target lip track (:func:`facetwin.audio.visemes.lip_track`: coarticulated visemes,
+    scored against the clip's target lip track (:func:`facetwin.audio.lip_track.lip_track`: coarticulated visemes,
     bilabials forced shut, rounding started early), with extra weight on the two things the physical robot found
     hardest: sealing the lips on B/P/M and rounding them on W/OO.
 

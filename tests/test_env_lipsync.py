@@ -15,9 +15,9 @@ from gymnasium.envs.registration import EnvSpec
 from facetwin.audio.corpus import build_corpus, load_item
 from facetwin.audio.features import LOG_FLOOR
 from facetwin.audio.io import resample, save_wav
+from facetwin.audio.lip_track import lip_track
 from facetwin.audio.timeline import Timeline
 from facetwin.audio.tts import synthesize
-from facetwin.audio.visemes import lip_track
 from facetwin.envs import lip_sync
 from facetwin.envs.domain import DomainParams
 from facetwin.envs.lip_sync import BUILTIN_CORPUS_NAME, LipSyncEnv, audio_obs_features

@@ -25,7 +25,7 @@ from facetwin.agents.human_video import (
     retarget,
 )
 from facetwin.audio.corpus import CORPUS_NPZ_KEYS, CORPUS_VERSION, load_item
-from facetwin.audio.visemes import lip_displacements
+from facetwin.audio.lip_track import lip_displacements
 from facetwin.sim.landmarks import lip_landmark_ids, neutral_lip_landmarks_mm
 
 torch.set_num_threads(1)

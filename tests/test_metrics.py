@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from facetwin.agents.metrics import METRICS, aggregate, clip_metrics, lip_error_mm
+from facetwin.audio.lip_track import lip_track
 from facetwin.audio.timeline import Phone, Timeline
-from facetwin.audio.visemes import lip_track
 from facetwin.envs.lip_sync import ClipData
 from facetwin.sim.playback import Playback
 

@@ -8,19 +8,14 @@ import itertools
 import numpy as np
 import pytest
 
+from facetwin.audio.lip_track import lip_displacements, lip_track, measures_from_landmarks, neutral_measures
 from facetwin.audio.timeline import Phone, Timeline
 from facetwin.audio.visemes import (
     VISEMES,
     is_bilabial,
     is_rounded,
-    lip_displacements,
-    lip_landmark_ids,
-    lip_track,
     load_viseme_table,
     load_viseme_targets,
-    measures_from_landmarks,
-    neutral_lip_landmarks_mm,
-    neutral_measures,
     normalize_phoneme,
     phoneme_to_viseme,
     phoneme_visemes,
@@ -28,6 +23,7 @@ from facetwin.audio.visemes import (
     unknown_phonemes,
     viseme_segments,
 )
+from facetwin.sim.landmarks import lip_landmark_ids, neutral_lip_landmarks_mm
 
 FPS = 30.0
 NEUTRAL_W = 50.0  # the twin's outer mouth width (2 x RING_SHAPES[1] half-width)
