@@ -17,19 +17,11 @@ import pytest
 import soundfile as sf
 
 from facetwin.audio import align as A
-from facetwin.audio.align import (
-    ARPABET_TO_IPA,
-    align,
-    align_file,
-    arpabet_to_ipa,
-    ipa_to_arpabet,
-    letter_to_sound,
-    normalize_text,
-    number_to_words,
-    pronounce,
-    transcript_words,
-)
+from facetwin.audio import pronounce as P
+from facetwin.audio.align import align, align_file
 from facetwin.audio.io import resample
+from facetwin.audio.pronounce import ARPABET_TO_IPA, arpabet_to_ipa, ipa_to_arpabet, letter_to_sound, pronounce
+from facetwin.audio.text_norm import normalize_text, number_to_words, transcript_words
 from facetwin.audio.timeline import Timeline
 from facetwin.audio.tts import synthesize, text_words
 
@@ -175,7 +167,7 @@ def test_align_file_44k_stereo(tmp_path, utterances):
 # ------------------------------------------------------------------------------------- out of vocabulary
 def test_out_of_vocabulary_names_align():
     text = "Zorblax met Kwibbleton at the facetwin lab."
-    assert A._dictionary_lookup("zorblax") is None  # not in the CMU dictionary
+    assert A.dictionary_lookup("zorblax") is None  # not in the CMU dictionary
     u = synthesize(text, "en")
     tl = align(u.audio, u.sr, text)
     assert word_sequence(tl) == ["Zorblax", "met", "Kwibbleton", "at", "the", "facetwin", "lab"]
@@ -197,11 +189,11 @@ def test_pronunciation_sources():
     assert letter_to_sound("shmorgle") == ["SH", "M", "AO", "R", "G", "AH", "L"]
     for word in ["blorptastic", "xanthrop", "quizzle", "mcgillicuddy"]:
         phones = letter_to_sound(word)
-        assert phones and set(phones) <= A.PHONES and any(p in A.VOWELS for p in phones)
+        assert phones and set(phones) <= P.PHONES and any(p in P.VOWELS for p in phones)
 
 
 def test_rules_fallback_when_espeak_is_unavailable(monkeypatch, utterances):
-    monkeypatch.setattr(A, "espeak_pronunciation", lambda word: None)
+    monkeypatch.setattr(P, "espeak_pronunciation", lambda word: None)
     text = "Please call Stellabrix and ask her to bring these things with her from the store."
     u = synthesize(text, "en")
     tl = align(u.audio, u.sr, text)
@@ -237,7 +229,7 @@ def test_normalize_text():
 
 
 def test_numbers_0_to_99_are_dictionary_words():
-    lookup = A._dictionary_lookup
+    lookup = A.dictionary_lookup
     assert number_to_words(0) == "zero" and number_to_words(13) == "thirteen" and number_to_words(99) == "ninety nine"
     assert number_to_words(1_234_567) == "one million two hundred thirty four thousand five hundred sixty seven"
     for n in range(100):

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from facetwin.audio.align import _xl_arpabet
 from facetwin.audio.io import resample
+from facetwin.audio.pronounce import to_english_phones
 from facetwin.audio.transcript import crosslingual_align, dtw_align, rendered_words, transcript_timeline
 from facetwin.audio.tts import synthesize
 
@@ -50,9 +50,9 @@ def test_every_phone_of_the_languages_maps_to_an_english_phone():
     for lang, text in {**SENTENCES, **more}.items():
         assert lang in languages()
         words = rendered_words(text, lang)
-        unmapped = {p for _, ps in words for p in ps if not _xl_arpabet(p)}
+        unmapped = {p for _, ps in words for p in ps if not to_english_phones(p)}
         assert not unmapped, (lang, unmapped)
-    assert _xl_arpabet("y") == ["UW"] and _xl_arpabet("ɥ") == ["W"] and _xl_arpabet("ɔ̃") == ["AO"]
+    assert to_english_phones("y") == ["UW"] and to_english_phones("ɥ") == ["W"] and to_english_phones("ɔ̃") == ["AO"]
 
 
 def test_transcript_timeline_routes_and_refuses(spoken):
