@@ -18,7 +18,7 @@ from facetwin.audio.io import resample, save_wav
 from facetwin.audio.lip_track import lip_track
 from facetwin.audio.timeline import Timeline
 from facetwin.audio.tts import synthesize
-from facetwin.envs import lip_sync
+from facetwin.envs import clips
 from facetwin.envs.domain import DomainParams
 from facetwin.envs.lip_sync import BUILTIN_CORPUS_NAME, LipSyncEnv, audio_obs_features
 
@@ -229,7 +229,7 @@ def test_user_audio_clips(tmp_path):
 def test_builtin_corpus_is_built_once_in_the_cache(tmp_path, monkeypatch):
     tiny = {"n_utterances": 2, "langs": ("en",), "heldout_langs": (), "heldout_fraction": 0.0,
             "include_songs": False, "seed": 0}
-    monkeypatch.setattr(lip_sync, "BUILTIN_CORPUS_ARGS", tiny)
+    monkeypatch.setattr(clips, "BUILTIN_CORPUS_ARGS", tiny)
     monkeypatch.setenv("FACETWIN_CACHE", str(tmp_path / "env_cache"))
     env = LipSyncEnv()
     manifest = tmp_path / "env_cache" / BUILTIN_CORPUS_NAME / "manifest.json"
