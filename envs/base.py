@@ -174,19 +174,7 @@ class FaceEnv(gym.Env):
     # ------------------------------------------------------------------------------------------ helpers
     def validate_action(self, action) -> np.ndarray:
         """The action as a float64 (26,) array clipped to [-1, 1]; ValueError on a wrong shape or NaN/inf."""
-        raw = np.asarray(action)
-        if raw.dtype.kind not in "biuf":  # complex, strings, objects: not silently converted (an imaginary part dropped)
-            raise ValueError(f"action must be real numbers, got dtype {raw.dtype}")
-        a = raw.astype(float)
-        if a.shape != (self.n_actuators,):
-            raise ValueError(
-                f"action must have shape ({self.n_actuators},) (one value per actuator), got shape {a.shape}"
-            )
-        bad = ~np.isfinite(a)
-        if bad.any():
-            names = [self.actuator_names[i] for i in np.flatnonzero(bad)]
-            raise ValueError(f"action contains NaN or inf for actuator(s): {', '.join(names)}")
-        return np.clip(a, -1.0, 1.0)
+        return self.face.validate_controls(action, what="action")
 
     def action_to_ctrl(self, action) -> np.ndarray:
         """The motor command (normalized controls) that ``action`` asks for, given the current command."""

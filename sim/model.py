@@ -87,17 +87,20 @@ class FaceModel:
         self.n_landmarks = len(self.landmark_ids)
 
     # ------------------------------------------------------------------ control
-    def validate_controls(self, ctrl) -> np.ndarray:
-        """Check a normalized control vector: length 26, finite. Values outside [-1, 1] are clipped."""
-        u = np.asarray(ctrl, dtype=float)
+    def validate_controls(self, ctrl, what: str = "control vector") -> np.ndarray:
+        """Check a normalized control vector: real numbers (no complex, string or object values: nothing is
+        silently converted), length 26, finite; ``ValueError`` naming ``what`` and the actuators otherwise. Values
+        outside [-1, 1] are clipped."""
+        raw = np.asarray(ctrl)
+        if raw.dtype.kind not in "biuf":  # an imaginary part would be dropped, a string parsed
+            raise ValueError(f"{what} must be real numbers, got dtype {raw.dtype}")
+        u = raw.astype(float)
         if u.shape != (self.n_actuators,):
-            raise ValueError(
-                f"control vector must have shape ({self.n_actuators},) (one value per actuator), got shape {u.shape}"
-            )
+            raise ValueError(f"{what} must have shape ({self.n_actuators},) (one value per actuator), got shape {u.shape}")
         bad = ~np.isfinite(u)
         if bad.any():
             names = [self.actuator_names[i] for i in np.flatnonzero(bad)]
-            raise ValueError(f"control vector contains NaN or inf for actuator(s): {', '.join(names)}")
+            raise ValueError(f"{what} contains NaN or inf for actuator(s): {', '.join(names)}")
         return np.clip(u, -1.0, 1.0)
 
     def controls(self, overrides: dict[str, float] | None = None, **kw: float) -> np.ndarray:
