@@ -17,8 +17,9 @@ import numpy as np
 import pytest
 
 import facetwin
-from facetwin.cli import VIDEO_FPS, main
+from facetwin.cli import main
 from facetwin.sim import actuator_names, load_actuators
+from facetwin.sim.demo import VIDEO_FPS
 from facetwin.sim.expressions import EXPRESSIONS
 
 DEMO_SECONDS = 1.0
