@@ -57,7 +57,7 @@ import numpy as np
 from facetwin.audio.features import StreamingFeatures, get_extractor
 from facetwin.audio.lip_track import measures_from_landmarks
 from facetwin.audio.visemes import VISEMES
-from facetwin.sim.rates import AUDIO_SR, CONTROL_HZ
+from facetwin.sim.rates import AUDIO_SR, CONTROL_HZ, check_audio
 
 from .weights import AUDIO_TO_LIPS_FILES, save_torch_atomic, shipped_path
 
@@ -290,13 +290,9 @@ def _prediction(out: np.ndarray) -> LipPrediction:
 def _check_audio(audio, sr) -> np.ndarray:
     from facetwin.audio.io import resample
 
-    x = np.asarray(audio, dtype=np.float64)
-    if x.ndim != 1:
-        raise ValueError(f"audio must be 1-D (mono), got shape {x.shape}")
-    if isinstance(sr, bool) or not isinstance(sr, (int, np.integer)) or sr <= 0:
-        raise ValueError(f"sr must be a positive int, got {sr!r}")
-    if not np.isfinite(x).all():
-        raise ValueError("audio contains NaN or inf")
+    if sr is None:
+        raise ValueError("sr must be a positive integer rate in Hz, got None")
+    x = check_audio(audio, sr, allow_empty=True)
     return resample(x, int(sr), SR) if int(sr) != SR else x
 
 

@@ -55,7 +55,7 @@ from functools import lru_cache
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from facetwin.sim.rates import AUDIO_SR, CONTROL_HZ, as_fraction
+from facetwin.sim.rates import AUDIO_SR, CONTROL_HZ, as_fraction, check_audio
 
 DEFAULT_SR = AUDIO_SR
 DEFAULT_FPS = CONTROL_HZ
@@ -383,7 +383,7 @@ class FeatureExtractor:
     # ------------------------------------------------------------------ offline
     def __call__(self, audio: np.ndarray, what: tuple[str, ...] = ("logmel", "rms", "pitch")) -> Features:
         """All features of a whole signal (1-D, at this extractor's ``sr``)."""
-        x = _check_audio(audio)
+        x = check_audio(audio, allow_empty=True)
         buf = np.zeros(self.pad_left + len(x) + self.lookahead + 1)
         buf[self.pad_left : self.pad_left + len(x)] = x
         return self.compute(buf, -self.pad_left, 0, self.n_frames(len(x)), what)
@@ -397,18 +397,6 @@ class FeatureExtractor:
     def pitch(self, audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         f = self(audio, ("pitch",))
         return f.f0_hz, f.voiced
-
-
-def _check_audio(audio: np.ndarray) -> np.ndarray:
-    x = np.asarray(audio)
-    if x.ndim != 1:
-        raise ValueError(f"features expect 1-D mono audio, got shape {x.shape} (mix down first; load_audio does)")
-    if not np.issubdtype(x.dtype, np.floating):
-        raise ValueError(f"audio must be floating point (full scale [-1, 1]), got dtype {x.dtype}")
-    x = x.astype(np.float64, copy=False)
-    if not np.all(np.isfinite(x)):
-        raise ValueError(f"audio has {int(np.count_nonzero(~np.isfinite(x)))} non-finite samples (NaN or inf)")
-    return x
 
 
 @lru_cache(maxsize=16)
@@ -513,7 +501,7 @@ class StreamingFeatures:
         x = np.asarray(chunk)
         if x.ndim == 0:
             x = x.reshape(1)
-        x = _check_audio(x)
+        x = check_audio(x, allow_empty=True)
         self._append(x)
         self.n_received += len(x)
         return self._emit(self.extractor.frames_through(self.n_received - 1 - self.delay))

@@ -28,7 +28,7 @@ import numpy as np
 import soundfile as sf
 from scipy.signal import resample_poly
 
-from facetwin.sim.rates import AUDIO_SR
+from facetwin.sim.rates import AUDIO_SR, check_audio
 
 DEFAULT_SR = AUDIO_SR
 SILENCE_PEAK = 1e-4  # a file whose mono peak amplitude is below this is "silent" (about 3 LSB of 16-bit audio)
@@ -332,16 +332,9 @@ def save_wav(path: str | Path, audio: np.ndarray, sr: int) -> Path:
     Creates missing parent folders; returns the path.
     """
     path = Path(path)
-    x = np.asarray(audio)
-    if x.ndim not in (1, 2) or (x.ndim == 2 and x.shape[1] == 0):
-        raise ValueError(f"save_wav: audio must be 1-D or (samples, channels), got shape {x.shape}")
-    if isinstance(sr, bool) or not (isinstance(sr, (int, np.integer)) and sr > 0):
-        raise ValueError(f"save_wav: sr must be a positive integer rate in Hz, got {sr!r}")
-    if not np.issubdtype(x.dtype, np.floating):
-        raise ValueError(f"save_wav: audio must be floating point in [-1, 1], got dtype {x.dtype}")
-    x = x.astype(np.float64, copy=False)
-    if not np.all(np.isfinite(x)):
-        raise ValueError(f"save_wav: audio for {path} has non-finite samples (NaN or inf)")
+    if sr is None:
+        raise ValueError("save_wav: sr must be a positive integer rate in Hz, got None")
+    x = check_audio(audio, sr, what=f"save_wav: audio for {path}", channels=True, allow_empty=True)
     path.parent.mkdir(parents=True, exist_ok=True)
     sf.write(str(path), np.clip(x, -1.0, 1.0), int(sr), subtype="PCM_16", format="WAV")
     return path

@@ -35,4 +35,27 @@ def num_frames(n_samples: int, sr: int = AUDIO_SR, fps: float = CONTROL_HZ) -> i
     return (int(n_samples) * f.denominator + f.numerator - 1) // f.numerator
 
 
-__all__ = ["AUDIO_SR", "CONTROL_HZ", "as_fraction", "num_frames"]
+def check_audio(audio, sr=None, *, what: str = "audio", channels: bool = False, allow_empty: bool = False
+                ) -> np.ndarray:
+    """The samples every part of facetwin takes, checked once: ``audio`` as float64, 1-D mono (or ``(samples,
+    channels)`` with ``channels=True``), floating point (full scale [-1, 1]), at least one sample, all finite; ``sr``
+    (when given) a positive integer rate in Hz; ``allow_empty``: no samples is fine (a stream's empty chunk).
+    ``ValueError`` naming ``what`` and the problem otherwise."""
+    x = np.asarray(audio)
+    if not (x.ndim == 1 or channels and x.ndim == 2 and x.shape[1] > 0):
+        want = "1-D mono samples or (samples, channels)" if channels else "1-D mono samples"
+        raise ValueError(f"{what} must be {want}, got shape {x.shape} (mix down first; load_audio does)")
+    if not np.issubdtype(x.dtype, np.floating):
+        raise ValueError(f"{what} must be floating point (full scale [-1, 1]), got dtype {x.dtype}")
+    if x.shape[0] == 0 and not allow_empty:
+        raise ValueError(f"{what} has no samples")
+    x = x.astype(np.float64, copy=False)
+    bad = int(np.count_nonzero(~np.isfinite(x)))
+    if bad:
+        raise ValueError(f"{what} has {bad} non-finite samples (NaN or inf)")
+    if sr is not None and (isinstance(sr, bool) or not isinstance(sr, (int, np.integer)) or sr <= 0):
+        raise ValueError(f"sr must be a positive integer rate in Hz, got {sr!r}")
+    return x
+
+
+__all__ = ["AUDIO_SR", "CONTROL_HZ", "as_fraction", "check_audio", "num_frames"]

@@ -74,7 +74,7 @@ import numpy as np
 from .landmarks import mouth_measures
 from .model import FaceModel
 from .playback import Playback, play
-from .rates import num_frames
+from .rates import check_audio, num_frames
 from .render import PRESETS, MirrorRenderer, camera_id
 
 LAYOUTS = ("mirror", "side_by_side")
@@ -280,15 +280,7 @@ def _check_audio(audio, sr, n_frames: int, fps: float) -> np.ndarray | None:
         if sr is not None:
             raise ValueError("sr was given without audio")
         return None
-    x = np.asarray(audio)
-    if x.ndim != 1:
-        raise ValueError(f"audio must be 1-D mono samples, got shape {x.shape}")
-    if not np.issubdtype(x.dtype, np.floating):
-        raise ValueError(f"audio must be floating point in [-1, 1], got dtype {x.dtype}")
-    if len(x) == 0:
-        raise ValueError("audio has no samples")
-    if not np.isfinite(x).all():
-        raise ValueError("audio contains NaN or inf")
+    x = check_audio(audio)
     if sr is None or isinstance(sr, bool) or not isinstance(sr, (int, np.integer)) or sr <= 0:
         raise ValueError(f"sr must be the audio's positive integer sample rate in Hz, got {sr!r}")
     duration = len(x) / int(sr)
