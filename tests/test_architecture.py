@@ -2,7 +2,7 @@
 
 The layer order is written once, here (the README's layout table describes it):
 
-| folder | may import (besides itself and the package base ``facetwin/files.py``) |
+| folder | may import (besides itself and the package base ``facetwin/files.py``, ``facetwin/lazy.py``) |
 |---|---|
 | ``sim/`` | nothing of facetwin |
 | ``audio/`` | ``sim`` |
@@ -32,7 +32,7 @@ ALLOWED = {
     "sim2real": {"sim", "audio", "envs", "agents", "hardware"},
     "hardware": {"sim"},
 }
-BASE = {"files"}  # facetwin/files.py: imports nothing of facetwin, importable from every layer
+BASE = {"files", "lazy"}  # facetwin/files.py, facetwin/lazy.py: import nothing of facetwin, usable by every layer
 
 
 def _imports(path: Path) -> list[tuple[int, str, list[str]]]:
@@ -66,6 +66,18 @@ def test_imports_point_down_the_layers(layer):
                 continue
             bad.append(f"{f.relative_to(ROOT)}:{line} imports {module} ({layer}/ may import {sorted(ALLOWED[layer])})")
     assert not bad, "\n".join(bad)
+
+
+def test_subpackages_export_their_public_names_lazily():
+    import importlib
+
+    for layer in (*ALLOWED,):
+        pkg = importlib.import_module(f"facetwin.{layer}")
+        names = getattr(pkg, "__all__", [])
+        assert names, f"facetwin.{layer} exports nothing"
+        for name in names:
+            assert getattr(pkg, name) is not None
+            assert not (ROOT / layer / f"{name}.py").exists(), f"{name} shadows the module {layer}/{name}.py"
 
 
 def test_the_package_base_imports_nothing_of_facetwin():
