@@ -44,19 +44,15 @@ ends); the sub-millisecond latency errors from interpolating between the simulat
 >>> print(report.markdown(bus.true))
 
 CLI: ``facetwin calibrate --backend sim|pca9685|serial [--port PORT] --out calib.json [--motors a,b] [--seed N]``
-(:func:`add_calibrate_arguments`, :func:`main_calibrate`).
+(:mod:`facetwin.cli.robot`).
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import importlib
-import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -485,95 +481,5 @@ def _calibrate_motor(m: MotorCalibration, i: int, bus: ServoBus, camera, ref: Tw
                        direction=direction, latency_ms=latency_ms, step_rms_mm=step_rms, **common)
 
 
-# ---------------------------------------------------------------------------------------------------- CLI
-def add_calibrate_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    parser.add_argument("--backend", choices=("sim", "pca9685", "serial"), default="sim",
-                        help="sim: the twin with a random hidden truth (default); pca9685 / serial: the robot")
-    parser.add_argument("--out", required=True, help="calibration JSON to write")
-    parser.add_argument("--start", default=None,
-                        help="starting calibration JSON (its safe ranges bound every command; default: nominal)")
-    parser.add_argument("--motors", default=None, help="comma-separated motor names (default all 26)")
-    parser.add_argument("--port", default=None,
-                        help="serial: the port (default /dev/ttyUSB0); pca9685: the I2C bus number (default 1)")
-    parser.add_argument("--baudrate", type=int, default=None,
-                        help="serial: the servos' baud rate (default 57600, their factory setting)")
-    parser.add_argument("--camera", default="0", help="hardware backends: camera index or video path (default 0)")
-    parser.add_argument("--seed", type=int, default=0, help="sim: seed of the hidden truth and camera noise")
-    parser.add_argument("--noise-mm", type=float, default=0.1, help="sim: camera noise per coordinate (mm)")
-    parser.add_argument("--sweep", type=float, default=SWEEP, help=f"staircase half-width in commands ({SWEEP})")
-    parser.add_argument("--variant", choices=("fast", "full"), default="fast", help="twin variant (default fast)")
-    parser.add_argument("--report", default=None, help="also write the report as JSON")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    return parser
-
-
-def _lazy(module: str, attr: str):
-    try:
-        return getattr(importlib.import_module(module), attr)
-    except (ImportError, AttributeError) as e:
-        raise RuntimeError(f"{module}.{attr} is not available ({e}); this backend needs it") from None
-
-
-def _hardware(args: argparse.Namespace, start: Calibration) -> tuple[dict[str, ServoBus], object]:
-    from facetwin.sim2real.deploy import open_buses  # the one factory of buses from a calibration
-
-    if args.backend == "pca9685":
-        if args.port is not None and not args.port.isdigit():
-            raise ValueError(f"--port: the I2C bus number for pca9685 (e.g. 1), got {args.port!r}")
-        buses = open_buses(start, "pca9685", i2c_bus=int(args.port) if args.port else 1)
-    else:
-        buses = open_buses(start, "serial", port=args.port or "/dev/ttyUSB0", baudrate=args.baudrate)
-    cam_cls = _lazy("facetwin.hardware.camera", "FaceMeshCamera")
-    camera = cam_cls(int(args.camera) if args.camera.isdigit() else args.camera)
-    return buses, camera
-
-
-def main_calibrate(args: argparse.Namespace) -> int:
-    """``facetwin calibrate``: run :func:`calibrate` and write the calibration (exit 1 if any motor failed)."""
-    from contextlib import ExitStack
-
-    from facetwin.files import atomic_write
-
-    motors = [s.strip() for s in args.motors.split(",") if s.strip()] if args.motors else None
-    if args.start:
-        start = Calibration.load(args.start)
-    else:
-        start = nominal_calibration(args.backend)
-    truth = None
-    with ExitStack() as stack:
-        if args.backend == "sim":
-            from facetwin.hardware.sim_bus import SimBus, SimCamera, random_true_calibration
-
-            truth = random_true_calibration(args.seed, base=start)
-            sim = stack.enter_context(SimBus(truth, variant=args.variant))
-            buses, camera = {sim.name: sim}, SimCamera(sim, noise_mm=args.noise_mm, seed=args.seed)
-        else:
-            buses, camera = _hardware(args, start)
-            for b in buses.values():
-                stack.enter_context(b)
-            if hasattr(camera, "close"):
-                stack.callback(camera.close)
-        cal, report = calibrate(buses, camera, start=start, motors=motors, progress=not args.quiet,
-                                sweep=args.sweep, variant=args.variant)
-    print(report.markdown(truth))
-    if truth is not None:
-        errs = [e for e in report.errors(truth) if e["ok"]]
-        if errs:
-            print(f"\nrecovered vs hidden truth over {len(errs)} motors: max |d neutral| "
-                  f"{max(abs(e['neutral']) for e in errs):.2f} units, max |d scale| "
-                  f"{max(abs(e['scale_pct']) for e in errs):.2f} %, directions right "
-                  f"{sum(e['direction'] for e in errs)}/{len(errs)}, max |d latency| "
-                  f"{max(abs(e['latency_ms']) for e in errs):.2f} ms")
-    print(f"\n{len(report.motors)} motors in {report.robot_seconds:.1f} s of robot time, {report.wall_seconds:.1f} s "
-          f"wall; wrote {cal.save(args.out)}")
-    if args.report:
-        text = json.dumps(report.to_json(), indent=1)
-        atomic_write(args.report, lambda tmp: Path(tmp).write_text(text + "\n", encoding="utf-8"))
-    if report.failed:
-        print(f"FAILED (start values kept): {', '.join(report.failed)}")
-        return 1
-    return 0
-
-
-__all__ = ["CalibrationReport", "MotorResult", "TwinReference", "add_calibrate_arguments", "calibrate",
-           "fit_delay", "fit_static", "identity_calibration", "main_calibrate"]
+__all__ = ["CalibrationReport", "MotorResult", "TwinReference", "calibrate",
+           "fit_delay", "fit_static", "identity_calibration"]

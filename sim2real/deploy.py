@@ -68,7 +68,6 @@ with other jobs), lateness p99: null bus 6.4 ms, sim 7.8 ms with normal scheduli
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import gc
 import os
@@ -81,7 +80,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from facetwin.hardware.bus import EXIT_FAULT, BusError, ServoBus
+from facetwin.hardware.bus import BusError, ServoBus
 from facetwin.hardware.calibration import Calibration
 from facetwin.hardware.safety import SafeBus, SafetyConfig, SafetyError
 from facetwin.sim.rates import CONTROL_HZ
@@ -517,62 +516,7 @@ def deploy(
     return res
 
 
-# ---------------------------------------------------------------------------------------------------- CLI
-def add_deploy_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Arguments of ``facetwin deploy``."""
-    parser.add_argument("audio", type=Path, help="audio file to play (wav, mp3, ...)")
-    parser.add_argument("--calibration", type=Path, required=True, help="the robot's calibration JSON")
-    parser.add_argument("--backend", required=True, choices=BACKENDS, help="sim (the twin), pca9685 or serial")
-    parser.add_argument("--policy", default="lipsync",
-                        help="'lipsync' (the shipped pipeline, default) or an exported LipSync-v0 policy folder")
-    parser.add_argument("--port", default=None, help="serial port of the serial backend (e.g. /dev/ttyUSB0)")
-    parser.add_argument("--i2c-bus", type=int, default=1, help="I2C adapter of the pca9685 backend (default 1)")
-    parser.add_argument("--baudrate", type=int, default=None,
-                        help="serial backend: the servos' baud rate (default 57600, their factory setting; 1000000 "
-                             "lets the safety layer check every servo's health 10 times a second)")
-    parser.add_argument("--player", choices=PLAYERS, default="auto",
-                        help="audio output: auto (sounddevice if installed), clock (time only), sounddevice")
-    parser.add_argument("--safety", type=Path, default=None,
-                        help="safety layer limits (SafetyConfig JSON: max_speed, watchdog_ms, ...; default built in)")
-    parser.add_argument("--realtime", action="store_true",
-                        help="run the 30 Hz loop under SCHED_FIFO (needs root or CAP_SYS_NICE; p99 jitter 5 -> 0 ms)")
-    parser.add_argument("--interpolate", action="store_true", help="lead by the exact latency (sub-period)")
-    parser.add_argument("--log", type=Path, default=None, help="write the per-tick log (.npz)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    return parser
-
-
-def main_deploy(args: argparse.Namespace) -> int:
-    """Run :func:`deploy` from parsed :func:`add_deploy_arguments` arguments; prints the jitter; an exit code:
-    0, :data:`~facetwin.hardware.bus.EXIT_FAULT` when a bus or servo failed, 130 on Ctrl-C / SIGTERM (bad input
-    raises, for the CLI's one line and code 2)."""
-    log = f"; log of the ticks played -> {args.log}" if args.log is not None else ""
-    try:
-        res = deploy(args.audio, args.calibration, args.backend, args.policy, port=args.port, i2c_bus=args.i2c_bus,
-                     baudrate=args.baudrate, player=args.player, interpolate=args.interpolate, log_path=args.log,
-                     safety=args.safety, realtime=args.realtime, handle_signals=True, progress=not args.quiet)
-    except (BusError, SafetyError) as e:  # the robot faulted: the safety layer parked and relaxed it
-        msg = " ".join(str(e).split())
-        print(f"facetwin deploy: robot fault: {msg}; the robot was brought to rest and relaxed{log}", file=sys.stderr)
-        return EXIT_FAULT
-    except KeyboardInterrupt:  # Ctrl-C / SIGTERM: deploy brought the robot to rest and wrote the log
-        print(f"facetwin deploy: interrupted: the robot was brought to rest and relaxed{log}", file=sys.stderr)
-        return 130
-    j = res.jitter
-    lead = res.arrays["lead_rows"]
-    print(f"played {args.audio} on {args.backend}: {j['ticks']} ticks at {FPS:g} Hz ({res.pre} pre-roll), "
-          f"lead {lead.min():g}-{lead.max():g} periods")
-    print("| lateness | p50 | p99 | max |\n|---|---:|---:|---:|\n"
-          f"| ms | {j['p50_ms']:.3f} | {j['p99_ms']:.3f} | {j['max_ms']:.3f} |")
-    st = res.safety
-    print(f"safety: {st.get('sent', 0)} commands sent, {st.get('range_clamps', 0)} range clamps, "
-          f"{st.get('slew_clamps', 0)} slew clamps, {st.get('rejected', 0)} rejected")
-    if args.log is not None:
-        print(f"log -> {args.log}")
-    return 0
-
-
 __all__ = ["BACKENDS", "LOG_KEYS", "ClockPlayer", "DeployError", "DeployResult", "LoopTimes",
-           "Player", "SoundDevicePlayer", "add_deploy_arguments", "clip_controls", "deploy", "jitter_stats",
-           "lead_rows", "main_deploy", "make_player", "open_buses", "policy_controls", "run_loop",
+           "Player", "SoundDevicePlayer", "clip_controls", "deploy", "jitter_stats",
+           "lead_rows", "make_player", "open_buses", "policy_controls", "run_loop",
            "schedule_commands", "sleep_until"]

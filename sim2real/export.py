@@ -39,16 +39,14 @@ The module is SB3's deterministic actor with everything around it folded in, so 
 >>> action = policy(obs)                                            # obs: dict of arrays -> (26,) float32
 >>> policy.config["env_id"]
 
-CLI: ``facetwin export-policy RUN_DIR --out DIR [--env ID] [--env-arg KEY=VALUE]`` (:func:`add_export_arguments`).
+CLI: ``facetwin export-policy RUN_DIR --out DIR [--env ID] [--env-arg KEY=VALUE]`` (:mod:`facetwin.cli.robot`).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import pickle
-import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -294,38 +292,5 @@ def load_exported(path: str | Path) -> ExportedPolicy:
     return ExportedPolicy(module, config)
 
 
-# ---------------------------------------------------------------------------------------------------- CLI
-def add_export_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Arguments of ``facetwin export-policy``."""
-    parser.add_argument("run", type=Path, help="a `facetwin train` output folder (model.zip), or a checkpoint.zip")
-    parser.add_argument("--out", type=Path, required=True, help="output folder (policy.pt + policy.json)")
-    parser.add_argument("--env", default=None, help="training env id (default: from the run's checkpoint.zip)")
-    parser.add_argument("--env-arg", action="append", metavar="KEY=VALUE",
-                        help="training env keyword (JSON value), repeatable (default: from the checkpoint)")
-    return parser
-
-
-def main_export(args: argparse.Namespace) -> int:
-    """Run :func:`export_policy` from parsed :func:`add_export_arguments` arguments; returns an exit code."""
-    from facetwin.agents.rl import parse_key_values
-
-    try:
-        kwargs = parse_key_values(args.env_arg, "--env-arg") if args.env_arg else None
-    except argparse.ArgumentTypeError as e:
-        raise ValueError(str(e)) from None  # the CLI's one line and exit code 2
-    out = export_policy(args.run, args.out, env_id=args.env, env_kwargs=kwargs)
-    print(f"exported {args.run} -> {out / POLICY_FILE}, {out / CONFIG_FILE}")
-    return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m facetwin.sim2real.export", description=__doc__.split("\n\n")[0])
-    return main_export(add_export_arguments(parser).parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())
-
-
-__all__ = ["CONFIG_FILE", "EXPORT_FORMAT", "POLICY_FILE", "ExportError", "ExportedPolicy", "add_export_arguments",
-           "export_policy", "load_exported", "main_export"]
+__all__ = ["CONFIG_FILE", "EXPORT_FORMAT", "POLICY_FILE", "ExportError", "ExportedPolicy",
+           "export_policy", "load_exported"]

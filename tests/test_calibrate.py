@@ -14,6 +14,7 @@ import dataclasses
 import numpy as np
 import pytest
 
+from facetwin.cli.robot import add_calibrate_arguments, main_calibrate
 from facetwin.hardware.bus import BusError
 from facetwin.hardware.calibration import Calibration, CalibrationError, nominal_calibration
 from facetwin.hardware.sim_bus import SimBus, SimCamera, random_true_calibration
@@ -21,12 +22,10 @@ from facetwin.sim2real.calibrate import (
     LEVELS,
     PHASES,
     TwinReference,
-    add_calibrate_arguments,
     calibrate,
     fit_delay,
     fit_static,
     identity_calibration,
-    main_calibrate,
 )
 
 NEUTRAL_TOL = 12.0  # servo units (nominal scale 512 per command: 2.3 % of a command)

@@ -15,18 +15,11 @@ import numpy as np
 import pytest
 import torch
 
+from facetwin.cli.robot import add_deploy_arguments, main_deploy
 from facetwin.hardware.bus import ServoBus
 from facetwin.hardware.calibration import CalibrationError, nominal_calibration
 from facetwin.sim.actuators import actuator_names, rest_controls
-from facetwin.sim2real.deploy import (
-    LOG_KEYS,
-    DeployError,
-    add_deploy_arguments,
-    deploy,
-    main_deploy,
-    policy_controls,
-    schedule_commands,
-)
+from facetwin.sim2real.deploy import LOG_KEYS, DeployError, deploy, policy_controls, schedule_commands
 
 torch.set_num_threads(1)
 PERIOD_MS = 1000.0 / 30.0
@@ -293,8 +286,9 @@ def test_export_matches_sb3_and_drives_deploy(speech, tmp_path):
 
     from facetwin.agents.rl import save_checkpoint
     from facetwin.audio.timeline import Timeline
+    from facetwin.cli.robot import add_export_arguments, main_export
     from facetwin.envs.lip_sync import LipSyncEnv
-    from facetwin.sim2real.export import ExportError, add_export_arguments, export_policy, load_exported, main_export
+    from facetwin.sim2real.export import ExportError, export_policy, load_exported
 
     clip = {"audio": str(speech), "timeline": Timeline([])}
     env = LipSyncEnv(clips=[clip])

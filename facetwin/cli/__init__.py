@@ -9,6 +9,11 @@ Sim-to-real: ``calibrate`` (a robot's calibration file), ``deploy`` (audio + mot
 
 ``facetwin demo`` is the first thing to run: it renders the neutral face and a set of named expressions through
 the mirror camera, a landmark overlay, a contact sheet and a short video of random expressions.
+
+Layout: this module holds the entry point (:func:`main`: one place for errors and exit codes, output paths and
+numbers checked before any work) and the parser; the commands live in modules of this package as a table
+(:class:`facetwin.cli.table.Command`: name, help, ``add_arguments``, ``run``) calling plain library functions:
+:mod:`facetwin.cli.robot` (calibrate, deploy, export-policy). The other commands move there in turn.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import __version__
+from facetwin import __version__
 
 DEFAULT_DEMO_DIR = "facetwin_out"
 DEFAULT_XML = "facetwin_face.xml"
@@ -308,22 +313,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_ingest_arguments(iv)
     iv.set_defaults(func=ingest_cmd)
 
-    # sim-to-real: the hardware modules import their drivers lazily, so these parsers cost nothing
-    from facetwin.sim2real.calibrate import add_calibrate_arguments, main_calibrate
-    from facetwin.sim2real.deploy import add_deploy_arguments, main_deploy
-    from facetwin.sim2real.export import add_export_arguments, main_export
+    from . import robot
 
-    ca = sub.add_parser("calibrate", help="fit a robot's calibration file by sweeping each motor in front of a camera")
-    add_calibrate_arguments(ca)
-    ca.set_defaults(func=main_calibrate)
-
-    dp = sub.add_parser("deploy", help="play audio on the robot (or the twin) with lip-synced motor commands at 30 Hz")
-    add_deploy_arguments(dp)
-    dp.set_defaults(func=main_deploy)
-
-    ep = sub.add_parser("export-policy", help="export a trained SB3 policy to TorchScript + config JSON")
-    add_export_arguments(ep)
-    ep.set_defaults(func=main_export)
+    for group in (robot,):  # the commands written as a table (the others move there in turn)
+        for c in group.COMMANDS:
+            c.add_arguments(sp := sub.add_parser(c.name, help=c.help))
+            sp.set_defaults(func=c.run)
     return p
 
 
