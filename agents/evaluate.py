@@ -37,7 +37,6 @@ the clip's precomputed loudness).
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from collections.abc import Sequence
@@ -387,59 +386,5 @@ def write_report(report: EvalReport, path: str | Path) -> Path:
     return path
 
 
-# ---------------------------------------------------------------------------------------------------- CLI
-def add_evaluate_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    parser.add_argument("--data", "--corpus", dest="data", default=None,
-                        help="a labelled folder (NAME.wav + NAME.segs [+ manifest.json]) or a corpus folder "
-                             "(default: the held-out splits of the lip-sync training corpus, built on first use)")
-    parser.add_argument("--splits", default=",".join(DEFAULT_SPLITS),
-                        help=f"corpus splits, comma-separated (default {','.join(DEFAULT_SPLITS)}; 'all': every item)")
-    parser.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated (default all: {','.join(METHODS)})")
-    parser.add_argument("--by", default="lang,voice",
-                        help="also print tables per these groupings, comma-separated (split, lang, voice; default "
-                             "lang,voice)")
-    parser.add_argument("--max-clips", type=int, default=None, help="at most this many clips per split (evenly spread)")
-    parser.add_argument("--variant", choices=("fast", "full"), default="fast", help="face variant (default fast)")
-    parser.add_argument("--weights", default=None, help="folder of weights from `facetwin train-lipsync` (default: shipped)")
-    parser.add_argument("--residual", default=None,
-                        help=f"a residual policy from `facetwin train-residual` (adds the method {RESIDUAL_METHOD})")
-    parser.add_argument("--json", default=None, help="also write the results (pooled and per clip) as JSON")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    return parser
-
-
-def main_evaluate(args: argparse.Namespace) -> int:
-    if args.max_clips is not None and args.max_clips < 1:
-        raise ValueError(f"--max-clips must be >= 1, got {args.max_clips}")
-    methods = [m for m in args.methods.split(",") if m]
-    for m in methods:
-        if m not in METHODS and m != RESIDUAL_METHOD:
-            raise ValueError(f"--methods: unknown method {m!r}; choose from {', '.join(METHODS)}, {RESIDUAL_METHOD}")
-    if args.residual is not None:
-        if not Path(args.residual).exists():
-            raise FileNotFoundError(f"--residual: {args.residual}: no such policy")
-        if RESIDUAL_METHOD not in methods:
-            methods.append(RESIDUAL_METHOD)
-    by = [b for b in args.by.split(",") if b]
-    for b in by:
-        if b not in GROUPINGS:
-            raise ValueError(f"--by: unknown grouping {b!r}; choose from {', '.join(GROUPINGS)}")
-    if args.json:
-        from facetwin.files import check_writable
-
-        check_writable(args.json)
-    if args.data is not None and not Path(args.data).exists():
-        raise FileNotFoundError(f"--data: {args.data}: no such folder")
-    report = evaluate(args.data, splits=[s for s in args.splits.split(",") if s], methods=methods,
-                      max_clips=args.max_clips, variant=args.variant, weights_dir=args.weights,
-                      residual=args.residual, progress=not args.quiet)
-    print(f"\n### all clips\n\n{format_table(report)}")
-    for b in by:
-        print(f"\n### by {b}\n\n{format_table(report, b)}")
-    if args.json:
-        print(f"\nwrote {write_report(report, args.json)}")
-    return 0
-
-
-__all__ = ["ALL", "COLUMNS", "DEFAULT_SPLITS", "GROUPINGS", "METHODS", "RESIDUAL_METHOD", "EvalReport", "add_evaluate_arguments",
-           "evaluate", "format_table", "load_clips", "main_evaluate", "pool", "write_report"]
+__all__ = ["ALL", "COLUMNS", "DEFAULT_SPLITS", "GROUPINGS", "METHODS", "RESIDUAL_METHOD", "EvalReport",
+           "evaluate", "format_table", "load_clips", "pool", "write_report"]

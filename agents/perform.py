@@ -12,7 +12,6 @@ phonemes decide the seals, rounding, opening and the lip shapes; the audio fills
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import numpy as np
 
 from facetwin.audio.timeline import Timeline
 
-from .lipsync import FPS, MODES, SR, LipSyncer, LipSyncResult, save_lipsync_npz
+from .lipsync import FPS, SR, LipSyncer, LipSyncResult, save_lipsync_npz
 
 FEATURE_SR = SR
 
@@ -122,61 +121,5 @@ def sing_file(song_or_audio: str | Path, out: str | Path, *, lang: str | None = 
     return Performance(result=res, video=vr, timeline=timeline, audio=audio, sr=sr)
 
 
-# ---------------------------------------------------------------------------------------------------- CLI
-def _add_common_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """The options ``lipsync`` and ``sing`` share."""
-    parser.add_argument("--mode", choices=MODES, default="offline",
-                        help="offline: whole file known (default); stream: causal, <= 100 ms lookahead")
-    parser.add_argument("--variant", choices=("fast", "full"), default="fast", help="face variant (default fast)")
-    parser.add_argument("--weights", default=None, help="folder of weights from `facetwin train-lipsync` (default: shipped)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    return parser
-
-
-def add_lipsync_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    parser.add_argument("audio", help="an audio file (wav, flac, ogg, mp3, m4a, ...)")
-    parser.add_argument("--out", required=True, help="output .npz (commands and the simulated face)")
-    parser.add_argument("--text", default=None,
-                        help="what is said: aligned to the audio, it decides the seals, rounding and opening")
-    parser.add_argument("--lang", default=None, help="language code of the audio and --text (default en)")
-    parser.add_argument("--video", default=None, help="also render an .mp4 of the face with the audio")
-    return _add_common_arguments(parser)
-
-
-def main_lipsync(args: argparse.Namespace) -> int:
-    res = lipsync_file(args.audio, args.out, mode=args.mode, text=args.text, lang=args.lang, variant=args.variant,
-                       video=args.video, weights_dir=args.weights, progress=not args.quiet)
-    pb = res.playback
-    print(f"wrote {args.out}: {res.n_frames} frames ({res.duration_s:.2f} s) at {res.fps:g} fps, mode {res.mode}, "
-          f"computed at {res.duration_s / max(res.inference_s, 1e-9):.0f}x real time; aperture "
-          f"{np.nanmin(pb.aperture_mm):.1f} .. {np.nanmax(pb.aperture_mm):.1f} mm"
-          + (f"; video {args.video}" if args.video else ""))
-    return 0
-
-
-def add_sing_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    from facetwin.sim.video import LAYOUTS
-
-    parser.add_argument("song", help="a built-in song name (facetwin sing-audio --list) or an audio file")
-    parser.add_argument("--out", default="song.mp4", help="output .mp4 (default song.mp4)")
-    parser.add_argument("--lang", default=None, help="lyrics language of a built-in song (default: its first)")
-    parser.add_argument("--lyrics", default=None, help="lyrics of an audio file (in --lang), aligned to it")
-    parser.add_argument("--tempo", type=float, default=None, help="tempo of a built-in song, beats per minute")
-    parser.add_argument("--layout", choices=LAYOUTS, default="mirror",
-                        help="mirror (default) or side_by_side (mirror + mouth close-up)")
-    parser.add_argument("--plot", action="store_true", help="add a live plot of the aperture vs its target")
-    return _add_common_arguments(parser)
-
-
-def main_sing(args: argparse.Namespace) -> int:
-    perf = sing_file(args.song, args.out, lang=args.lang, lyrics=args.lyrics, tempo_bpm=args.tempo, mode=args.mode,
-                     layout=args.layout, plot=args.plot, variant=args.variant, weights_dir=args.weights,
-                     progress=not args.quiet)
-    v = perf.video
-    print(f"wrote {v.path}: {v.n_frames} frames, {v.duration_s:.2f} s, {v.width}x{v.height}, audio "
-          f"{'muxed' if v.has_audio else 'missing'}; rendered at {v.render_fps:.0f} fps")
-    return 0
-
-
-__all__ = ["Performance", "add_lipsync_arguments", "add_sing_arguments", "lipsync_file", "main_lipsync", "main_sing",
+__all__ = ["Performance", "lipsync_file",
            "sing_file"]

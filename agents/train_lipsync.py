@@ -17,14 +17,13 @@ reductions, not the quality).
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from pathlib import Path
 
 import numpy as np
 
-from .weights import AUDIO_TO_LIPS_FILES, BABBLE_BANK_FILE, SELF_MODEL_FILE, shipped_weights_dir
+from .weights import AUDIO_TO_LIPS_FILES, BABBLE_BANK_FILE, SELF_MODEL_FILE
 
 DEFAULT_BABBLE_N = 6000
 AUDIO_THREADS = 2
@@ -126,36 +125,4 @@ def _run_steps(out: Path, report: dict, *, babble_n, self_model_minutes, workers
         step(f"audio_to_lips_{mode}", t0, **{k: v for k, v in a_report.items() if not isinstance(v, (list, np.ndarray))})
 
 
-def add_train_lipsync_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    parser.add_argument("--out", default="lipsync-weights", help="output folder (default ./lipsync-weights)")
-    parser.add_argument("--install", action="store_true",
-                        help="write the weight files into the package's assets/weights/ (replaces the shipped ones)")
-    parser.add_argument("--babble", type=int, default=DEFAULT_BABBLE_N,
-                        help=f"babbled expressions (default {DEFAULT_BABBLE_N})")
-    parser.add_argument("--self-model-minutes", type=float, default=10.0, help="self-model time cap (default 10)")
-    parser.add_argument("--audio-epochs", type=int, default=None, help="passes over the corpus per audio model "
-                        "(default: those of the shipped weights)")
-    parser.add_argument("--workers", type=int, default=2, help="babbling and corpus processes (default 2)")
-    parser.add_argument("--corpus", default=None, help="train the audio models on this corpus folder instead")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    return parser
-
-
-def main_train_lipsync(args: argparse.Namespace) -> int:
-    report = train_lipsync(args.out, babble_n=args.babble, self_model_minutes=args.self_model_minutes,
-                           audio_epochs=args.audio_epochs, workers=args.workers, seed=args.seed,
-                           corpus_dir=args.corpus, progress=not args.quiet)
-    out = Path(args.out)
-    if args.install:
-        import shutil
-
-        dest = shipped_weights_dir()
-        for name in (SELF_MODEL_FILE, BABBLE_BANK_FILE, *AUDIO_TO_LIPS_FILES.values()):
-            shutil.copyfile(out / name, dest / name)
-        print(f"installed the weights into {dest}")
-    print(f"done in {report['seconds'] / 60:.1f} min; weights and train_report.json in {out}")
-    return 0
-
-
-__all__ = ["add_train_lipsync_arguments", "main_train_lipsync", "train_lipsync"]
+__all__ = [ "train_lipsync"]

@@ -13,7 +13,8 @@ the mirror camera, a landmark overlay, a contact sheet and a short video of rand
 Layout: this module holds the entry point (:func:`main`: one place for errors and exit codes, output paths and
 numbers checked before any work) and the parser; the commands live in modules of this package as a table
 (:class:`facetwin.cli.table.Command`: name, help, ``add_arguments``, ``run``) calling plain library functions:
-:mod:`facetwin.cli.robot` (calibrate, deploy, export-policy). The other commands move there in turn.
+:mod:`facetwin.cli.lipsync` (lipsync, sing, evaluate, train-lipsync), :mod:`facetwin.cli.robot` (calibrate,
+deploy, export-policy). The other commands move there in turn.
 """
 
 from __future__ import annotations
@@ -272,26 +273,6 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_arguments(tr)
     tr.set_defaults(func=train_cmd)
 
-    from facetwin.agents.evaluate import add_evaluate_arguments, main_evaluate
-    from facetwin.agents.perform import add_lipsync_arguments, add_sing_arguments, main_lipsync, main_sing
-    from facetwin.agents.train_lipsync import add_train_lipsync_arguments, main_train_lipsync
-
-    ls = sub.add_parser("lipsync", help="lip-sync any audio file: motor commands and the simulated face to .npz")
-    add_lipsync_arguments(ls)
-    ls.set_defaults(func=main_lipsync)
-
-    si = sub.add_parser("sing", help="render the twin singing a built-in song or any audio file (mp4 with audio)")
-    add_sing_arguments(si)
-    si.set_defaults(func=main_sing)
-
-    ev = sub.add_parser("evaluate", help="every lip-sync method and baseline on the held-out clips, one table")
-    add_evaluate_arguments(ev)
-    ev.set_defaults(func=main_evaluate)
-
-    tl = sub.add_parser("train-lipsync", help="reproduce the shipped lip-sync weights from scratch")
-    add_train_lipsync_arguments(tl)
-    tl.set_defaults(func=main_train_lipsync)
-
     from facetwin.agents.residual import add_residual_arguments
 
     tr2 = sub.add_parser("train-residual",
@@ -313,9 +294,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_ingest_arguments(iv)
     iv.set_defaults(func=ingest_cmd)
 
-    from . import robot
+    from . import lipsync, robot
 
-    for group in (robot,):  # the commands written as a table (the others move there in turn)
+    for group in (lipsync, robot):  # the commands written as a table (the others move there in turn)
         for c in group.COMMANDS:
             c.add_arguments(sp := sub.add_parser(c.name, help=c.help))
             sp.set_defaults(func=c.run)
