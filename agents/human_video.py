@@ -77,11 +77,9 @@ CLI: ``facetwin ingest-video VIDEO [--text ...] [--lang CODE] [--corpus DIR]`` (
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import re
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -431,45 +429,10 @@ def ingest_video(
     return item
 
 
-# ---------------------------------------------------------------------------------------------------- CLI
-def add_ingest_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Arguments of ``facetwin ingest-video``."""
-    parser.add_argument("video", help="video file of a face talking or singing (with its audio)")
-    parser.add_argument("--text", default=None, help="what is said (English: force-aligned for phoneme timing)")
-    parser.add_argument("--lang", default=None, help="ISO 639-1 code of the speech (default: en with --text)")
-    parser.add_argument("--corpus", default="facetwin_corpus", help="corpus folder (default: ./facetwin_corpus)")
-    parser.add_argument("--id", dest="clip_id", default=None, help="item id (default: video_<file stem>)")
-    parser.add_argument("--mirrored", action="store_true", help="the video is mirrored (selfie preview)")
-    parser.add_argument("--scale", type=float, default=0.9, help="scale of the person's lip motion (default 0.9)")
-    parser.add_argument("--overwrite", action="store_true", help="replace an item with the same id")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    return parser
-
-
-def main_ingest(args: argparse.Namespace) -> int:
-    """``facetwin ingest-video``: run :func:`ingest_video` from parsed arguments (see :func:`add_ingest_arguments`).
-
-    Returns 0, or 2 with the message on stderr when mediapipe is missing (bad input raises as in every command).
-    """
-    try:
-        item = ingest_video(
-            args.video, args.corpus, text=args.text, lang=args.lang, clip_id=args.clip_id, mirrored=args.mirrored,
-            scale=args.scale, overwrite=args.overwrite, progress=not args.quiet,
-        )
-    except ImportError as e:
-        print(f"facetwin ingest-video: error: {e}", file=sys.stderr)
-        return 2
-    print(f"added {item['id']} to {args.corpus}: {item['duration_s']:.2f} s, {item['n_frames']} frames, "
-          f"face found in {100 * item['face_found']:.1f} % of the video frames")
-    return 0
-
-
 __all__ = [
     "STABLE_IDS",
     "VideoLips",
-    "add_ingest_arguments",
     "extract_lip_track",
     "ingest_video",
-    "main_ingest",
     "retarget",
 ]

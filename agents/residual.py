@@ -36,7 +36,6 @@ One clip each, as ``LipSync-v0``; ``truncated`` at its end.
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from collections.abc import Callable
@@ -201,15 +200,5 @@ def train_residual(corpus_dir: str | Path, out: str | Path, *, steps: int = 3000
     return report
 
 
-def add_residual_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    parser.add_argument("--out", default="runs/residual", help="output folder (default runs/residual)")
-    parser.add_argument("--corpus", default=None, help="corpus folder (default: the lip-sync training corpus)")
-    parser.add_argument("--steps", type=int, default=30000, help="environment steps (default 30000)")
-    parser.add_argument("--scale", type=float, default=DEFAULT_SCALE, help="correction range (default 0.3)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    return parser
-
-
-__all__ = ["DEFAULT_SCALE", "OBS_DIM", "ResidualLipSync", "ResidualPolicy", "add_residual_arguments", "clip_spec",
+__all__ = ["DEFAULT_SCALE", "OBS_DIM", "ResidualLipSync", "ResidualPolicy", "clip_spec",
            "train_residual"]

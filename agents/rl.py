@@ -4,12 +4,12 @@
 >>> result = train("facetwin.envs.mirror_self_model:MirrorSelfModelEnv", "sac", 15_000, "runs/mirror", n_envs=2)
 >>> print(result.table)  # trained policy vs random policy vs neutral face, on the same held-out targets
 
-Command line (``facetwin train`` takes the same arguments, :func:`add_train_arguments`)::
+Command line (:mod:`facetwin.cli.learning`)::
 
-    python -m facetwin.agents.rl --algo sac --steps 15000 --n-envs 2 --out runs/mirror
-    python -m facetwin.agents.rl --algo sac --steps 15000 --n-envs 2 --out runs/mirror --resume   # after a kill
-    python -m facetwin.agents.rl --algo ppo --hp n_steps=512 --env-arg max_episode_steps=20 --out runs/ppo
-    python -m facetwin.agents.rl --steps 8000 --randomize --eval-randomize --out runs/mirror-dr   # domain randomization
+    facetwin train --algo sac --steps 15000 --n-envs 2 --out runs/mirror
+    facetwin train --algo sac --steps 15000 --n-envs 2 --out runs/mirror --resume   # after a kill
+    facetwin train --algo ppo --hp n_steps=512 --env-arg max_episode_steps=20 --out runs/ppo
+    facetwin train --steps 8000 --randomize --eval-randomize --out runs/mirror-dr   # domain randomization
 
 ``n_envs > 1`` runs the envs in ``SubprocVecEnv`` worker processes (forkserver start method): a script that calls
 :func:`train` must guard its entry point with ``if __name__ == "__main__":``.
@@ -57,7 +57,7 @@ Defaults, measured on this task (2-core AMD EPYC VM, CPU torch, held-out targets
 * env: ``DEFAULT_ENV_KWARGS``: the "fast" model variant, absolute actions, landmark observations, 10-step episodes
   (1/3 s; commanding the target controls themselves gets within 0.05 mm in 10 steps), the env's pool of 256
   targets (each settled once per process, ~0.2 s: the first minute of a run is slower);
-* SAC (the default algorithm), ``ALGO_DEFAULTS["sac"]``: ``python -m facetwin.agents.rl --algo sac --steps 15000
+* SAC (the default algorithm), ``ALGO_DEFAULTS["sac"]``: ``facetwin train --algo sac --steps 15000
   --n-envs 2`` trained in 195-214 s (70-77 steps/s, two identical runs; under 4 min with start-up and evaluation)
   and reached 2.26 mm vs 3.19 mm for the neutral face (0.71x) and 7.00 mm for random actions (50 episodes; the
   run is deterministic for a seed). The tiny run of the tests (:data:`TINY`, 4000 steps, one env, ~1 min) reached
@@ -72,13 +72,12 @@ is limited to one thread (``torch_threads=1``): torch's default two threads spin
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import pickle
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -516,119 +515,3 @@ def train(
     return result
 
 
-# ------------------------------------------------------------------------------------------------ command line
-def _parse_value(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
-
-
-def parse_key_values(items: Sequence[str] | None, what: str) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for item in items or ():
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise argparse.ArgumentTypeError(f"{what} must look like key=value, got {item!r}")
-        out[key.strip()] = _parse_value(value)
-    return out
-
-
-def add_train_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """The ``train`` command's arguments (used by ``facetwin train`` and ``python -m facetwin.agents.rl``)."""
-    parser.add_argument(
-        "--env", default=DEFAULT_ENV_ID, help=f"registered env id or module:Class (default {DEFAULT_ENV_ID})"
-    )
-    parser.add_argument("--algo", choices=ALGOS, default="sac", help="algorithm (default sac)")
-    parser.add_argument("--steps", type=int, default=15_000, help="total environment steps (default 15000)")
-    parser.add_argument("--out", type=Path, default=Path("runs/mirror"), help="output folder (default runs/mirror)")
-    parser.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
-    parser.add_argument("--n-envs", type=int, default=2, help="parallel envs; >1 uses subprocesses (default 2)")
-    parser.add_argument(
-        "--env-arg",
-        action="append",
-        metavar="KEY=VALUE",
-        help="env constructor keyword (JSON value), repeatable; default for the mirror env: "
-        + " ".join(f"{k}={v}" for k, v in DEFAULT_ENV_KWARGS.items()),
-    )
-    parser.add_argument(
-        "--hp", action="append", metavar="KEY=VALUE", help="SB3 hyper-parameter override (JSON value), repeatable"
-    )
-    parser.add_argument("--checkpoint-every", type=int, default=10_000, help="steps between checkpoints (0: end only)")
-    parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.zip towards --steps")
-    parser.add_argument("--eval-episodes", type=int, default=50, help="held-out evaluation episodes (0: skip)")
-    parser.add_argument("--eval-seed", type=int, default=DEFAULT_EVAL_SEED, help="first reset seed of the evaluation")
-    parser.add_argument(
-        "--randomize",
-        nargs="?",
-        const=True,
-        default=None,
-        metavar="CONFIG",
-        help="train with domain randomization: the ranges of the TOML file CONFIG (alone: the default "
-        "assets/data/randomization.toml)",
-    )
-    parser.add_argument(
-        "--eval-randomize",
-        nargs="?",
-        const=True,
-        default=None,
-        metavar="CONFIG",
-        help="also evaluate on held-out randomized twins (alone: the --randomize ranges, or the default file)",
-    )
-    parser.add_argument(
-        "--eval-domain-seed",
-        type=int,
-        default=DEFAULT_EVAL_DOMAIN_SEED,
-        help=f"seed of the held-out randomized twins (default {DEFAULT_EVAL_DOMAIN_SEED})",
-    )
-    parser.add_argument("--no-normalize", action="store_true", help="do not normalize observations (VecNormalize)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.add_argument("--verbose", type=int, default=0, help="SB3 verbosity (0, 1, 2)")
-    return parser
-
-
-def train_main(args: argparse.Namespace) -> int:
-    """Run :func:`train` from parsed :func:`add_train_arguments` arguments; returns an exit code."""
-    try:
-        for opt, value, lo in (("--steps", args.steps, 1), ("--n-envs", args.n_envs, 1),
-                               ("--checkpoint-every", args.checkpoint_every, 0),
-                               ("--eval-episodes", args.eval_episodes, 0), ("--verbose", args.verbose, 0)):
-            if value < lo:
-                raise ValueError(f"{opt} must be >= {lo}, got {value}")
-        env_kwargs = parse_key_values(args.env_arg, "--env-arg")
-        if args.env in MIRROR_ENV_IDS:
-            env_kwargs = {**DEFAULT_ENV_KWARGS, **env_kwargs}
-        train(
-            args.env,
-            args.algo,
-            args.steps,
-            args.out,
-            seed=args.seed,
-            n_envs=args.n_envs,
-            env_kwargs=env_kwargs,
-            checkpoint_every=args.checkpoint_every,
-            resume=args.resume,
-            progress=not args.no_progress,
-            eval_episodes=args.eval_episodes,
-            eval_seed=args.eval_seed,
-            normalize=not args.no_normalize,
-            hyperparams=parse_key_values(args.hp, "--hp") or None,
-            randomize=getattr(args, "randomize", None),
-            eval_randomize=getattr(args, "eval_randomize", None),
-            eval_domain_seed=getattr(args, "eval_domain_seed", DEFAULT_EVAL_DOMAIN_SEED),
-            verbose=args.verbose,
-        )
-    except (ValueError, FileNotFoundError, argparse.ArgumentTypeError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m facetwin.agents.rl", description=__doc__.split("\n\n")[0])
-    add_train_arguments(parser)
-    return train_main(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

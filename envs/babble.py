@@ -34,7 +34,6 @@ atomically) and the parts removed. Asking an existing dataset for more samples e
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -267,37 +266,3 @@ def babble(
     return out
 
 
-# ---------------------------------------------------------------------------------------------------- CLI
-def add_babble_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Arguments of ``facetwin babble``."""
-    parser.add_argument("-n", "--n", type=int, default=2000, help="number of expressions (default 2000)")
-    parser.add_argument("--out", default="babble.npz", help="output .npz (default babble.npz)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--asymmetric", action="store_true", help="independent left/right actuators")
-    parser.add_argument("--images", action="store_true", help="also store 128x128 mouth-camera images")
-    parser.add_argument("--variant", default="fast", choices=("fast", "full"))
-    parser.add_argument("--sigma", type=float, default=DEFAULT_SIGMA, help="std around the rest controls")
-    parser.add_argument("--settle", type=float, default=DEFAULT_SETTLE_S, help="seconds each expression is held")
-    parser.add_argument("--chunk", type=int, default=DEFAULT_CHUNK, help="samples per resumable chunk")
-    parser.add_argument("--no-resume", action="store_true", help="start over instead of continuing a partial run")
-    parser.add_argument("--distribution", default="gaussian", choices=TARGET_DISTRIBUTIONS,
-                        help="gaussian around rest (default), uniform, or speech (mouth poses of speech)")
-    parser.add_argument("--workers", type=int, default=1, help="processes simulating chunks in parallel")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    return parser
-
-
-def main_babble(args: argparse.Namespace) -> int:
-    """``facetwin babble``: run :func:`babble` from parsed arguments (see :func:`add_babble_arguments`)."""
-    path = babble(
-        args.n, args.out, seed=args.seed, symmetric=not args.asymmetric, images=args.images, variant=args.variant,
-        sigma=args.sigma, settle_s=args.settle, chunk=args.chunk, progress=not args.quiet, resume=not args.no_resume,
-        distribution=args.distribution, workers=args.workers,
-    )
-    with np.load(path) as d:
-        print(f"wrote {path}: {len(d['ctrl'])} expressions, keys {', '.join(d.files)}")
-    return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main_babble(add_babble_arguments(argparse.ArgumentParser(prog="facetwin babble")).parse_args()))

@@ -375,7 +375,7 @@ def test_speech_babbling_covers_the_jaw_and_workers_give_the_same_data(tmp_path)
 def test_main_babble_cli_function(tmp_path, capsys):
     import argparse
 
-    from facetwin.envs.babble import add_babble_arguments, main_babble
+    from facetwin.cli.learning import add_babble_arguments, main_babble
 
     args = add_babble_arguments(argparse.ArgumentParser()).parse_args(
         ["-n", "2", "--out", str(tmp_path / "cli.npz"), "--settle", "0.1", "--quiet", "--asymmetric"]

@@ -15,17 +15,10 @@ import numpy as np
 import pytest
 import torch
 
-from facetwin.agents.human_video import (
-    STABLE_IDS,
-    VideoLips,
-    add_ingest_arguments,
-    extract_lip_track,
-    ingest_video,
-    main_ingest,
-    retarget,
-)
+from facetwin.agents.human_video import STABLE_IDS, VideoLips, extract_lip_track, ingest_video, retarget
 from facetwin.audio.corpus import CORPUS_NPZ_KEYS, CORPUS_VERSION, load_item
 from facetwin.audio.lip_track import lip_displacements
+from facetwin.cli.learning import add_ingest_arguments, main_ingest
 from facetwin.sim.landmarks import lip_landmark_ids, neutral_lip_landmarks_mm
 
 torch.set_num_threads(1)

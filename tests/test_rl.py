@@ -131,7 +131,7 @@ def test_killed_run_resumes_from_its_last_checkpoint(tmp_path):
     """SIGKILL a training process after its first checkpoint; the checkpoint is complete and the run resumes."""
     out = tmp_path / "run"
     cmd = [
-        sys.executable, "-m", "facetwin.agents.rl", "--algo", "ppo", "--out", str(out), "--steps", "100000",
+        sys.executable, "-m", "facetwin", "train", "--algo", "ppo", "--out", str(out), "--steps", "100000",
         "--n-envs", "1", "--checkpoint-every", "64", "--eval-episodes", "0", "--no-progress",
         *[f"--env-arg={k}={v}" for k, v in (("target_pool_size", 4), ("target_settle_s", 0.5))],
         *[f"--hp={k}={v}" for k, v in (("n_steps", 64), ("batch_size", 32), ("n_epochs", 2))],
@@ -199,21 +199,23 @@ def test_failed_checkpoint_leaves_the_previous_one_valid(tmp_path):
 
 # ---------------------------------------------------------------------------------------------------- command line
 def test_cli_arguments_parse_into_train_calls(monkeypatch, tmp_path):
-    parser = rl.add_train_arguments(argparse.ArgumentParser())
+    from facetwin.cli import learning
+
+    parser = learning.add_train_arguments(argparse.ArgumentParser())
     args = parser.parse_args(
         ["--algo", "sac", "--steps", "500", "--out", str(tmp_path), "--n-envs", "1", "--env-arg", "max_episode_steps=5",
          "--hp", "batch_size=32", "--hp", 'policy_kwargs={"net_arch": [16]}', "--resume", "--no-progress"]
     )
     seen = {}
-    monkeypatch.setattr(rl, "train", lambda *a, **k: seen.update(args=a, kwargs=k))
-    assert rl.train_main(args) == 0
+    monkeypatch.setattr(learning, "train", lambda *a, **k: seen.update(args=a, kwargs=k))
+    assert learning.train_main(args) == 0
     assert seen["args"] == (ENV_ID, "sac", 500, tmp_path)
     kw = seen["kwargs"]
     assert kw["env_kwargs"] == {**rl.DEFAULT_ENV_KWARGS, "max_episode_steps": 5}
     assert kw["hyperparams"] == {"batch_size": 32, "policy_kwargs": {"net_arch": [16]}}
     assert kw["resume"] and not kw["progress"] and kw["n_envs"] == 1
     # the registered id of the mirror env gets the same training defaults
-    assert rl.train_main(parser.parse_args(["--env", "facetwin/MirrorSelfModel-v0", "--out", str(tmp_path)])) == 0
+    assert learning.train_main(parser.parse_args(["--env", "facetwin/MirrorSelfModel-v0", "--out", str(tmp_path)])) == 0
     assert seen["kwargs"]["env_kwargs"] == rl.DEFAULT_ENV_KWARGS
-    bad = parser.parse_args(["--hp", "oops"])
-    assert rl.train_main(bad) == 2
+    with pytest.raises(ValueError, match="--hp must look like key=value"):  # the CLI's one line, exit code 2
+        learning.train_main(parser.parse_args(["--hp", "oops"]))

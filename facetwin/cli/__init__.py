@@ -13,6 +13,7 @@ the mirror camera, a landmark overlay, a contact sheet and a short video of rand
 Layout: this module holds the entry point (:func:`main`: one place for errors and exit codes, output paths and
 numbers checked before any work) and the parser; the commands live in modules of this package as a table
 (:class:`facetwin.cli.table.Command`: name, help, ``add_arguments``, ``run``) calling plain library functions:
+:mod:`facetwin.cli.learning` (babble, train, train-residual, ingest-video),
 :mod:`facetwin.cli.lipsync` (lipsync, sing, evaluate, train-lipsync), :mod:`facetwin.cli.robot` (calibrate,
 deploy, export-policy). The other commands move there in turn.
 """
@@ -257,80 +258,13 @@ def build_parser() -> argparse.ArgumentParser:
     cb.add_argument("--workers", type=int, default=1, help="worker processes (same files for any count; default 1)")
     cb.set_defaults(func=cmd_corpus_build)
 
-    from facetwin.envs.babble import add_babble_arguments, main_babble
+    from . import learning, lipsync, robot
 
-    bb = sub.add_parser("babble", help="collect random expressions and their landmarks (mirror self-modeling data)")
-    add_babble_arguments(bb)
-    bb.set_defaults(func=main_babble)
-
-    tr = sub.add_parser("train", help="train a policy with Stable-Baselines3 (SAC or PPO) and evaluate it")
-
-    def train_cmd(args: argparse.Namespace) -> int:
-        from facetwin.agents.rl import train_main
-
-        return train_main(args)
-
-    _add_train_arguments(tr)
-    tr.set_defaults(func=train_cmd)
-
-    from facetwin.agents.residual import add_residual_arguments
-
-    tr2 = sub.add_parser("train-residual",
-                         help="train an RL correction on top of the lip-sync pipeline in LipSync-v0 (SAC)")
-    add_residual_arguments(tr2)
-    tr2.add_argument("--randomize", nargs="?", const=True, default=False, metavar="CONFIG",
-                     help="train on randomized twins (default ranges, or a TOML file: facetwin.envs.randomization)")
-    tr2.set_defaults(func=cmd_train_residual)
-
-    iv = sub.add_parser("ingest-video", help="add a video of a person speaking or singing to a corpus ([vision] extra)")
-
-    def ingest_cmd(args: argparse.Namespace) -> int:
-        from facetwin.agents.human_video import main_ingest
-
-        return main_ingest(args)
-
-    from facetwin.agents.human_video import add_ingest_arguments
-
-    add_ingest_arguments(iv)
-    iv.set_defaults(func=ingest_cmd)
-
-    from . import lipsync, robot
-
-    for group in (lipsync, robot):  # the commands written as a table (the others move there in turn)
+    for group in (learning, lipsync, robot):  # the commands written as a table (the others move there in turn)
         for c in group.COMMANDS:
             c.add_arguments(sp := sub.add_parser(c.name, help=c.help))
             sp.set_defaults(func=c.run)
     return p
-
-
-def cmd_train_residual(args: argparse.Namespace) -> int:
-    from facetwin.agents.residual import train_residual
-    from facetwin.agents.train_audio_to_lips import train_corpus_dir
-
-    if args.steps < 100:
-        raise ValueError(f"--steps must be >= 100, got {args.steps}")
-    if not 0 < args.scale <= 1:
-        raise ValueError(f"--scale must be in (0, 1], got {args.scale}")
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out} is a file; give a folder")
-    domain = None
-    if args.randomize:
-        from facetwin.envs.randomization import load_config
-
-        domain = load_config(None if args.randomize is True else args.randomize).sample
-    corpus = Path(args.corpus) if args.corpus else train_corpus_dir(progress=not args.quiet)
-    report = train_residual(corpus, out, steps=args.steps, seed=args.seed, scale=args.scale, domain=domain,
-                            progress=not args.quiet)
-    print(f"wrote {out / 'residual.zip'} ({report['steps']} steps in {report['seconds']:.0f} s); score it with "
-          f"`facetwin evaluate --residual {out / 'residual.zip'}`")
-    return 0
-
-
-def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
-    from facetwin.agents.rl import add_train_arguments
-
-    add_train_arguments(parser)
 
 
 #: every file (suffix or None) or folder each command writes: checked before any work starts (``check_outputs``)

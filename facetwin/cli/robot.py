@@ -16,7 +16,7 @@ from facetwin.sim2real.calibrate import SWEEP, calibrate
 from facetwin.sim2real.deploy import BACKENDS, FPS, PLAYERS, deploy
 from facetwin.sim2real.export import CONFIG_FILE, POLICY_FILE, export_policy
 
-from .table import Command
+from .table import Command, parse_key_values
 
 
 # ---------------------------------------------------------------------------------------------------- calibrate
@@ -177,12 +177,7 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPa
 
 def main_export(args: argparse.Namespace) -> int:
     """Run :func:`export_policy` from parsed :func:`add_export_arguments` arguments; returns an exit code."""
-    from facetwin.agents.rl import parse_key_values
-
-    try:
-        kwargs = parse_key_values(args.env_arg, "--env-arg") if args.env_arg else None
-    except argparse.ArgumentTypeError as e:
-        raise ValueError(str(e)) from None  # the CLI's one line and exit code 2
+    kwargs = parse_key_values(args.env_arg, "--env-arg") if args.env_arg else None
     out = export_policy(args.run, args.out, env_id=args.env, env_kwargs=kwargs)
     print(f"exported {args.run} -> {out / POLICY_FILE}, {out / CONFIG_FILE}")
     return 0

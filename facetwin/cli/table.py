@@ -4,8 +4,10 @@ that returns the exit code. Each module of :mod:`facetwin.cli` lists its command
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -16,4 +18,23 @@ class Command:
     run: Callable[[argparse.Namespace], int]
 
 
-__all__ = ["Command"]
+def _parse_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def parse_key_values(items: Sequence[str] | None, what: str) -> dict[str, Any]:
+    """``KEY=VALUE`` options (``--hp``, ``--env-arg``) as a dict, each value parsed as JSON when it is (else a
+    string); ``ValueError`` naming the option for an item without ``=``."""
+    out: dict[str, Any] = {}
+    for item in items or ():
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"{what} must look like key=value, got {item!r}")
+        out[key.strip()] = _parse_value(value)
+    return out
+
+
+__all__ = ["Command", "parse_key_values"]
