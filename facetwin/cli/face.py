@@ -1,0 +1,114 @@
+"""The face's commands: ``facetwin demo``, ``export-xml``, ``view``, ``info``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from facetwin import __version__
+
+from .table import Command
+
+DEFAULT_DEMO_DIR = "facetwin_out"
+DEFAULT_XML = "facetwin_face.xml"
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    if not args.seconds > 0:
+        raise ValueError(f"--seconds must be positive, got {args.seconds}")
+    out_dir = Path(args.out)
+    from facetwin.sim.demo import run_demo
+
+    result = run_demo(out_dir, variant=args.variant, seconds=args.seconds, seed=args.seed)
+    print(f"wrote {len(result['files'])} files to {out_dir.resolve()}:")
+    for f in result["files"]:
+        print(f"  {f}")
+    print("\nmouth measures (mm; protrusion relative to the neutral face):")
+    print(f"  {'expression':<12} {'aperture':>9} {'width':>8} {'protrusion':>11}")
+    for name, m in result["mouth"].items():
+        a, w, p = (round(m[k], 2) + 0.0 for k in ("aperture_mm", "width_mm", "protrusion_mm"))  # no "-0.00"
+        print(f"  {name:<12} {a:9.2f} {w:8.2f} {p:11.2f}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------------- others
+def cmd_export_xml(args: argparse.Namespace) -> int:
+    from facetwin.sim.model import FaceModel
+
+    path = FaceModel.load(args.variant).export_xml(args.out)
+    print(path.resolve())
+    return 0
+
+
+def has_display() -> bool:
+    """Whether an interactive window can be opened (a desktop session on macOS/Windows, X11 or Wayland on Linux)."""
+    if sys.platform == "darwin" or sys.platform.startswith("win"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def cmd_view(args: argparse.Namespace) -> int:
+    if not has_display() or os.environ.get("MUJOCO_GL", "glfw") in ("egl", "osmesa"):
+        print(
+            "facetwin view: no display available for the interactive viewer "
+            "(no DISPLAY/WAYLAND_DISPLAY, or MUJOCO_GL is set to an offscreen backend).\n"
+            "Use `facetwin demo` to render pictures and a video instead.",
+            file=sys.stderr,
+        )
+        return 2
+    import mujoco.viewer
+
+    from facetwin.sim.model import FaceModel
+
+    face = FaceModel.load(args.variant)
+    print(f"facetwin view: {args.variant} model; the neck joints move the room (camera, lights) around the head.")
+    mujoco.viewer.launch(face.model, face.data)
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from facetwin.sim.builder import VARIANTS
+    from facetwin.sim.model import FaceModel
+
+    face = FaceModel.load(args.variant)
+    m = face.model
+    print(f"facetwin {__version__}  model variant {face.variant!r}: {VARIANTS[face.variant].description}")
+    print(
+        f"  nq={m.nq} nv={m.nv} nu={m.nu} nbody={m.nbody} flex vertices={int(m.flex_vertnum.sum())} "
+        f"landmarks={face.n_landmarks}"
+    )
+    print(
+        f"  timestep={m.opt.timestep:.6g} s  substeps={face.substeps}  control={face.control_hz:g} Hz "
+        f"(one control step = {face.substeps} physics steps)"
+    )
+    print(f"\n  {'idx':>3}  {'name':<22} {'region':<8} {'rest':>5}  description")
+    for a in face.actuators:
+        print(f"  {a.index:>3}  {a.name:<22} {a.region:<8} {a.rest:>5g}  {a.description}")
+    return 0
+
+
+def _variant(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--variant", choices=("full", "fast"), default="full", help="model variant (default: full)")
+
+
+def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", default=DEFAULT_DEMO_DIR, help=f"output folder (default: ./{DEFAULT_DEMO_DIR})")
+    _variant(parser)
+    parser.add_argument("--seconds", type=float, default=6.0, help="length of the random-expression video (default: 6)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed of the video (default: 0)")
+
+
+def add_export_xml_arguments(parser: argparse.ArgumentParser) -> None:
+    _variant(parser)
+    parser.add_argument("--out", default=DEFAULT_XML, help=f"output path (default: ./{DEFAULT_XML})")
+
+
+COMMANDS = [
+    Command("demo", "render expressions, a landmark overlay, a contact sheet and a video", add_demo_arguments,
+            cmd_demo),
+    Command("export-xml", "write the standalone MJCF of the face", add_export_xml_arguments, cmd_export_xml),
+    Command("view", "open the interactive MuJoCo viewer (needs a display)", _variant, cmd_view),
+    Command("info", "list the actuators and model statistics", _variant, cmd_info),
+]
