@@ -74,7 +74,6 @@ Checkpoint (``torch.load(path, weights_only=True)``): a dict of plain values and
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import time
@@ -88,7 +87,7 @@ from torch import nn
 from facetwin.sim.actuators import actuator_names, indices, rest_controls
 from facetwin.sim.playback import lip_columns
 
-from .weights import SELF_MODEL_FILE, save_torch_atomic, shipped_path, shipped_weights_dir
+from .weights import SELF_MODEL_FILE, save_torch_atomic, shipped_path
 
 CHECKPOINT_VERSION = 1
 N_LIPS = 40
@@ -603,41 +602,6 @@ def evaluate_round_trip(
     return out
 
 
-# ---------------------------------------------------------------------------------------------------- CLI
-def add_self_model_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Arguments of the self-model trainer (``python -m facetwin.agents.self_model``)."""
-    parser.add_argument("--babble", required=True, help="babble .npz (distribution speech, settle 1 s)")
-    parser.add_argument("--out", default=None, help="checkpoint (default: the shipped one)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--max-minutes", type=float, default=10.0, help="wall-time cap of the training")
-    parser.add_argument("--epochs", type=int, nargs=2, default=list(DEFAULT_EPOCHS), metavar=("FORWARD", "INVERSE"))
-    parser.add_argument("--heldout-fraction", type=float, default=0.1)
-    parser.add_argument("--round-trip-n", type=int, default=100, help="held-out expressions run in the simulator")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar or log")
-    return parser
+__all__ = ["MOUTH_ACTUATORS", "MOUTH_INDEX", "SelfModel", "evaluate_round_trip",
+           "heldout_split", "round_trip_errors", "train_self_model"]
 
-
-def main_self_model(args: argparse.Namespace) -> int:
-    """Train, measure the round trip on held-out expressions, save (see :func:`add_self_model_arguments`)."""
-    torch.set_num_threads(int(args.threads))
-    model, report = train_self_model(args.babble, seed=args.seed, max_minutes=args.max_minutes,
-                                     epochs=tuple(args.epochs), heldout_fraction=args.heldout_fraction,
-                                     progress=not args.quiet, log=None if args.quiet else print)
-    rt = evaluate_round_trip(model, args.babble, n=args.round_trip_n, heldout_fraction=args.heldout_fraction,
-                             progress=not args.quiet)
-    out = Path(args.out) if args.out else shipped_weights_dir() / SELF_MODEL_FILE
-    model.save(out)
-    print(f"wrote {out}: trained in {report['wall_s']:.0f} s on {report['threads']} thread(s); forward held-out "
-          f"{report['forward_heldout_mm']:.3f} mm; round trip (sim, {rt['round_trip_n']} held-out expressions) "
-          f"{rt['round_trip_abs_mm']:.3f} mm absolute, {rt['round_trip_shape_mm']:.3f} mm shape")
-    return 0
-
-
-__all__ = ["MOUTH_ACTUATORS", "MOUTH_INDEX", "SelfModel", "add_self_model_arguments", "evaluate_round_trip",
-           "heldout_split", "main_self_model", "round_trip_errors", "train_self_model"]
-
-
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main_self_model(add_self_model_arguments(argparse.ArgumentParser(
-        prog="python -m facetwin.agents.self_model")).parse_args()))

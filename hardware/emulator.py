@@ -46,18 +46,16 @@ until the line has been quiet before such an assertion.
 ...     emu.goal(1)
 2100
 
-For a dry run by hand: ``python -m facetwin.hardware.emulator --ids 1-26`` prints the port and serves until Ctrl-C
+For a dry run by hand: ``facetwin emulate --ids 1-26`` prints the port and serves until Ctrl-C
 (or SIGTERM).
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import math
 import os
 import select
-import signal
 import struct
 import threading
 import time
@@ -401,28 +399,5 @@ class DynamixelEmulator:
         return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m facetwin.hardware.emulator --ids 1-26``: serve an emulated chain until Ctrl-C or SIGTERM."""
-    parser = argparse.ArgumentParser(description="Emulate Dynamixel X-series servos on a pseudo-terminal.")
-    parser.add_argument("--ids", default="1-26", help="servo ids: 1-26 or 1,2,5 (default 1-26)")
-    parser.add_argument("--speed", type=float, default=3000.0, help="ticks per second toward the goal")
-    args = parser.parse_args(argv)
-    ids: list[int] = []
-    for part in args.ids.split(","):
-        lo, _, hi = part.partition("-")
-        ids += range(int(lo), int(hi or lo) + 1)
-    done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
-    with DynamixelEmulator(ids=ids, speed=args.speed) as emu:
-        print(f"{len(ids)} servos on {emu.port} (Ctrl-C or SIGTERM to stop)", flush=True)
-        with contextlib.suppress(KeyboardInterrupt):
-            while not done.wait(0.5):
-                pass
-    return 0
+__all__ = ["FAULTS", "DynamixelEmulator"]
 
-
-__all__ = ["FAULTS", "DynamixelEmulator", "main"]
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

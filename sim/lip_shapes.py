@@ -16,12 +16,11 @@ the inverse-distance-weighted mean of the :data:`K` shapes nearest in measure sp
 | ``ctrl`` | (n, 26) float32 | the commands that made them |
 | ``seed``, ``settle_s``, ``variant`` | scalars | how the table was made (:func:`build_lip_shapes`) |
 
-Rebuild: ``python -m facetwin.sim.lip_shapes --out assets/data/lip_shapes.npz`` (deterministic; ~2 minutes).
+Rebuild: ``facetwin build-lip-shapes --out assets/data/lip_shapes.npz`` (deterministic; ~2 minutes).
 """
 
 from __future__ import annotations
 
-import argparse
 from functools import lru_cache
 from importlib import resources
 
@@ -118,21 +117,6 @@ def face_lip_shapes(aperture_mm, width_mm, protrusion_mm, *, neutral=None, table
         out[i:i + 2048] = np.einsum("nk,nkpc->npc", w, lips[idx])
     return out.reshape(shape + lips.shape[1:])
 
-
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description="build the face's lip shape table")
-    p.add_argument("--out", required=True, help="output .npz (assets/data/lip_shapes.npz)")
-    p.add_argument("-n", type=int, default=N_SHAPES)
-    p.add_argument("--seed", type=int, default=SEED)
-    args = p.parse_args(argv)
-    arrays = build_lip_shapes(args.n, seed=args.seed)
-    np.savez_compressed(args.out, **arrays)
-    print(f"wrote {args.out}: {len(arrays['lips_mm'])} shapes")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
 
 
 __all__ = ["K", "MEASURE_SCALE_MM", "build_lip_shapes", "face_lip_shapes", "load_lip_shapes"]

@@ -80,6 +80,21 @@ def test_subpackages_export_their_public_names_lazily():
             assert not (ROOT / layer / f"{name}.py").exists(), f"{name} shadows the module {layer}/{name}.py"
 
 
+def test_library_modules_have_no_command_line():
+    """One front door per command: argparse and ``python -m`` entry points live in facetwin/cli/ only."""
+    bad = []
+    for layer in ALLOWED:
+        for f in _sources(layer):
+            tree = ast.parse(f.read_text(encoding="utf-8"))
+            for node in ast.walk(tree):
+                argparse_import = isinstance(node, ast.Import) and any(a.name == "argparse" for a in node.names)
+                main_guard = (isinstance(node, ast.If) and isinstance(node.test, ast.Compare)
+                              and isinstance(node.test.left, ast.Name) and node.test.left.id == "__name__")
+                if argparse_import or main_guard:
+                    bad.append(f"{f.relative_to(ROOT)}:{node.lineno}")
+    assert not bad, bad
+
+
 def test_the_package_base_imports_nothing_of_facetwin():
     for name in BASE:
         assert _imports(ROOT / "facetwin" / f"{name}.py") == []

@@ -32,6 +32,8 @@ COMMANDS = {
     "calibrate": ["calibrate", "--out", "{}"],
     "deploy": ["deploy", str(WAV), "--calibration", "nominal.json", "--backend", "sim", "--log", "{}"],
     "export-policy": ["export-policy", "run", "--out", "{}"],
+    "train-self-model": ["train-self-model", "--babble", "b.npz", "--out", "{}"],
+    "build-lip-shapes": ["build-lip-shapes", "--out", "{}"],
 }
 
 

@@ -16,7 +16,7 @@ numbers checked before any work) and the parser; the commands live in modules of
 :mod:`facetwin.cli.face` (demo, export-xml, view, info), :mod:`facetwin.cli.speech` (say, sing-audio, align,
 corpus build), :mod:`facetwin.cli.learning` (babble, train, train-residual, ingest-video),
 :mod:`facetwin.cli.lipsync` (lipsync, sing, evaluate, train-lipsync), :mod:`facetwin.cli.robot` (calibrate,
-deploy, export-policy).
+deploy, export-policy), :mod:`facetwin.cli.tools` (emulate, train-self-model, build-lip-shapes).
 """
 
 from __future__ import annotations
@@ -45,9 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--debug", action="store_true", help="show the traceback of an error")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    from . import face, learning, lipsync, robot, speech  # imported here: `import facetwin.cli` stays light
+    from . import face, learning, lipsync, robot, speech, tools  # imported here: `import facetwin.cli` stays light
 
-    for group in (face, speech, learning, lipsync, robot):
+    for group in (face, speech, learning, lipsync, robot, tools):
         for c in group.COMMANDS:
             c.add_arguments(sp := sub.add_parser(c.name, help=c.help))
             sp.set_defaults(func=c.run)
@@ -73,6 +73,8 @@ OUTPUTS: dict[str, dict[str, tuple[str, str | None]]] = {
     "calibrate": {"out": ("file", ".json")},
     "deploy": {"log": ("file", ".npz")},
     "export-policy": {"out": ("folder", None)},
+    "train-self-model": {"out": ("file", ".pt")},
+    "build-lip-shapes": {"out": ("file", ".npz")},
 }
 
 
