@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from .words import word_spans
+
 # ----------------------------------------------------------------------------------------- text normalisation
 _ONES = "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen " \
         "seventeen eighteen nineteen".split()
@@ -93,20 +95,7 @@ def _number_token(match: re.Match) -> str:
     return " " + words + " "
 
 
-_INNER = set("'’-‐.,·")  # kept inside a word when between two letters/digits (as facetwin.audio.tts does)
 _SPOKEN_SYMBOLS = set(_SYMBOLS) | {"$"}
-
-
-def _is_word_char(text: str, i: int) -> bool:
-    c = text[i]
-    if c.isspace():
-        return False
-    if c in _SPOKEN_SYMBOLS:
-        return True
-    cat = unicodedata.category(c)
-    if cat[0] == "P":
-        return c in _INNER and 0 < i < len(text) - 1 and text[i - 1].isalnum() and text[i + 1].isalnum()
-    return cat[0] != "C"
 
 
 def transcript_words(transcript: str) -> list[str]:
@@ -114,17 +103,7 @@ def transcript_words(transcript: str) -> list[str]:
     whitespace and punctuation, an apostrophe, hyphen, period or comma between two letters or digits staying inside
     the word (``isn't``, ``ninety-nine``, ``3.50``); spoken symbols (``& % + @ = $``) are words too."""
     text = str(transcript)
-    words, start = [], None
-    for i in range(len(text)):
-        if _is_word_char(text, i):
-            if start is None:
-                start = i
-        elif start is not None:
-            words.append(text[start:i])
-            start = None
-    if start is not None:
-        words.append(text[start:])
-    return words
+    return [text[a:b] for a, b in word_spans(text, _SPOKEN_SYMBOLS)]
 
 
 def _spoken(token: str) -> list[str]:

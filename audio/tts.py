@@ -63,6 +63,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .timeline import Phone, Timeline
+from .words import word_spans
 
 __all__ = [
     "Utterance",
@@ -433,38 +434,9 @@ def _voice_for(lang: str) -> str:
 
 
 # ----------------------------------------------------------------------------------------------- words
-_INNER = set("'’-‐.,·")  # kept inside a word when between two letters/digits
-
-
-def _is_word_char(text: str, i: int) -> bool:
-    c = text[i]
-    if c.isspace():
-        return False
-    cat = unicodedata.category(c)
-    if cat[0] == "P":
-        if c in _INNER and 0 < i < len(text) - 1 and text[i - 1].isalnum() and text[i + 1].isalnum():
-            return True
-        return False
-    return cat[0] != "C"  # control / format characters are not word characters
-
-
-def _word_spans(text: str) -> list[tuple[int, int]]:
-    spans, start = [], None
-    for i in range(len(text)):
-        if _is_word_char(text, i):
-            if start is None:
-                start = i
-        elif start is not None:
-            spans.append((start, i))
-            start = None
-    if start is not None:
-        spans.append((start, len(text)))
-    return spans
-
-
 def text_words(text: str) -> list[str]:
     """The words of ``text`` as the timeline names them (split at whitespace and punctuation, see module doc)."""
-    return [text[a:b] for a, b in _word_spans(text)]
+    return [text[a:b] for a, b in word_spans(text)]
 
 
 def _is_cjk(c: str) -> bool:
@@ -569,7 +541,7 @@ _STEAL_MAX = 0.08  # s
 
 def _build_timeline(text: str, events: list, n_samples: int, sr: int, lang: str = "") -> Timeline:
     word_starts = [pos - 1 for typ, pos, _len, _s, _n in events if typ == _EV_WORD]
-    spans = _split_cjk(text, _word_spans(text), word_starts)
+    spans = _split_cjk(text, word_spans(text), word_starts)
     span_starts = [a for a, _b in spans]
     ph = [(pos, sample, name) for typ, pos, _len, sample, name in events if typ == _EV_PHONEME]
     bounds = [min(max(s, 0), n_samples) for _p, s, _n in ph] + [n_samples]
