@@ -2,7 +2,7 @@
 
 :class:`DynamixelEmulator` opens a pty (``os.openpty()``); its :attr:`~DynamixelEmulator.port` (the slave tty path)
 is what :class:`facetwin.hardware.serial_bus.DynamixelBus` or ``serial.Serial(port)`` opens. A background thread
-reads the master side, frames instruction packets (:class:`facetwin.hardware.serial_bus.PacketReader`) and answers
+reads the master side, frames instruction packets (:class:`facetwin.hardware.dynamixel.PacketReader`) and answers
 with status packets as the servos would: correct CRC and byte stuffing, one reply per id for SYNC_READ, none for
 SYNC_WRITE or broadcasts. Each servo keeps a control table; its present position moves toward the goal at ``speed``
 ticks per second while torque is on and stays put while limp.
@@ -62,7 +62,7 @@ import time
 import tty
 from collections.abc import Iterable
 
-from facetwin.hardware.serial_bus import (
+from facetwin.hardware.dynamixel import (
     ADDR_GOAL_POSITION,
     ADDR_HARDWARE_ERROR_STATUS,
     ADDR_MODEL_NUMBER,

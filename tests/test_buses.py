@@ -8,6 +8,17 @@ import pytest
 import serial
 
 from facetwin.hardware.bus import BusError
+from facetwin.hardware.dynamixel import (
+    ADDR_GOAL_POSITION,
+    ADDR_TORQUE_ENABLE,
+    PacketReader,
+    build_packet,
+    build_status,
+    crc16,
+    describe_error,
+    stuff,
+    unstuff,
+)
 from facetwin.hardware.emulator import DynamixelEmulator
 from facetwin.hardware.pca9685 import (
     ALL_LED_OFF_H,
@@ -26,18 +37,7 @@ from facetwin.hardware.pca9685 import (
     prescale_for,
     us_to_ticks,
 )
-from facetwin.hardware.serial_bus import (
-    ADDR_GOAL_POSITION,
-    ADDR_TORQUE_ENABLE,
-    DynamixelBus,
-    PacketReader,
-    build_packet,
-    build_status,
-    crc16,
-    describe_error,
-    stuff,
-    unstuff,
-)
+from facetwin.hardware.serial_bus import DynamixelBus
 
 IDS = list(range(1, 27))
 
