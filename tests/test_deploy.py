@@ -244,7 +244,9 @@ def test_a_servo_fault_mid_performance_is_found_in_time_the_robot_rests_and_the_
     assert all(limp)  # every servo that can hear was relaxed (the faulted chain is not trusted with a move)
     log = np.load(tmp_path / "f.npz")
     played = np.isfinite(log["actual_s"])
-    assert 20 < played.sum() < len(played) and not played[played.argmin():].any()  # a prefix played
+    # a prefix played: the 20 ticks whose goals reached the chain, less the last one when the fault was found by
+    # that same tick's health poll (its send raised before the loop wrote down its times)
+    assert 19 <= played.sum() < len(played) and not played[played.argmin():].any()
     assert "servo 9" in str(log["fault"])
 
 
