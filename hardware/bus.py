@@ -23,6 +23,7 @@ width in microseconds, or position ticks). It knows nothing about the face: the 
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
@@ -72,4 +73,18 @@ class ServoBus(ABC):
         return 0.0
 
 
-__all__ = ["EXIT_FAULT", "BusError", "ServoBus"]
+def checked_values(channels: Sequence[int], values: Sequence[float], limits: tuple[float, float],
+                   refusal: str) -> list[float]:
+    """The ``values`` of a ``write`` as floats, one per channel, each finite and inside ``limits``, else
+    ``ValueError`` (``refusal``: what a value out of range is called, formatted with ``c``, ``v``, ``lo``, ``hi``)."""
+    vals = [float(v) for v in values]
+    if len(vals) != len(channels):
+        raise ValueError(f"values: {len(vals)} values for {len(channels)} channels")
+    lo, hi = limits
+    for c, v in zip(channels, vals):
+        if not (math.isfinite(v) and lo <= v <= hi):
+            raise ValueError("values: " + refusal.format(c=c, v=v, lo=lo, hi=hi))
+    return vals
+
+
+__all__ = ["EXIT_FAULT", "BusError", "ServoBus", "checked_values"]

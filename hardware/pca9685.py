@@ -50,7 +50,7 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Protocol
 
-from facetwin.hardware.bus import BusError, ServoBus
+from facetwin.hardware.bus import BusError, ServoBus, checked_values
 
 OSC_HZ = 25_000_000.0
 I2C_HZ = 100_000.0  # standard-mode I2C clock: what a health read is budgeted at
@@ -211,13 +211,7 @@ class PCA9685Bus(ServoBus):
     def write(self, channels: Sequence[int], values: Sequence[float]) -> None:
         """Set pulse widths (us): ``LEDn_ON = 0``, ``LEDn_OFF = ticks``; contiguous channels in one block write."""
         chans = self._channels(channels)
-        vals = [float(v) for v in values]
-        if len(vals) != len(chans):
-            raise ValueError(f"values: {len(vals)} values for {len(chans)} channels")
-        lo, hi = self.limits_us
-        for c, v in zip(chans, vals):
-            if not (math.isfinite(v) and lo <= v <= hi):
-                raise ValueError(f"values: channel {c} pulse {v} us outside limits_us [{lo}, {hi}]")
+        vals = checked_values(chans, values, self.limits_us, "channel {c} pulse {v} us outside limits_us [{lo}, {hi}]")
         self._check_open()
         ticks = {c: us_to_ticks(v, self.period_us) for c, v in zip(chans, vals)}
         for run in _runs(sorted(ticks)):

@@ -61,7 +61,7 @@ import termios
 import time
 from collections.abc import Iterable, Sequence
 
-from facetwin.hardware.bus import BusError, ServoBus
+from facetwin.hardware.bus import BusError, ServoBus, checked_values
 from facetwin.hardware.dynamixel import (
     ADDR_GOAL_POSITION,
     ADDR_HARDWARE_ERROR_STATUS,
@@ -303,13 +303,7 @@ class DynamixelBus(ServoBus):
 
     def write(self, channels: Sequence[int], values: Sequence[float]) -> None:
         """Goal positions (ticks) in one SYNC_WRITE; relaxed servos get torque back first."""
-        vals = [float(v) for v in values]
-        if len(vals) != len(channels):
-            raise ValueError(f"values: {len(vals)} values for {len(channels)} channels")
-        lo, hi = self.limits
-        for c, v in zip(channels, vals):
-            if not (math.isfinite(v) and lo <= v <= hi):
-                raise ValueError(f"values: servo {c} goal {v} outside limits [{lo}, {hi}]")
+        vals = checked_values(channels, values, self.limits, "servo {c} goal {v} outside limits [{lo}, {hi}]")
         chans = self._check(channels)
         if not chans:
             return
