@@ -126,6 +126,11 @@ class MotorCalibration:
         return (np.asarray(units, dtype=float) - self.neutral) / (self.direction * self.scale)
 
 
+def _column(field: str, doc: str) -> property:
+    """A read-only (26,) float array of :class:`Calibration`: its motors' ``field`` in actuator order."""
+    return property(lambda self: self._col(field), doc=doc)
+
+
 @dataclass(frozen=True)
 class Calibration:
     """The calibration of one robot: 26 :class:`MotorCalibration` in actuator order."""
@@ -146,23 +151,10 @@ class Calibration:
     def _col(self, field: str) -> np.ndarray:
         return np.array([getattr(m, field) for m in self.motors], dtype=float)
 
-    @property
-    def lo(self) -> np.ndarray:
-        """(26,) safe minimum, servo units."""
-        return self._col("min")
-
-    @property
-    def hi(self) -> np.ndarray:
-        """(26,) safe maximum, servo units."""
-        return self._col("max")
-
-    @property
-    def neutral(self) -> np.ndarray:
-        return self._col("neutral")
-
-    @property
-    def latency_ms(self) -> np.ndarray:
-        return self._col("latency_ms")
+    lo = _column("min", "(26,) safe minimum, servo units.")
+    hi = _column("max", "(26,) safe maximum, servo units.")
+    neutral = _column("neutral", "(26,) neutral, servo units.")
+    latency_ms = _column("latency_ms", "(26,) latency, ms.")
 
     def to_units(self, ctrl) -> np.ndarray:
         """(..., 26) normalized commands -> servo units (not clamped)."""
