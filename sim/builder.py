@@ -3,6 +3,8 @@
 ``build_mjcf()`` returns one self-contained XML string (no include, no mesh files): skull, jaw, eyes, eyelids,
 neck, the skin flex with its free vertex bodies, 26 tendons and 26 tendon actuators, the mirror camera and lights.
 The same string is what ``facetwin export-xml`` writes and what ``assets/face/face.xml`` holds.
+Each part of the file (header, assets, room, skull, eyes, jaw, free skin vertices, deformable, tendons,
+actuators) is written by its own ``_*_xml`` helper, in file order.
 
 Variants (same face, same actuators, same landmarks):
 
@@ -21,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import geometry as g
-from .actuators import load_actuators
+from .actuators import Actuator, load_actuators
 from .rates import CONTROL_HZ
 
 
@@ -149,26 +151,23 @@ LID_UPPER_EDGE = math.radians(22.0)  # elevation of the upper lid edge at rest
 LID_LOWER_EDGE = math.radians(-26.0)
 
 
-def build_mjcf(variant: str = "full") -> str:
-    """The complete, standalone MJCF of the face for ``variant`` ("full" or "fast")."""
-    if variant not in VARIANTS:
-        raise ValueError(f"unknown model variant {variant!r}; choose one of {sorted(VARIANTS)}")
-    var = VARIANTS[variant]
-    skin = g.build_skin()
-    acts = load_actuators()
-    dt = 1.0 / (CONTROL_HZ * var.substeps)
-    jaw_pivot = g.JAW_PIVOT
+@dataclass(frozen=True)
+class _Face:
+    """What the parts of the MJCF share: the skin mesh, the actuator table and the skin actuators' end points."""
 
-    # lumped vertex masses from triangle areas
+    skin: g.SkinMesh
+    acts: tuple[Actuator, ...]
+    anchors: dict[str, np.ndarray]  # skin actuator name -> its anchor point (head frame)
+    insert_sites: dict[int, list[str]]  # free skin vertex -> the skin actuators inserting there
+
+    def actuator_of(self, insertion: str) -> Actuator:
+        """The actuator that drives the joint ``insertion``."""
+        return next(a for a in self.acts if a.insertion == insertion)
+
+
+def _face_of(skin: g.SkinMesh, acts: tuple[Actuator, ...]) -> _Face:
+    """Where the skin actuators attach: insertions on free skin vertices, anchors offset from them."""
     v = skin.vertices
-    tri = skin.triangles
-    area = 0.5 * np.linalg.norm(np.cross(v[tri[:, 1]] - v[tri[:, 0]], v[tri[:, 2]] - v[tri[:, 0]]), axis=1)
-    vmass = np.zeros(len(v))
-    for k in range(3):
-        np.add.at(vmass, tri[:, k], area / 3.0)
-    vmass = np.maximum(vmass * SKIN_AREAL_DENSITY, 2e-5)
-
-    skin_actuators = {a.insertion: a for a in acts if a.kind == "skin"}
     insert_sites: dict[int, list[str]] = {}
     for a in acts:
         if a.kind == "skin":
@@ -176,196 +175,275 @@ def build_mjcf(variant: str = "full") -> str:
             if skin.attach[vid] != "free":
                 raise ValueError(f"actuator {a.name}: insertion {a.insertion} is not a free skin vertex")
             insert_sites.setdefault(vid, []).append(a.name)
-    del skin_actuators
     anchors = {a.name: v[skin.named[a.insertion]] + np.array(a.anchor_offset_mm) / 1000.0
                for a in acts if a.kind == "skin"}
+    return _Face(skin, acts, anchors, insert_sites)
 
-    L: list[str] = []
-    w = L.append
-    w(f'<mujoco model="facetwin_face_{variant}">')
-    w('  <compiler angle="radian" autolimits="true"/>')
-    w(f'  <option timestep="{dt:.8g}" integrator="discrete" solver="Newton" iterations="50" tolerance="1e-6"/>')
-    w('  <size memory="40M"/>')
-    w('  <custom>')
-    w(f'    <numeric name="control_hz" data="{CONTROL_HZ:g}"/>')
-    w(f'    <numeric name="substeps" data="{var.substeps}"/>')
-    w(f'    <text name="variant" data="{variant}"/>')
-    w('  </custom>')
-    w('  <visual>')
-    w('    <global offwidth="1280" offheight="960" fovy="32"/>')
-    w('    <quality shadowsize="4096" offsamples="4"/>')
-    w('    <headlight ambient="0.35 0.35 0.35" diffuse="0.45 0.45 0.45" specular="0.05 0.05 0.05"/>')
-    w('    <map znear="0.01" zfar="20"/>')
-    w('  </visual>')
-    w('  <asset>')
-    w(f'    <material name="skin" rgba="{_f(SKIN_RGBA)}" specular="0.15" shininess="0.25"/>')
-    w(f'    <material name="lip" rgba="{_f(LIP_RGBA)}" specular="0.3" shininess="0.4"/>')
-    w('    <material name="sclera" rgba="0.96 0.95 0.92 1" specular="0.6" shininess="0.9"/>')
-    w('    <material name="iris" rgba="0.30 0.45 0.62 1" specular="0.6" shininess="0.9"/>')
-    w('    <material name="pupil" rgba="0.02 0.02 0.02 1" specular="0.8" shininess="1"/>')
-    w('    <material name="mouth" rgba="0.25 0.06 0.07 1" specular="0.1"/>')
-    w('    <material name="teeth" rgba="0.95 0.93 0.86 1" specular="0.4" shininess="0.6"/>')
-    w('    <material name="tongue" rgba="0.70 0.30 0.32 1" specular="0.3"/>')
-    w('    <material name="hair" rgba="0.16 0.11 0.08 1" specular="0.1"/>')
-    w('    <material name="shirt" rgba="0.25 0.32 0.42 1" specular="0.1"/>')
-    w('    <material name="backdrop" rgba="0.80 0.82 0.85 1" specular="0"/>')
-    for tag, e0, e1, ax in (("upper", LID_UPPER_EDGE, math.radians(88), 1), ("lower", math.radians(-88), LID_LOWER_EDGE, 0)):
+
+def _vertex_masses(skin: g.SkinMesh) -> np.ndarray:
+    """Lumped skin vertex masses (kg) from the triangle areas, at least 20 mg."""
+    v, tri = skin.vertices, skin.triangles
+    area = 0.5 * np.linalg.norm(np.cross(v[tri[:, 1]] - v[tri[:, 0]], v[tri[:, 2]] - v[tri[:, 0]]), axis=1)
+    vmass = np.zeros(len(v))
+    for k in range(3):
+        np.add.at(vmass, tri[:, k], area / 3.0)
+    return np.maximum(vmass * SKIN_AREAL_DENSITY, 2e-5)
+
+
+def _header_xml(variant: str, var: Variant) -> list[str]:
+    """The model's opening: compiler, physics options (the variant's timestep), custom data, visual settings."""
+    dt = 1.0 / (CONTROL_HZ * var.substeps)
+    return [
+        f'<mujoco model="facetwin_face_{variant}">',
+        '  <compiler angle="radian" autolimits="true"/>',
+        f'  <option timestep="{dt:.8g}" integrator="discrete" solver="Newton" iterations="50" tolerance="1e-6"/>',
+        '  <size memory="40M"/>',
+        '  <custom>',
+        f'    <numeric name="control_hz" data="{CONTROL_HZ:g}"/>',
+        f'    <numeric name="substeps" data="{var.substeps}"/>',
+        f'    <text name="variant" data="{variant}"/>',
+        '  </custom>',
+        '  <visual>',
+        '    <global offwidth="1280" offheight="960" fovy="32"/>',
+        '    <quality shadowsize="4096" offsamples="4"/>',
+        '    <headlight ambient="0.35 0.35 0.35" diffuse="0.45 0.45 0.45" specular="0.05 0.05 0.05"/>',
+        '    <map znear="0.01" zfar="20"/>',
+        '  </visual>',
+    ]
+
+
+def _asset_xml() -> list[str]:
+    """The materials and the two eyelid meshes."""
+    L = [
+        '  <asset>',
+        f'    <material name="skin" rgba="{_f(SKIN_RGBA)}" specular="0.15" shininess="0.25"/>',
+        f'    <material name="lip" rgba="{_f(LIP_RGBA)}" specular="0.3" shininess="0.4"/>',
+        '    <material name="sclera" rgba="0.96 0.95 0.92 1" specular="0.6" shininess="0.9"/>',
+        '    <material name="iris" rgba="0.30 0.45 0.62 1" specular="0.6" shininess="0.9"/>',
+        '    <material name="pupil" rgba="0.02 0.02 0.02 1" specular="0.8" shininess="1"/>',
+        '    <material name="mouth" rgba="0.25 0.06 0.07 1" specular="0.1"/>',
+        '    <material name="teeth" rgba="0.95 0.93 0.86 1" specular="0.4" shininess="0.6"/>',
+        '    <material name="tongue" rgba="0.70 0.30 0.32 1" specular="0.3"/>',
+        '    <material name="hair" rgba="0.16 0.11 0.08 1" specular="0.1"/>',
+        '    <material name="shirt" rgba="0.25 0.32 0.42 1" specular="0.1"/>',
+        '    <material name="backdrop" rgba="0.80 0.82 0.85 1" specular="0"/>',
+    ]
+    for tag, e0, e1 in (("upper", LID_UPPER_EDGE, math.radians(88)), ("lower", math.radians(-88), LID_LOWER_EDGE)):
         mv, mf = _shell_mesh(g.EYE_RADIUS + 0.0006, 0.0012, e0, e1, math.radians(80))
-        w(f'    <mesh name="eyelid_{tag}" vertex="{_f(mv)}" face="{" ".join(str(int(i)) for i in mf.ravel())}"/>')
-    frame_bodies, frame_local = skin_vertex_frames(skin)
-    w('  </asset>')
-    w('  <default>')
-    w('    <geom contype="0" conaffinity="0" group="1"/>')
-    w('    <site group="4" size="0.001" rgba="0.1 0.8 0.1 1"/>')
-    w('    <tendon width="0.0005" rgba="0.2 0.6 0.9 1" group="4"/>')
-    w('  </default>')
-    w('  <worldbody>')
-    # The world frame IS the head frame. MuJoCo 4 flex elasticity is fast and well conditioned only when the skin
-    # vertices hang from a body without joints, so the neck is modelled in the head's frame: its three joints move
-    # the "room" (torso, mirror camera, lights, backdrop) around the fixed head. The relative motion, which is all the
-    # mirror camera and the landmarks see, is the same; FaceModel rotates gravity with the room each control step.
-    w('    <body name="room" pos="0 0 0">')
-    w('      <inertial pos="-0.02 0 -0.1" mass="1.2" diaginertia="0.006 0.006 0.005"/>')
-    for jn, axis, rng in (("neck_roll", "-1 0 0", 0.35), ("neck_pitch", "0 1 0", 0.45), ("neck_yaw", "0 0 -1", 0.6)):
-        a = next(a for a in acts if a.insertion == jn)
-        w(f'      <joint name="{jn}" type="hinge" pos="{_f(NECK_PIVOT)}" axis="{axis}" range="{-rng} {rng}" '
-          f'damping="0.05" armature="{a.armature:g}"/>')
-    w('      <light name="key" pos="0.5 -0.35 0.45" dir="-0.7 0.45 -0.45" diffuse="0.55 0.53 0.5" castshadow="false"/>')
-    w('      <light name="fill" pos="0.5 0.45 0.1" dir="-0.8 -0.6 -0.1" diffuse="0.25 0.25 0.28" castshadow="false"/>')
-    w(f'      <camera name="mirror" pos="{_f(MIRROR_POS)}" xyaxes="0 1 0 0 0 1" fovy="{MIRROR_FOVY}"/>')
-    w('      <camera name="mouth" pos="0.20 0 -0.058" xyaxes="0 1 0 0 0 1" fovy="24"/>')
-    w('      <camera name="three_quarter" pos="0.34 0.26 0.02" xyaxes="-0.6 0.8 0 -0.05 -0.04 1" fovy="34"/>')
-    w('      <geom name="backdrop" type="box" pos="-0.35 0 0" size="0.01 1 1" material="backdrop" group="2"/>')
-    w('      <geom name="shoulders" type="capsule" fromto="-0.03 -0.14 -0.25 -0.03 0.14 -0.25" size="0.07" material="shirt"/>')
-    w('      <geom name="chest" type="box" pos="-0.03 0 -0.33" size="0.07 0.20 0.08" material="shirt"/>')
-    w('      <geom name="neck" type="capsule" fromto="-0.02 0 -0.22 -0.015 0 -0.09" size="0.038" material="skin"/>')
-    w('    </body>')
-    w('    <body name="head" pos="0 0 0">')
-    w('      <inertial pos="0 0 0" mass="1.2" diaginertia="0.006 0.006 0.005"/>')
-    # skull: kept >= 6 mm behind the skin everywhere on the face (the skin covers the front; the skull the sides)
-    w(f'      <geom name="skull" type="ellipsoid" size="0.062 {g.HEAD_HALF_WIDTH * 0.993:.5g} '
-      f'{g.HEAD_HALF_HEIGHT * 0.993:.5g}" material="skin"/>')
-    w('      <geom name="cranium" type="ellipsoid" size="0.100 0.078 0.100" pos="-0.030 0 0.018" material="skin"/>')
-    w('      <geom name="hair" type="ellipsoid" size="0.102 0.080 0.094" pos="-0.030 0 0.028" material="hair"/>')
-    for side, tag in ((-1, "R"), (1, "L")):
-        w(f'      <geom name="ear_{tag}" type="ellipsoid" size="0.010 0.008 0.028" pos="-0.016 {side * 0.074} -0.005" material="skin"/>')
-    # mouth interior: dark cavity, teeth
-    lip_x = float(g.surface_x(0.0, g.MOUTH_Z))  # the lips' forward position at the midline
-    w(f'      <geom name="mouth_cavity" type="ellipsoid" size="0.016 0.020 0.014" pos="{lip_x - 0.030:.4g} 0 {g.MOUTH_Z:.4g}" material="mouth"/>')
-    w(f'      <geom name="teeth_upper" type="ellipsoid" size="0.005 0.017 0.004" pos="{lip_x - 0.017:.4g} 0 {g.MOUTH_Z + 0.0045:.4g}" material="teeth"/>')
-    w('      <site name="head_origin" pos="0 0 0"/>')
-    # anchors on the head
-    for a in acts:
-        if a.kind == "skin" and a.anchor_body == "head":
-            w(f'      <site name="anchor_{a.name}" pos="{_f(anchors[a.name])}"/>')
-    # eyes and eyelids
-    for side, tag in ((-1, "R"), (1, "L")):
-        c = eye_center(side)
-        ay = next(a for a in acts if a.insertion == f"eye_yaw_{tag}")
-        w(f'      <body name="eye_{tag}" pos="{_f(c)}">')
-        w('        <inertial pos="0 0 0" mass="0.007" diaginertia="4e-7 4e-7 4e-7"/>')
-        w(f'        <joint name="eye_yaw_{tag}" type="hinge" axis="0 0 1" range="-0.55 0.55" damping="1e-4" armature="{ay.armature:g}"/>')
-        w(f'        <joint name="eye_pitch_{tag}" type="hinge" axis="0 -1 0" range="-0.45 0.45" damping="1e-4" armature="{ay.armature:g}"/>')
-        r = g.EYE_RADIUS
-        w(f'        <geom name="sclera_{tag}" type="sphere" size="{r}" material="sclera"/>')
-        w(f'        <geom name="iris_{tag}" type="ellipsoid" size="0.0012 0.0056 0.0056" pos="{r - 0.0008:.5g} 0 0" material="iris"/>')
-        w(f'        <geom name="pupil_{tag}" type="ellipsoid" size="0.0006 0.0024 0.0024" pos="{r + 0.0002:.5g} 0 0" material="pupil"/>')
-        w(f'        <site name="iris_center_{tag}" pos="{r + 0.0008:.5g} 0 0"/>')
-        w('      </body>')
-        for lid, mesh_tag, axis, edge in (("upper", "upper", "0 1 0", LID_UPPER_EDGE), ("lower", "lower", "0 -1 0", LID_LOWER_EDGE)):
-            a = next(a for a in acts if a.insertion == f"eyelid_{lid}_{tag}")
-            rng = (-0.35, 1.1) if lid == "upper" else (-0.3, 0.6)
-            rr = g.EYE_RADIUS + 0.0018
-            w(f'      <body name="eyelid_{lid}_{tag}" pos="{_f(c)}">')
-            w('        <inertial pos="0.006 0 0" mass="0.002" diaginertia="1e-7 1e-7 1e-7"/>')
-            w(f'        <joint name="eyelid_{lid}_{tag}" type="hinge" axis="{axis}" range="{rng[0]} {rng[1]}" damping="1e-4" armature="{a.armature:g}"/>')
-            w(f'        <geom name="eyelid_{lid}_{tag}" type="mesh" mesh="eyelid_{mesh_tag}" material="skin"/>')
-            w(f'        <site name="lid_edge_{lid}_{tag}" pos="{rr * math.cos(edge):.5g} 0 {rr * math.sin(edge):.5g}"/>')
-            w('      </body>')
-    # jaw
-    aj = next(a for a in acts if a.insertion == "jaw")
-    w(f'      <body name="jaw" pos="{_f(jaw_pivot)}">')
-    w('        <inertial pos="0.06 0 -0.05" mass="0.15" diaginertia="2e-4 2e-4 2e-4"/>')
-    w(f'        <joint name="jaw" type="hinge" axis="0 1 0" range="-0.03 0.34" damping="0.01" armature="{aj.armature:g}"/>')
-    lt = np.array([lip_x - 0.019, 0.0, g.MOUTH_Z - 0.0045]) - jaw_pivot
-    w(f'        <geom name="teeth_lower" type="ellipsoid" size="0.005 0.016 0.004" pos="{_f(lt)}" material="teeth"/>')
-    tg = np.array([lip_x - 0.034, 0.0, g.MOUTH_Z - 0.008]) - jaw_pivot
-    w(f'        <geom name="tongue" type="ellipsoid" size="0.015 0.014 0.005" pos="{_f(tg)}" material="tongue"/>')
-    mc = np.array([lip_x - 0.040, 0.0, g.MOUTH_Z - 0.009]) - jaw_pivot
-    w(f'        <geom name="mouth_floor" type="ellipsoid" size="0.016 0.018 0.008" pos="{_f(mc)}" material="mouth"/>')
-    for a in acts:
-        if a.kind == "skin" and a.anchor_body == "jaw":
-            w(f'        <site name="anchor_{a.name}" pos="{_f(anchors[a.name] - jaw_pivot)}"/>')
-    w('      </body>')
-    # free skin vertices: one body with three slide joints each
-    for i in skin.free:
-        w(f'      <body name="skin_{i}" pos="{_f(v[i])}">')
-        w(f'        <inertial pos="0 0 0" mass="{vmass[i]:.4g}" diaginertia="1e-9 1e-9 1e-9"/>')
-        for ax, an in (("1 0 0", "x"), ("0 1 0", "y"), ("0 0 1", "z")):
-            w(f'        <joint name="skin_{i}_{an}" type="slide" axis="{ax}"/>')
-        for name in insert_sites.get(int(i), []):
-            w(f'        <site name="insert_{name}"/>')
-        w('      </body>')
-    w('    </body>')
-    w('  </worldbody>')
+        L.append(f'    <mesh name="eyelid_{tag}" vertex="{_f(mv)}" face="{" ".join(str(int(i)) for i in mf.ravel())}"/>')
+    L.append('  </asset>')
+    return L
 
-    # the skin flex: the deformable part only, its vertices renumbered
+
+_DEFAULT_XML = [
+    '  <default>',
+    '    <geom contype="0" conaffinity="0" group="1"/>',
+    '    <site group="4" size="0.001" rgba="0.1 0.8 0.1 1"/>',
+    '    <tendon width="0.0005" rgba="0.2 0.6 0.9 1" group="4"/>',
+    '  </default>',
+]
+
+
+def _room_xml(face: _Face) -> list[str]:
+    """The room around the fixed head: the neck joints, lights, cameras, backdrop and torso.
+
+    The world frame IS the head frame. MuJoCo 4 flex elasticity is fast and well conditioned only when the skin
+    vertices hang from a body without joints, so the neck is modelled in the head's frame: its three joints move the
+    "room" (torso, mirror camera, lights, backdrop) around the fixed head. The relative motion, which is all the mirror
+    camera and the landmarks see, is the same; FaceModel rotates gravity with the room each control step.
+    """
+    L = ['    <body name="room" pos="0 0 0">',
+         '      <inertial pos="-0.02 0 -0.1" mass="1.2" diaginertia="0.006 0.006 0.005"/>']
+    for jn, axis, rng in (("neck_roll", "-1 0 0", 0.35), ("neck_pitch", "0 1 0", 0.45), ("neck_yaw", "0 0 -1", 0.6)):
+        L.append(f'      <joint name="{jn}" type="hinge" pos="{_f(NECK_PIVOT)}" axis="{axis}" range="{-rng} {rng}" '
+                 f'damping="0.05" armature="{face.actuator_of(jn).armature:g}"/>')
+    return L + [
+        '      <light name="key" pos="0.5 -0.35 0.45" dir="-0.7 0.45 -0.45" diffuse="0.55 0.53 0.5" castshadow="false"/>',
+        '      <light name="fill" pos="0.5 0.45 0.1" dir="-0.8 -0.6 -0.1" diffuse="0.25 0.25 0.28" castshadow="false"/>',
+        f'      <camera name="mirror" pos="{_f(MIRROR_POS)}" xyaxes="0 1 0 0 0 1" fovy="{MIRROR_FOVY}"/>',
+        '      <camera name="mouth" pos="0.20 0 -0.058" xyaxes="0 1 0 0 0 1" fovy="24"/>',
+        '      <camera name="three_quarter" pos="0.34 0.26 0.02" xyaxes="-0.6 0.8 0 -0.05 -0.04 1" fovy="34"/>',
+        '      <geom name="backdrop" type="box" pos="-0.35 0 0" size="0.01 1 1" material="backdrop" group="2"/>',
+        '      <geom name="shoulders" type="capsule" fromto="-0.03 -0.14 -0.25 -0.03 0.14 -0.25" size="0.07" '
+        'material="shirt"/>',
+        '      <geom name="chest" type="box" pos="-0.03 0 -0.33" size="0.07 0.20 0.08" material="shirt"/>',
+        '      <geom name="neck" type="capsule" fromto="-0.02 0 -0.22 -0.015 0 -0.09" size="0.038" material="skin"/>',
+        '    </body>',
+    ]
+
+
+def _lip_x() -> float:
+    """The lips' forward position at the midline."""
+    return float(g.surface_x(0.0, g.MOUTH_Z))
+
+
+def _skull_xml(face: _Face) -> list[str]:
+    """The head's own geoms (skull, cranium, hair, ears, mouth cavity, upper teeth) and its anchor sites."""
+    lip_x = _lip_x()
+    # skull: kept >= 6 mm behind the skin everywhere on the face (the skin covers the front; the skull the sides)
+    L = [f'      <geom name="skull" type="ellipsoid" size="0.062 {g.HEAD_HALF_WIDTH * 0.993:.5g} '
+         f'{g.HEAD_HALF_HEIGHT * 0.993:.5g}" material="skin"/>',
+         '      <geom name="cranium" type="ellipsoid" size="0.100 0.078 0.100" pos="-0.030 0 0.018" material="skin"/>',
+         '      <geom name="hair" type="ellipsoid" size="0.102 0.080 0.094" pos="-0.030 0 0.028" material="hair"/>']
+    for side, tag in ((-1, "R"), (1, "L")):
+        L.append(f'      <geom name="ear_{tag}" type="ellipsoid" size="0.010 0.008 0.028" '
+                 f'pos="-0.016 {side * 0.074} -0.005" material="skin"/>')
+    # mouth interior: dark cavity, teeth
+    L += [f'      <geom name="mouth_cavity" type="ellipsoid" size="0.016 0.020 0.014" '
+          f'pos="{lip_x - 0.030:.4g} 0 {g.MOUTH_Z:.4g}" material="mouth"/>',
+          f'      <geom name="teeth_upper" type="ellipsoid" size="0.005 0.017 0.004" '
+          f'pos="{lip_x - 0.017:.4g} 0 {g.MOUTH_Z + 0.0045:.4g}" material="teeth"/>',
+          '      <site name="head_origin" pos="0 0 0"/>']
+    return L + [f'      <site name="anchor_{a.name}" pos="{_f(face.anchors[a.name])}"/>'
+                for a in face.acts if a.kind == "skin" and a.anchor_body == "head"]
+
+
+def _eye_xml(face: _Face, side: int, tag: str) -> list[str]:
+    """One eye (yaw and pitch joints, sclera, iris, pupil) and its two eyelids, on the ``tag`` ("R"/"L") side."""
+    c, r = eye_center(side), g.EYE_RADIUS
+    ay = face.actuator_of(f"eye_yaw_{tag}")
+    L = [f'      <body name="eye_{tag}" pos="{_f(c)}">',
+         '        <inertial pos="0 0 0" mass="0.007" diaginertia="4e-7 4e-7 4e-7"/>',
+         f'        <joint name="eye_yaw_{tag}" type="hinge" axis="0 0 1" range="-0.55 0.55" damping="1e-4" '
+         f'armature="{ay.armature:g}"/>',
+         f'        <joint name="eye_pitch_{tag}" type="hinge" axis="0 -1 0" range="-0.45 0.45" damping="1e-4" '
+         f'armature="{ay.armature:g}"/>',
+         f'        <geom name="sclera_{tag}" type="sphere" size="{r}" material="sclera"/>',
+         f'        <geom name="iris_{tag}" type="ellipsoid" size="0.0012 0.0056 0.0056" pos="{r - 0.0008:.5g} 0 0" '
+         'material="iris"/>',
+         f'        <geom name="pupil_{tag}" type="ellipsoid" size="0.0006 0.0024 0.0024" pos="{r + 0.0002:.5g} 0 0" '
+         'material="pupil"/>',
+         f'        <site name="iris_center_{tag}" pos="{r + 0.0008:.5g} 0 0"/>',
+         '      </body>']
+    rr = g.EYE_RADIUS + 0.0018
+    for lid, axis, edge, rng in (("upper", "0 1 0", LID_UPPER_EDGE, (-0.35, 1.1)),
+                                 ("lower", "0 -1 0", LID_LOWER_EDGE, (-0.3, 0.6))):
+        a = face.actuator_of(f"eyelid_{lid}_{tag}")
+        L += [f'      <body name="eyelid_{lid}_{tag}" pos="{_f(c)}">',
+              '        <inertial pos="0.006 0 0" mass="0.002" diaginertia="1e-7 1e-7 1e-7"/>',
+              f'        <joint name="eyelid_{lid}_{tag}" type="hinge" axis="{axis}" range="{rng[0]} {rng[1]}" '
+              f'damping="1e-4" armature="{a.armature:g}"/>',
+              f'        <geom name="eyelid_{lid}_{tag}" type="mesh" mesh="eyelid_{lid}" material="skin"/>',
+              f'        <site name="lid_edge_{lid}_{tag}" pos="{rr * math.cos(edge):.5g} 0 {rr * math.sin(edge):.5g}"/>',
+              '      </body>']
+    return L
+
+
+def _jaw_xml(face: _Face) -> list[str]:
+    """The jaw body: its hinge, lower teeth, tongue, mouth floor and the anchor sites it carries."""
+    lip_x, jaw_pivot = _lip_x(), g.JAW_PIVOT
+    lt = np.array([lip_x - 0.019, 0.0, g.MOUTH_Z - 0.0045]) - jaw_pivot
+    tg = np.array([lip_x - 0.034, 0.0, g.MOUTH_Z - 0.008]) - jaw_pivot
+    mc = np.array([lip_x - 0.040, 0.0, g.MOUTH_Z - 0.009]) - jaw_pivot
+    L = [f'      <body name="jaw" pos="{_f(jaw_pivot)}">',
+         '        <inertial pos="0.06 0 -0.05" mass="0.15" diaginertia="2e-4 2e-4 2e-4"/>',
+         f'        <joint name="jaw" type="hinge" axis="0 1 0" range="-0.03 0.34" damping="0.01" '
+         f'armature="{face.actuator_of("jaw").armature:g}"/>',
+         f'        <geom name="teeth_lower" type="ellipsoid" size="0.005 0.016 0.004" pos="{_f(lt)}" material="teeth"/>',
+         f'        <geom name="tongue" type="ellipsoid" size="0.015 0.014 0.005" pos="{_f(tg)}" material="tongue"/>',
+         f'        <geom name="mouth_floor" type="ellipsoid" size="0.016 0.018 0.008" pos="{_f(mc)}" material="mouth"/>']
+    L += [f'        <site name="anchor_{a.name}" pos="{_f(face.anchors[a.name] - jaw_pivot)}"/>'
+          for a in face.acts if a.kind == "skin" and a.anchor_body == "jaw"]
+    return L + ['      </body>']
+
+
+def _free_skin_xml(face: _Face) -> list[str]:
+    """The free skin vertices: one body with three slide joints each, and the insertion sites they carry."""
+    v, vmass = face.skin.vertices, _vertex_masses(face.skin)
+    L: list[str] = []
+    for i in face.skin.free:
+        L += [f'      <body name="skin_{i}" pos="{_f(v[i])}">',
+              f'        <inertial pos="0 0 0" mass="{vmass[i]:.4g}" diaginertia="1e-9 1e-9 1e-9"/>']
+        L += [f'        <joint name="skin_{i}_{an}" type="slide" axis="{ax}"/>'
+              for ax, an in (("1 0 0", "x"), ("0 1 0", "y"), ("0 0 1", "z"))]
+        L += [f'        <site name="insert_{name}"/>' for name in face.insert_sites.get(int(i), [])]
+        L.append('      </body>')
+    return L
+
+
+def _worldbody_xml(face: _Face) -> list[str]:
+    """The bodies: the room, and the head with its skull, eyes, eyelids, jaw and free skin vertices."""
+    L = ['  <worldbody>', *_room_xml(face),
+         '    <body name="head" pos="0 0 0">',
+         '      <inertial pos="0 0 0" mass="1.2" diaginertia="0.006 0.006 0.005"/>',
+         *_skull_xml(face)]
+    for side, tag in ((-1, "R"), (1, "L")):
+        L += _eye_xml(face, side, tag)
+    return L + _jaw_xml(face) + _free_skin_xml(face) + ['    </body>', '  </worldbody>']
+
+
+def _deformable_xml(skin: g.SkinMesh) -> list[str]:
+    """The face surface as drawn (two render-only skins) and the skin flex: its deformable part, renumbered."""
+    frame_bodies, frame_local = skin_vertex_frames(skin)
+    tri = skin.triangles
     flex_tris = deformable_triangles(skin)
     ftri = tri[flex_tris]
     fverts = np.unique(ftri)
-    remap = -np.ones(len(v), dtype=int)
+    remap = -np.ones(len(skin.vertices), dtype=int)
     remap[fverts] = np.arange(len(fverts))
     bodies = [frame_bodies[i] for i in fverts]
-    local = frame_local[fverts]
     mats = " ".join(str(m) for m in skin.tri_material[flex_tris])
-    tri_flex = remap[ftri]
-    w('  <deformable>')
+    L = ['  <deformable>']
     # the face surface as drawn (render only): glued and simulated skin in one smooth mesh, lips apart
     for name, mat in (("face_skin", "skin"), ("face_lips", "lip")):
-        for ln in _skin_xml(name, mat, skin, frame_bodies, tri[skin.tri_material == mat]):
-            w(ln)
+        L += _skin_xml(name, mat, skin, frame_bodies, tri[skin.tri_material == mat])
     # the physics of the skin (group 3: hidden in images, the skins above draw it)
-    w(f'    <flex name="skin" dim="2" radius="0.0003" group="3" body="{" ".join(bodies)}" vertex="{_f(np.array(local))}" '
-      f'element="{" ".join(str(int(k)) for k in tri_flex.ravel())}" material="{mats}">')
-    w(f'      <elasticity young="{SKIN_YOUNG:g}" poisson="{SKIN_POISSON:g}" thickness="{SKIN_THICKNESS:g}" '
-      f'damping="{SKIN_DAMPING:g}" elastic2d="both"/>')
-    w('      <contact contype="0" conaffinity="0"/>')
-    w('    </flex>')
-    w('  </deformable>')
+    return L + [
+        f'    <flex name="skin" dim="2" radius="0.0003" group="3" body="{" ".join(bodies)}" '
+        f'vertex="{_f(np.array(frame_local[fverts]))}" '
+        f'element="{" ".join(str(int(k)) for k in remap[ftri].ravel())}" material="{mats}">',
+        f'      <elasticity young="{SKIN_YOUNG:g}" poisson="{SKIN_POISSON:g}" thickness="{SKIN_THICKNESS:g}" '
+        f'damping="{SKIN_DAMPING:g}" elastic2d="both"/>',
+        '      <contact contype="0" conaffinity="0"/>',
+        '    </flex>',
+        '  </deformable>',
+    ]
 
-    # tendons: spatial (skin) or fixed (joints)
-    w('  <tendon>')
+
+def _tendon_xml(acts: tuple[Actuator, ...]) -> list[str]:
+    """One tendon per actuator: spatial (anchor to insertion) for the skin, fixed (its joint) for the others."""
+    L = ['  <tendon>']
     for a in acts:
         if a.kind == "skin":
-            w(f'    <spatial name="{a.name}" armature="{a.armature:g}">')
-            w(f'      <site site="anchor_{a.name}"/>')
-            w(f'      <site site="insert_{a.name}"/>')
-            w('    </spatial>')
+            L += [f'    <spatial name="{a.name}" armature="{a.armature:g}">',
+                  f'      <site site="anchor_{a.name}"/>',
+                  f'      <site site="insert_{a.name}"/>',
+                  '    </spatial>']
         else:
-            w(f'    <fixed name="{a.name}"><joint joint="{a.insertion}" coef="1"/></fixed>')
-    w('  </tendon>')
+            L.append(f'    <fixed name="{a.name}"><joint joint="{a.insertion}" coef="1"/></fixed>')
+    return L + ['  </tendon>']
 
-    # actuators: position servos in normalized units, written as affine general actuators:
-    # force = kp * (target(ctrl) - length) - kv * velocity, target affine in ctrl in [-1, 1]
-    w('  <actuator>')
-    for a in acts:
+
+def _actuator_xml(face: _Face) -> list[str]:
+    """The actuators: position servos in normalized units, written as affine general actuators.
+
+    force = kp * (target(ctrl) - length) - kv * velocity, target affine in ctrl in [-1, 1]; critically damped
+    (kv = 2 sqrt(kp * armature)).
+    """
+    L = ['  <actuator>']
+    for a in face.acts:
         if a.kind == "skin":
-            p_anchor = anchors[a.name]
-            length0 = float(np.linalg.norm(p_anchor - v[skin.named[a.insertion]]))
+            length0 = float(np.linalg.norm(face.anchors[a.name] - face.skin.vertices[face.skin.named[a.insertion]]))
             slope = -a.sign * a.stroke / 1000.0  # target length change per unit ctrl
             offset = length0
-            m_eff = a.armature
         else:
             slope = math.radians(a.stroke)
             offset = math.radians(a.offset_deg)
-            m_eff = a.armature
-        kv = 2.0 * math.sqrt(a.kp * max(m_eff, 1e-9))
-        w(f'    <general name="{a.name}" tendon="{a.name}" ctrlrange="-1 1" forcerange="{-a.force_max:g} {a.force_max:g}" '
-          f'gainprm="{a.kp * slope:.6g}" biastype="affine" biasprm="{a.kp * offset:.6g} {-a.kp:.6g} {-kv:.6g}"/>')
-    w('  </actuator>')
+        kv = 2.0 * math.sqrt(a.kp * max(a.armature, 1e-9))
+        L.append(f'    <general name="{a.name}" tendon="{a.name}" ctrlrange="-1 1" '
+                 f'forcerange="{-a.force_max:g} {a.force_max:g}" gainprm="{a.kp * slope:.6g}" biastype="affine" '
+                 f'biasprm="{a.kp * offset:.6g} {-a.kp:.6g} {-kv:.6g}"/>')
+    return L + ['  </actuator>']
+
+
+def build_mjcf(variant: str = "full") -> str:
+    """The complete, standalone MJCF of the face for ``variant`` ("full" or "fast")."""
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown model variant {variant!r}; choose one of {sorted(VARIANTS)}")
+    acts = load_actuators()
+    face = _face_of(g.build_skin(), acts)
     rest = " ".join(f"{a.rest:g}" for a in acts)
-    w('  <keyframe>')
-    w(f'    <key name="neutral" ctrl="{rest}"/>')
-    w('  </keyframe>')
-    w('</mujoco>')
+    L = [*_header_xml(variant, VARIANTS[variant]), *_asset_xml(), *_DEFAULT_XML, *_worldbody_xml(face),
+         *_deformable_xml(face.skin), *_tendon_xml(acts), *_actuator_xml(face),
+         '  <keyframe>', f'    <key name="neutral" ctrl="{rest}"/>', '  </keyframe>', '</mujoco>']
     return "\n".join(L) + "\n"
