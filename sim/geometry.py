@@ -166,25 +166,24 @@ def _free_stride(y: float, z: float) -> int:
     return 2 if in_cheek_band(y, z) else 0
 
 
-def build_skin(fine_step: float = 0.00325) -> SkinMesh:
-    """Build the skin mesh. Deterministic.
+@dataclass
+class _Points:
+    """The skin's points as they are added: (y, z) position, attachment, and the names of the named ones."""
 
-    Outside the mouth rings the skin is a grid: glued skin (not simulated, only drawn) at ``fine_step``, free skin on
-    a coarser sub-lattice of it (see :func:`_free_stride`).
-    """
-    # the glued ring is twice as dense, so that the Delaunay triangulation outside it keeps every ring edge
-    rings = [ring_points(k) for k in range(3)] + [ring_points(3, density=2)]
-    pts: list[np.ndarray] = []
-    attach: list[str] = []
-    named: dict[str, int] = {}
+    yz: list[np.ndarray] = field(default_factory=list)
+    attach: list[str] = field(default_factory=list)
+    named: dict[str, int] = field(default_factory=dict)
 
-    def add(p, how, name=None):
-        pts.append(np.asarray(p, dtype=float))
-        attach.append(how)
+    def add(self, p, how: str, name: str | None = None) -> int:
+        self.yz.append(np.asarray(p, dtype=float))
+        self.attach.append(how)
         if name is not None:
-            named[name] = len(pts) - 1
-        return len(pts) - 1
+            self.named[name] = len(self.yz) - 1
+        return len(self.yz) - 1
 
+
+def _add_mouth_rings(points: _Points, rings: list[np.ndarray]) -> list[list[int]]:
+    """Add the mouth rings' points (attached by ring and place) and name the contour points; their ids per ring."""
     ring_ids = []
     for k, ring in enumerate(rings):
         n_up = len(ring) // 2  # index of the left corner
@@ -199,21 +198,18 @@ def build_skin(fine_step: float = 0.00325) -> SkinMesh:
                 how = "free"  # lips, perioral skin, and the cheeks beside the mouth corners
             else:
                 how = "jaw" if z < MOUTH_Z - 0.004 else "head"  # glued under the nose and on the chin
-            ids.append(add((y, z), how, f"ring{k}_{'u' if upper else 'l'}{j}" if k < 3 else None))
+            ids.append(points.add((y, z), how, f"ring{k}_{'u' if upper else 'l'}{j}" if k < 3 else None))
         ring_ids.append(ids)
     # shared corner names for the lower contour
     for k in range(3):
-        named[f"ring{k}_l0"] = ring_ids[k][0]
-        named[f"ring{k}_l10"] = ring_ids[k][10]
+        points.named[f"ring{k}_l0"] = ring_ids[k][0]
+        points.named[f"ring{k}_l10"] = ring_ids[k][10]
+    return ring_ids
 
-    eye_ids = {}
-    for side, tag in ((-1.0, "R"), (1.0, "L")):
-        eye_ids[tag] = [add(p, "head", f"eye{tag}_{i}") for i, p in enumerate(eye_ring(side))]
-    brow_ids = {}
-    for side, tag in ((-1.0, "R"), (1.0, "L")):
-        brow_ids[tag] = [add(p, "free", f"brow{tag}_{i}") for i, p in enumerate(brow_points(side))]
 
-    # background grid, kept clear of the explicit features
+def _background_grid(fine_step: float, glued_ring: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The background grid's (y, z) points inside the face outline, kept clear of the explicit features (mouth,
+    eyes, brows), and whether each is free skin."""
     fine = fine_step
     iy = np.arange(-round(0.072 / fine), round(0.072 / fine) + 1)
     iz = np.arange(-round(0.118 / fine), round(0.080 / fine) + 1)
@@ -223,29 +219,29 @@ def build_skin(fine_step: float = 0.00325) -> SkinMesh:
     is_free = stride > 0
     keep_lattice = ~is_free | ((gi.ravel() % np.maximum(stride, 1) == 0) & (gk.ravel() % np.maximum(stride, 1) == 0))
     keep = keep_lattice & ((grid[:, 0] / 0.070) ** 2 + ((grid[:, 1] + 0.018) / 0.099) ** 2 < 1.0)
-    keep &= ~_in_polygon(grid, _inflate(rings[3], 0.004))
+    keep &= ~_in_polygon(grid, _inflate(glued_ring, 0.004))
     for side in (-1.0, 1.0):
         ring = eye_ring(side)
         keep &= ~_in_polygon(grid, _inflate(ring, 0.0035))
         bp = brow_points(side)
         d = np.min(np.linalg.norm(grid[:, None, :] - bp[None], axis=2), axis=1)
         keep &= d > 0.0045
-    grid, grid_free = grid[keep], is_free[keep]
-    for p, free in zip(grid, grid_free):
-        y, z = p
-        if free:
-            how = "free"
-        elif z < MOUTH_Z - 0.012 and abs(y) < 0.056:
-            how = "jaw"
-        else:
-            how = "head"
-        add(p, how)
+    return grid[keep], is_free[keep]
 
-    yz = np.array(pts)
-    n_mouth = sum(len(r) for r in rings)
+
+def _grid_attach(y: float, z: float, free: bool) -> str:
+    """Attachment of a background grid point: free skin, glued to the jaw (the chin) or to the head."""
+    if free:
+        return "free"
+    if z < MOUTH_Z - 0.012 and abs(y) < 0.056:
+        return "jaw"
+    return "head"
+
+
+def _mouth_strips(ring_ids: list[list[int]]) -> tuple[list[tuple[int, int, int]], list[str]]:
+    """The explicit triangle strips between mouth rings k and k + 1 (lip material between rings 0 and 1)."""
     tris: list[tuple[int, int, int]] = []
     mats: list[str] = []
-    # explicit strips between mouth rings (ring k -> k+1)
     for k in range(2):
         a, b = ring_ids[k], ring_ids[k + 1]
         for i in range(20):
@@ -258,31 +254,63 @@ def build_skin(fine_step: float = 0.00325) -> SkinMesh:
         i2, b0, b1, b2 = (i + 1) % 20, b[2 * i], b[2 * i + 1], b[(2 * i + 2) % 40]
         tris += [(a[i], b0, b1), (a[i], b1, a[i2]), (a[i2], b1, b2)]
         mats += ["skin"] * 3
-    # Delaunay for everything outside ring 3; drop triangles inside ring 3 and inside the eyes
-    outer_ids = np.array(ring_ids[3] + list(range(n_mouth, len(yz))))
+    return tris, mats
+
+
+def _outer_triangles(yz: np.ndarray, outer_ids: np.ndarray, glued_ring: np.ndarray, fine_step: float) -> np.ndarray:
+    """Delaunay triangles over the points outside the glued ring, without those inside the ring or the eyes and
+    without the slivers on the convex hull of the outline."""
     dl = Delaunay(yz[outer_ids])
     simp = outer_ids[dl.simplices]
     cent = yz[simp].mean(axis=1)
-    bad = _in_polygon(cent, rings[3])
+    bad = _in_polygon(cent, glued_ring)
     for side in (-1.0, 1.0):
         bad |= _in_polygon(cent, eye_ring(side))
-    # drop slivers on the convex hull of the outline
     e = np.stack([yz[simp[:, 1]] - yz[simp[:, 0]], yz[simp[:, 2]] - yz[simp[:, 1]], yz[simp[:, 0]] - yz[simp[:, 2]]])
     longest = np.linalg.norm(e, axis=2).max(axis=0)
     bad |= longest > 6.0 * fine_step
-    for t in simp[~bad]:
-        tris.append(tuple(int(v) for v in t))
-        mats.append("skin")
-    tri = np.array(tris, dtype=int)
-    # orient every triangle counter-clockwise seen from the front (+x): in (y, z) that is CCW too
+    return simp[~bad]
+
+
+def _orient(yz: np.ndarray, tri: np.ndarray, mats: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Every triangle counter-clockwise seen from the front (+x: in (y, z) that is CCW too), and those of (near)
+    zero area dropped: they destabilise flex elasticity."""
     p0, p1, p2 = yz[tri[:, 0]], yz[tri[:, 1]], yz[tri[:, 2]]
     cross = (p1[:, 0] - p0[:, 0]) * (p2[:, 1] - p0[:, 1]) - (p1[:, 1] - p0[:, 1]) * (p2[:, 0] - p0[:, 0])
     flip = cross < 0
     tri[flip] = tri[flip][:, [0, 2, 1]]
-    # drop triangles of (near) zero area: they destabilise flex elasticity
     area = 0.5 * np.abs(cross)
     ok = area > 1e-7
-    tri, mats = tri[ok], np.array(mats)[ok]
+    return tri[ok], np.array(mats)[ok]
+
+
+def build_skin(fine_step: float = 0.00325) -> SkinMesh:
+    """Build the skin mesh. Deterministic.
+
+    Outside the mouth rings the skin is a grid: glued skin (not simulated, only drawn) at ``fine_step``, free skin on
+    a coarser sub-lattice of it (see :func:`_free_stride`).
+    """
+    # the glued ring is twice as dense, so that the Delaunay triangulation outside it keeps every ring edge
+    rings = [ring_points(k) for k in range(3)] + [ring_points(3, density=2)]
+    points = _Points()
+    ring_ids = _add_mouth_rings(points, rings)
+    for side, tag in ((-1.0, "R"), (1.0, "L")):
+        for i, p in enumerate(eye_ring(side)):
+            points.add(p, "head", f"eye{tag}_{i}")
+    for side, tag in ((-1.0, "R"), (1.0, "L")):
+        for i, p in enumerate(brow_points(side)):
+            points.add(p, "free", f"brow{tag}_{i}")
+    for p, free in zip(*_background_grid(fine_step, rings[3])):
+        points.add(p, _grid_attach(p[0], p[1], free))
+
+    yz, attach, named = np.array(points.yz), points.attach, points.named
+    n_mouth = sum(len(r) for r in rings)
+    tris, mats = _mouth_strips(ring_ids)
+    # Delaunay for everything outside ring 3
+    for t in _outer_triangles(yz, np.array(ring_ids[3] + list(range(n_mouth, len(yz)))), rings[3], fine_step):
+        tris.append(tuple(int(v) for v in t))
+        mats.append("skin")
+    tri, mats = _orient(yz, np.array(tris, dtype=int), mats)
 
     used = np.zeros(len(yz), dtype=bool)
     used[tri.ravel()] = True
