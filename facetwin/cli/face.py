@@ -9,12 +9,22 @@ from pathlib import Path
 
 from facetwin import __version__
 
-from .table import Command
+from .table import Command, command
+
+COMMANDS: list[Command] = []  # filled by @command, in the order of the definitions below
 
 DEFAULT_DEMO_DIR = "facetwin_out"
 DEFAULT_XML = "facetwin_face.xml"
 
 
+def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", default=DEFAULT_DEMO_DIR, help=f"output folder (default: ./{DEFAULT_DEMO_DIR})")
+    _variant(parser)
+    parser.add_argument("--seconds", type=float, default=6.0, help="length of the random-expression video (default: 6)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed of the video (default: 0)")
+
+
+@command(COMMANDS, "demo", add_demo_arguments, "render expressions, a landmark overlay, a contact sheet and a video")
 def cmd_demo(args: argparse.Namespace) -> int:
     if not args.seconds > 0:
         raise ValueError(f"--seconds must be positive, got {args.seconds}")
@@ -34,6 +44,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------------------------------------- others
+def add_export_xml_arguments(parser: argparse.ArgumentParser) -> None:
+    _variant(parser)
+    parser.add_argument("--out", default=DEFAULT_XML, help=f"output path (default: ./{DEFAULT_XML})")
+
+
+@command(COMMANDS, "export-xml", add_export_xml_arguments, "write the standalone MJCF of the face")
 def cmd_export_xml(args: argparse.Namespace) -> int:
     from facetwin.sim.model import FaceModel
 
@@ -49,6 +65,11 @@ def has_display() -> bool:
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
+def _variant(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--variant", choices=("full", "fast"), default="full", help="model variant (default: full)")
+
+
+@command(COMMANDS, "view", _variant, "open the interactive MuJoCo viewer (needs a display)")
 def cmd_view(args: argparse.Namespace) -> int:
     if not has_display() or os.environ.get("MUJOCO_GL", "glfw") in ("egl", "osmesa"):
         print(
@@ -68,6 +89,7 @@ def cmd_view(args: argparse.Namespace) -> int:
     return 0
 
 
+@command(COMMANDS, "info", _variant, "list the actuators and model statistics")
 def cmd_info(args: argparse.Namespace) -> int:
     from facetwin.sim.builder import VARIANTS
     from facetwin.sim.model import FaceModel
@@ -87,28 +109,3 @@ def cmd_info(args: argparse.Namespace) -> int:
     for a in face.actuators:
         print(f"  {a.index:>3}  {a.name:<22} {a.region:<8} {a.rest:>5g}  {a.description}")
     return 0
-
-
-def _variant(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--variant", choices=("full", "fast"), default="full", help="model variant (default: full)")
-
-
-def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", default=DEFAULT_DEMO_DIR, help=f"output folder (default: ./{DEFAULT_DEMO_DIR})")
-    _variant(parser)
-    parser.add_argument("--seconds", type=float, default=6.0, help="length of the random-expression video (default: 6)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed of the video (default: 0)")
-
-
-def add_export_xml_arguments(parser: argparse.ArgumentParser) -> None:
-    _variant(parser)
-    parser.add_argument("--out", default=DEFAULT_XML, help=f"output path (default: ./{DEFAULT_XML})")
-
-
-COMMANDS = [
-    Command("demo", "render expressions, a landmark overlay, a contact sheet and a video", add_demo_arguments,
-            cmd_demo),
-    Command("export-xml", "write the standalone MJCF of the face", add_export_xml_arguments, cmd_export_xml),
-    Command("view", "open the interactive MuJoCo viewer (needs a display)", _variant, cmd_view),
-    Command("info", "list the actuators and model statistics", _variant, cmd_info),
-]

@@ -13,7 +13,9 @@ from facetwin.agents.rl import ALGOS, DEFAULT_ENV_ID, DEFAULT_ENV_KWARGS, MIRROR
 from facetwin.agents.rl_eval import DEFAULT_EVAL_DOMAIN_SEED, DEFAULT_EVAL_SEED
 from facetwin.envs.babble import DEFAULT_CHUNK, DEFAULT_SETTLE_S, DEFAULT_SIGMA, TARGET_DISTRIBUTIONS, babble
 
-from .table import Command, parse_key_values
+from .table import Command, add_quiet, command, parse_key_values
+
+COMMANDS: list[Command] = []  # filled by @command, in the order of the definitions below
 
 
 # ---------------------------------------------------------------------------------------------------- babble
@@ -32,10 +34,12 @@ def add_babble_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPa
     parser.add_argument("--distribution", default="gaussian", choices=TARGET_DISTRIBUTIONS,
                         help="gaussian around rest (default), uniform, or speech (mouth poses of speech)")
     parser.add_argument("--workers", type=int, default=1, help="processes simulating chunks in parallel")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_quiet(parser)
     return parser
 
 
+@command(COMMANDS, "babble", add_babble_arguments,
+         "collect random expressions and their landmarks (mirror self-modeling data)")
 def main_babble(args: argparse.Namespace) -> int:
     """``facetwin babble``: run :func:`babble` from parsed arguments (see :func:`add_babble_arguments`)."""
     path = babble(
@@ -102,6 +106,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     return parser
 
 
+@command(COMMANDS, "train", add_train_arguments, "train a policy with Stable-Baselines3 (SAC or PPO) and evaluate it")
 def train_main(args: argparse.Namespace) -> int:
     """Run :func:`train` from parsed :func:`add_train_arguments` arguments; returns an exit code."""
     for opt, value, lo in (("--steps", args.steps, 1), ("--n-envs", args.n_envs, 1),
@@ -146,10 +151,12 @@ def add_residual_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--randomize", nargs="?", const=True, default=False, metavar="CONFIG",
                         help="train on randomized twins (default ranges, or a TOML file: facetwin.envs.randomization)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_quiet(parser)
     return parser
 
 
+@command(COMMANDS, "train-residual", add_residual_arguments,
+         "train an RL correction on top of the lip-sync pipeline in LipSync-v0 (SAC)")
 def main_train_residual(args: argparse.Namespace) -> int:
     from facetwin.agents.residual import train_residual
     from facetwin.agents.train_audio_to_lips import train_corpus_dir
@@ -185,10 +192,12 @@ def add_ingest_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPa
     parser.add_argument("--mirrored", action="store_true", help="the video is mirrored (selfie preview)")
     parser.add_argument("--scale", type=float, default=0.9, help="scale of the person's lip motion (default 0.9)")
     parser.add_argument("--overwrite", action="store_true", help="replace an item with the same id")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_quiet(parser)
     return parser
 
 
+@command(COMMANDS, "ingest-video", add_ingest_arguments,
+         "add a video of a person speaking or singing to a corpus ([vision] extra)")
 def main_ingest(args: argparse.Namespace) -> int:
     """``facetwin ingest-video``: run :func:`ingest_video` from parsed arguments (see :func:`add_ingest_arguments`).
 
@@ -207,15 +216,3 @@ def main_ingest(args: argparse.Namespace) -> int:
     print(f"added {item['id']} to {args.corpus}: {item['duration_s']:.2f} s, {item['n_frames']} frames, "
           f"face found in {100 * item['face_found']:.1f} % of the video frames")
     return 0
-
-
-COMMANDS = [
-    Command("babble", "collect random expressions and their landmarks (mirror self-modeling data)",
-            add_babble_arguments, main_babble),
-    Command("train", "train a policy with Stable-Baselines3 (SAC or PPO) and evaluate it", add_train_arguments,
-            train_main),
-    Command("train-residual", "train an RL correction on top of the lip-sync pipeline in LipSync-v0 (SAC)",
-            add_residual_arguments, main_train_residual),
-    Command("ingest-video", "add a video of a person speaking or singing to a corpus ([vision] extra)",
-            add_ingest_arguments, main_ingest),
-]

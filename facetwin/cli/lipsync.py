@@ -22,7 +22,9 @@ from facetwin.agents.perform import lipsync_file, sing_file
 from facetwin.agents.train_lipsync import DEFAULT_BABBLE_N, train_lipsync
 from facetwin.agents.weights import AUDIO_TO_LIPS_FILES, BABBLE_BANK_FILE, SELF_MODEL_FILE, shipped_weights_dir
 
-from .table import Command
+from .table import Command, add_quiet, command
+
+COMMANDS: list[Command] = []  # filled by @command, in the order of the definitions below
 
 
 # ---------------------------------------------------------------------------------------------------- lipsync, sing
@@ -32,7 +34,7 @@ def _add_common_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentP
                         help="offline: whole file known (default); stream: causal, <= 100 ms lookahead")
     parser.add_argument("--variant", choices=("fast", "full"), default="fast", help="face variant (default fast)")
     parser.add_argument("--weights", default=None, help="folder of weights from `facetwin train-lipsync` (default: shipped)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_quiet(parser)
     return parser
 
 
@@ -46,6 +48,8 @@ def add_lipsync_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentP
     return _add_common_arguments(parser)
 
 
+@command(COMMANDS, "lipsync", add_lipsync_arguments,
+         "lip-sync any audio file: motor commands and the simulated face to .npz")
 def main_lipsync(args: argparse.Namespace) -> int:
     res = lipsync_file(args.audio, args.out, mode=args.mode, text=args.text, lang=args.lang, variant=args.variant,
                        video=args.video, weights_dir=args.weights, progress=not args.quiet)
@@ -71,6 +75,8 @@ def add_sing_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
     return _add_common_arguments(parser)
 
 
+@command(COMMANDS, "sing", add_sing_arguments,
+         "render the twin singing a built-in song or any audio file (mp4 with audio)")
 def main_sing(args: argparse.Namespace) -> int:
     perf = sing_file(args.song, args.out, lang=args.lang, lyrics=args.lyrics, tempo_bpm=args.tempo, mode=args.mode,
                      layout=args.layout, plot=args.plot, variant=args.variant, weights_dir=args.weights,
@@ -98,10 +104,12 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
     parser.add_argument("--residual", default=None,
                         help=f"a residual policy from `facetwin train-residual` (adds the method {RESIDUAL_METHOD})")
     parser.add_argument("--json", default=None, help="also write the results (pooled and per clip) as JSON")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_quiet(parser)
     return parser
 
 
+@command(COMMANDS, "evaluate", add_evaluate_arguments,
+         "every lip-sync method and baseline on the held-out clips, one table")
 def main_evaluate(args: argparse.Namespace) -> int:
     if args.max_clips is not None and args.max_clips < 1:
         raise ValueError(f"--max-clips must be >= 1, got {args.max_clips}")
@@ -148,10 +156,11 @@ def add_train_lipsync_arguments(parser: argparse.ArgumentParser) -> argparse.Arg
     parser.add_argument("--workers", type=int, default=2, help="babbling and corpus processes (default 2)")
     parser.add_argument("--corpus", default=None, help="train the audio models on this corpus folder instead")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_quiet(parser, "no progress bars")
     return parser
 
 
+@command(COMMANDS, "train-lipsync", add_train_lipsync_arguments, "reproduce the shipped lip-sync weights from scratch")
 def main_train_lipsync(args: argparse.Namespace) -> int:
     report = train_lipsync(args.out, babble_n=args.babble, self_model_minutes=args.self_model_minutes,
                            audio_epochs=args.audio_epochs, workers=args.workers, seed=args.seed,
@@ -166,15 +175,3 @@ def main_train_lipsync(args: argparse.Namespace) -> int:
         print(f"installed the weights into {dest}")
     print(f"done in {report['seconds'] / 60:.1f} min; weights and train_report.json in {out}")
     return 0
-
-
-COMMANDS = [
-    Command("lipsync", "lip-sync any audio file: motor commands and the simulated face to .npz",
-            add_lipsync_arguments, main_lipsync),
-    Command("sing", "render the twin singing a built-in song or any audio file (mp4 with audio)",
-            add_sing_arguments, main_sing),
-    Command("evaluate", "every lip-sync method and baseline on the held-out clips, one table",
-            add_evaluate_arguments, main_evaluate),
-    Command("train-lipsync", "reproduce the shipped lip-sync weights from scratch",
-            add_train_lipsync_arguments, main_train_lipsync),
-]

@@ -16,7 +16,9 @@ from facetwin.sim2real.calibrate import SWEEP, calibrate
 from facetwin.sim2real.deploy import BACKENDS, FPS, PLAYERS, deploy
 from facetwin.sim2real.export import CONFIG_FILE, POLICY_FILE, export_policy
 
-from .table import Command, parse_key_values
+from .table import Command, add_quiet, command, parse_key_values
+
+COMMANDS: list[Command] = []  # filled by @command, in the order of the definitions below
 
 
 # ---------------------------------------------------------------------------------------------------- calibrate
@@ -37,7 +39,7 @@ def add_calibrate_arguments(parser: argparse.ArgumentParser) -> argparse.Argumen
     parser.add_argument("--sweep", type=float, default=SWEEP, help=f"staircase half-width in commands ({SWEEP})")
     parser.add_argument("--variant", choices=("fast", "full"), default="fast", help="twin variant (default fast)")
     parser.add_argument("--report", default=None, help="also write the report as JSON")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_quiet(parser)
     return parser
 
 
@@ -62,6 +64,8 @@ def _hardware(args: argparse.Namespace, start: Calibration) -> tuple[dict[str, S
     return buses, camera
 
 
+@command(COMMANDS, "calibrate", add_calibrate_arguments,
+         "fit a robot's calibration file by sweeping each motor in front of a camera")
 def main_calibrate(args: argparse.Namespace) -> int:
     """``facetwin calibrate``: run :func:`calibrate` and write the calibration (exit 1 if any motor failed)."""
     from contextlib import ExitStack
@@ -130,10 +134,12 @@ def add_deploy_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPa
                         help="run the 30 Hz loop under SCHED_FIFO (needs root or CAP_SYS_NICE; p99 jitter 5 -> 0 ms)")
     parser.add_argument("--interpolate", action="store_true", help="lead by the exact latency (sub-period)")
     parser.add_argument("--log", type=Path, default=None, help="write the per-tick log (.npz)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_quiet(parser)
     return parser
 
 
+@command(COMMANDS, "deploy", add_deploy_arguments,
+         "play audio on the robot (or the twin) with lip-synced motor commands at 30 Hz")
 def main_deploy(args: argparse.Namespace) -> int:
     """Run :func:`deploy` from parsed :func:`add_deploy_arguments` arguments; prints the jitter; an exit code:
     0, :data:`~facetwin.hardware.bus.EXIT_FAULT` when a bus or servo failed, 130 on Ctrl-C / SIGTERM (bad input
@@ -175,19 +181,10 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPa
     return parser
 
 
+@command(COMMANDS, "export-policy", add_export_arguments, "export a trained SB3 policy to TorchScript + config JSON")
 def main_export(args: argparse.Namespace) -> int:
     """Run :func:`export_policy` from parsed :func:`add_export_arguments` arguments; returns an exit code."""
     kwargs = parse_key_values(args.env_arg, "--env-arg") if args.env_arg else None
     out = export_policy(args.run, args.out, env_id=args.env, env_kwargs=kwargs)
     print(f"exported {args.run} -> {out / POLICY_FILE}, {out / CONFIG_FILE}")
     return 0
-
-
-COMMANDS = [
-    Command("calibrate", "fit a robot's calibration file by sweeping each motor in front of a camera",
-            add_calibrate_arguments, main_calibrate),
-    Command("deploy", "play audio on the robot (or the twin) with lip-synced motor commands at 30 Hz",
-            add_deploy_arguments, main_deploy),
-    Command("export-policy", "export a trained SB3 policy to TorchScript + config JSON",
-            add_export_arguments, main_export),
-]

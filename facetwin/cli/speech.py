@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .table import Command
+from .table import Command, command
+
+COMMANDS: list[Command] = []  # filled by @command, in the order of the definitions below
 
 
 def _timeline_path(out: Path) -> Path:
@@ -24,6 +26,15 @@ def _write_utterance(utt, out: str) -> Path:
     return path
 
 
+def add_say_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("text")
+    parser.add_argument("--lang", default="en", help="ISO 639-1 language code (default: en)")
+    parser.add_argument("--out", default="say.wav", help="output wav; the timeline goes to <out>.phones.json")
+    parser.add_argument("--rate", type=int, default=None, help="speaking rate, words per minute")
+    parser.add_argument("--pitch", type=int, default=None, help="voice pitch 0-100")
+
+
+@command(COMMANDS, "say", add_say_arguments, "speak a text offline (espeak-ng) to a wav plus its phoneme timeline")
 def cmd_say(args: argparse.Namespace) -> int:
     from facetwin.audio.tts import synthesize
 
@@ -32,6 +43,16 @@ def cmd_say(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_sing_audio_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("song", nargs="?", help="song name (see --list)")
+    parser.add_argument("--list", action="store_true", help="list the built-in songs")
+    parser.add_argument("--lang", default=None, help="lyrics language (default: the song's first)")
+    parser.add_argument("--tempo", type=float, default=None, help="tempo in beats per minute")
+    parser.add_argument("--transpose", type=int, default=0, help="semitones")
+    parser.add_argument("--out", default="song.wav", help="output wav; the timeline goes to <out>.phones.json")
+
+
+@command(COMMANDS, "sing-audio", add_sing_audio_arguments, "sing a built-in song to a wav plus its phoneme timeline")
 def cmd_sing_audio(args: argparse.Namespace) -> int:
     from facetwin.audio.sing import list_songs, load_song, sing
 
@@ -45,6 +66,14 @@ def cmd_sing_audio(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_align_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("audio")
+    parser.add_argument("--text", required=True, help="the transcript")
+    parser.add_argument("--out", default=None, help="timeline json (default: <audio>.phones.json)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing timeline json")
+
+
+@command(COMMANDS, "align", add_align_arguments, "forced-align an English recording with its transcript")
 def cmd_align(args: argparse.Namespace) -> int:
     from facetwin.audio.align import align_file
 
@@ -55,47 +84,6 @@ def cmd_align(args: argparse.Namespace) -> int:
     timeline.save(out)
     print(f"wrote {out} ({len(timeline)} phones, {timeline.end:.2f} s)")
     return 0
-
-
-def cmd_corpus_build(args: argparse.Namespace) -> int:
-    from facetwin.audio.corpus import build_corpus
-
-    langs = args.langs.split(",") if args.langs else None
-    heldout = [x for x in args.heldout_langs.split(",") if x] if args.heldout_langs else []
-    manifest = build_corpus(
-        args.out, args.n, langs=langs, heldout_langs=heldout, heldout_fraction=args.heldout_fraction,
-        include_songs=not args.no_songs, seed=args.seed, voices=args.voices, salad_fraction=args.salad_fraction,
-        n_heldout_voice=args.heldout_voices, song_variants=args.song_variants, kokoro_fraction=args.kokoro_fraction,
-        workers=args.workers,
-    )
-    sizes = {k: len(v) for k, v in manifest["splits"].items()}
-    print(f"corpus in {args.out}: {len(manifest['items'])} items, {manifest['total_duration_s']:.1f} s of audio, "
-          f"{len(manifest['languages'])} languages; splits {sizes}")
-    return 0
-
-
-def add_say_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("text")
-    parser.add_argument("--lang", default="en", help="ISO 639-1 language code (default: en)")
-    parser.add_argument("--out", default="say.wav", help="output wav; the timeline goes to <out>.phones.json")
-    parser.add_argument("--rate", type=int, default=None, help="speaking rate, words per minute")
-    parser.add_argument("--pitch", type=int, default=None, help="voice pitch 0-100")
-
-
-def add_sing_audio_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("song", nargs="?", help="song name (see --list)")
-    parser.add_argument("--list", action="store_true", help="list the built-in songs")
-    parser.add_argument("--lang", default=None, help="lyrics language (default: the song's first)")
-    parser.add_argument("--tempo", type=float, default=None, help="tempo in beats per minute")
-    parser.add_argument("--transpose", type=int, default=0, help="semitones")
-    parser.add_argument("--out", default="song.wav", help="output wav; the timeline goes to <out>.phones.json")
-
-
-def add_align_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("audio")
-    parser.add_argument("--text", required=True, help="the transcript")
-    parser.add_argument("--out", default=None, help="timeline json (default: <audio>.phones.json)")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing timeline json")
 
 
 def add_corpus_arguments(parser: argparse.ArgumentParser) -> None:
@@ -123,10 +111,19 @@ def add_corpus_arguments(parser: argparse.ArgumentParser) -> None:
     cb.set_defaults(func=cmd_corpus_build)
 
 
-COMMANDS = [
-    Command("say", "speak a text offline (espeak-ng) to a wav plus its phoneme timeline", add_say_arguments, cmd_say),
-    Command("sing-audio", "sing a built-in song to a wav plus its phoneme timeline", add_sing_audio_arguments,
-            cmd_sing_audio),
-    Command("align", "forced-align an English recording with its transcript", add_align_arguments, cmd_align),
-    Command("corpus", "training corpus tools", add_corpus_arguments, cmd_corpus_build),
-]
+@command(COMMANDS, "corpus", add_corpus_arguments, "training corpus tools")
+def cmd_corpus_build(args: argparse.Namespace) -> int:
+    from facetwin.audio.corpus import build_corpus
+
+    langs = args.langs.split(",") if args.langs else None
+    heldout = [x for x in args.heldout_langs.split(",") if x] if args.heldout_langs else []
+    manifest = build_corpus(
+        args.out, args.n, langs=langs, heldout_langs=heldout, heldout_fraction=args.heldout_fraction,
+        include_songs=not args.no_songs, seed=args.seed, voices=args.voices, salad_fraction=args.salad_fraction,
+        n_heldout_voice=args.heldout_voices, song_variants=args.song_variants, kokoro_fraction=args.kokoro_fraction,
+        workers=args.workers,
+    )
+    sizes = {k: len(v) for k, v in manifest["splits"].items()}
+    print(f"corpus in {args.out}: {len(manifest['items'])} items, {manifest['total_duration_s']:.1f} s of audio, "
+          f"{len(manifest['languages'])} languages; splits {sizes}")
+    return 0

@@ -1,5 +1,12 @@
 """The shape of a ``facetwin`` command: a name, a one-line help, an ``add_arguments(parser)`` and a ``run(args)``
-that returns the exit code. Each module of :mod:`facetwin.cli` lists its commands in ``COMMANDS``."""
+that returns the exit code. Each module of :mod:`facetwin.cli` lists its commands in ``COMMANDS``, filled by the
+:func:`command` decorator on each ``run``::
+
+    COMMANDS: list[Command] = []
+
+    @command(COMMANDS, "say", add_say_arguments, "speak a text offline ...")
+    def cmd_say(args: argparse.Namespace) -> int: ...
+"""
 
 from __future__ import annotations
 
@@ -16,6 +23,27 @@ class Command:
     help: str
     add_arguments: Callable[[argparse.ArgumentParser], object]
     run: Callable[[argparse.Namespace], int]
+
+
+Run = Callable[[argparse.Namespace], int]
+
+
+def command(table: list[Command], name: str, add_arguments: Callable[[argparse.ArgumentParser], object],
+            help: str) -> Callable[[Run], Run]:
+    """Decorator: add the decorated ``run(args) -> exit code`` to ``table`` as the command ``name``."""
+
+    def register(run: Run) -> Run:
+        if any(c.name == name for c in table):
+            raise ValueError(f"command {name!r} is defined twice")
+        table.append(Command(name, help, add_arguments, run))
+        return run
+
+    return register
+
+
+def add_quiet(parser: argparse.ArgumentParser, help: str = "no progress bar") -> None:
+    """The ``--quiet`` flag every long-running command has."""
+    parser.add_argument("--quiet", action="store_true", help=help)
 
 
 def _parse_value(text: str) -> Any:
@@ -37,4 +65,4 @@ def parse_key_values(items: Sequence[str] | None, what: str) -> dict[str, Any]:
     return out
 
 
-__all__ = ["Command", "parse_key_values"]
+__all__ = ["Command", "add_quiet", "command", "parse_key_values"]

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .table import Command
+from .table import Command, add_quiet, command
+
+COMMANDS: list[Command] = []  # filled by @command, in the order of the definitions below
 
 
 # ---------------------------------------------------------------------------------------------------- emulate
@@ -21,6 +23,8 @@ def add_emulate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--speed", type=float, default=3000.0, help="ticks per second toward the goal")
 
 
+@command(COMMANDS, "emulate", add_emulate_arguments,
+         "serve emulated Dynamixel servos on a pseudo-terminal (dry-run deploy --backend serial)")
 def main_emulate(args: argparse.Namespace) -> int:
     """Serve an emulated chain until Ctrl-C or SIGTERM; prints the port to give ``deploy --port``."""
     from facetwin.hardware.emulator import DynamixelEmulator
@@ -55,10 +59,12 @@ def add_self_model_arguments(parser: argparse.ArgumentParser) -> argparse.Argume
     parser.add_argument("--heldout-fraction", type=float, default=0.1)
     parser.add_argument("--round-trip-n", type=int, default=100, help="held-out expressions run in the simulator")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar or log")
+    add_quiet(parser, "no progress bar or log")
     return parser
 
 
+@command(COMMANDS, "train-self-model", add_self_model_arguments,
+         "train the self-model (motors -> lips) from a babble file")
 def main_self_model(args: argparse.Namespace) -> int:
     """Train, measure the round trip on held-out expressions, save (see :func:`add_self_model_arguments`)."""
     import torch
@@ -90,6 +96,8 @@ def add_lip_shapes_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=SEED)
 
 
+@command(COMMANDS, "build-lip-shapes", add_lip_shapes_arguments,
+         "rebuild the face's lip shape table (assets/data/lip_shapes.npz)")
 def main_lip_shapes(args: argparse.Namespace) -> int:
     from facetwin.files import atomic_write
     from facetwin.sim.lip_shapes import build_lip_shapes
@@ -98,13 +106,3 @@ def main_lip_shapes(args: argparse.Namespace) -> int:
     atomic_write(args.out, lambda tmp: np.savez_compressed(tmp, **arrays))
     print(f"wrote {args.out}: {len(arrays['lips_mm'])} shapes")
     return 0
-
-
-COMMANDS = [
-    Command("emulate", "serve emulated Dynamixel servos on a pseudo-terminal (dry-run deploy --backend serial)",
-            add_emulate_arguments, main_emulate),
-    Command("train-self-model", "train the self-model (motors -> lips) from a babble file", add_self_model_arguments,
-            main_self_model),
-    Command("build-lip-shapes", "rebuild the face's lip shape table (assets/data/lip_shapes.npz)",
-            add_lip_shapes_arguments, main_lip_shapes),
-]
