@@ -101,11 +101,11 @@ def test_merged_function_words_get_their_own_phones():
 def test_event_struct_layout():
     import ctypes
 
-    from facetwin.audio.tts import _Event
+    from facetwin.audio.espeak import Event
 
     if ctypes.sizeof(ctypes.c_void_p) == 8:
-        assert ctypes.sizeof(_Event) == 40
-        assert (_Event.audio_position.offset, _Event.sample.offset, _Event.user_data.offset, _Event.id.offset) == (
+        assert ctypes.sizeof(Event) == 40
+        assert (Event.audio_position.offset, Event.sample.offset, Event.user_data.offset, Event.id.offset) == (
             16, 20, 24, 32)
 
 
