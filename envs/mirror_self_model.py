@@ -9,6 +9,7 @@ import numpy as np
 from gymnasium import spaces
 
 from facetwin.sim.landmarks import region_mask
+from facetwin.sim.lip_shapes import speech_mix
 
 from .base import FaceEnv
 
@@ -19,8 +20,6 @@ TARGET_SETTLE_S = 2.0  # a target's controls are held this long (most expression
 LIP_WEIGHT = 2.0  # weight of a lip landmark (40 of the 69) in the tracking error; every other landmark weighs 1
 OBS_MODES = ("landmarks", "pixels", "both")
 TARGET_DISTRIBUTIONS = ("gaussian", "uniform", "speech")
-#: the "speech" distribution: mouth poses around random mixes of these expressions (weights uniform on [0, 1])
-SPEECH_EXPRESSIONS = ("ah", "ee", "oo", "mm")
 
 # targets are a function of (variant, sampling parameters, index) only: shared by every env of a process
 _TARGET_CACHE: dict[tuple, np.ndarray] = {}
@@ -49,11 +48,11 @@ def sample_expression(
 
     - ``"gaussian"``: Gaussian around ``rest`` (std ``sigma``) on every actuator;
     - ``"uniform"``: uniform on [-1, 1] on every actuator;
-    - ``"speech"``: the mouth poses of speech. A random mix of the ``SPEECH_EXPRESSIONS`` (``"ah"`` = the jaw's
-      whole range, each weight uniform on [0, 1], each present with probability 1/2) plus Gaussian noise (std
-      ``sigma``) on the lip and jaw actuators; every other actuator stays at rest. A Gaussian around rest with a
-      moderate ``sigma`` barely opens the jaw (rest -1, fully open +1), so a self-model trained on it has never seen
-      an open vowel.
+    - ``"speech"``: the mouth poses of speech. A random mix of the ``"ah"``, ``"ee"``, ``"oo"`` and ``"mm"``
+      expressions (:func:`facetwin.sim.lip_shapes.speech_mix`: ``"ah"`` = the jaw's whole range, each weight uniform
+      on [0, 1], each present with probability 1/2) plus Gaussian noise (std ``sigma``) on the lip and jaw actuators;
+      every other actuator stays at rest. A Gaussian around rest with a moderate ``sigma`` barely opens the jaw
+      (rest -1, fully open +1), so a self-model trained on it has never seen an open vowel.
 
     ``symmetric=True`` copies every right actuator's value to its left twin (``*_R`` -> ``*_L``: mirrored lips, brows
     and eyelids; for the eyes that means conjugate gaze, both turning the same way)."""
@@ -62,14 +61,7 @@ def sample_expression(
     elif distribution == "uniform":
         u = rng.uniform(-1.0, 1.0, len(rest))
     elif distribution == "speech":
-        from facetwin.sim.expressions import EXPRESSIONS
-
-        u = np.array(rest, dtype=float)
-        col = {n: i for i, n in enumerate(names)}
-        w = rng.uniform(0.0, 1.0, len(SPEECH_EXPRESSIONS)) * (rng.uniform(size=len(SPEECH_EXPRESSIONS)) < 0.5)
-        for weight, expr in zip(w, SPEECH_EXPRESSIONS):
-            for name, value in EXPRESSIONS[expr].items():
-                u[col[name]] += weight * (value - rest[col[name]])
+        u = speech_mix(rng, rest, names)
         mouth = np.array([n.startswith(("lip_", "jaw_")) for n in names])
         u[mouth] += sigma * rng.standard_normal(int(mouth.sum()))
     else:

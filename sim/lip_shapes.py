@@ -31,18 +31,31 @@ MEASURE_SCALE_MM = np.array([3.0, 3.0, 1.5])  # aperture, width, protrusion: dis
 N_SHAPES = 1500
 SETTLE_S = 0.5
 SEED = 0
-_MIX = ("ah", "ee", "oo", "mm")
+#: the expressions a speech-like mouth pose is mixed from (:func:`speech_mix`)
+SPEECH_EXPRESSIONS = ("ah", "ee", "oo", "mm")
 
 
-def _sample(rng: np.random.Generator, names: list[str], rest: np.ndarray) -> np.ndarray:
+def speech_mix(rng: np.random.Generator, rest: np.ndarray, names: list[str]) -> np.ndarray:
+    """``rest`` (the controls, in ``names`` order) plus a random mix of the :data:`SPEECH_EXPRESSIONS`: each one
+    present with probability 1/2, with a weight uniform on [0, 1]. Not clipped. The mouth poses of speech: the
+    commands of this table and the ``"speech"`` targets of :func:`facetwin.envs.mirror_self_model.sample_expression`
+    start from it."""
     from .expressions import EXPRESSIONS
 
     u = np.array(rest, dtype=float)
     col = {n: i for i, n in enumerate(names)}
-    w = rng.uniform(0.0, 1.0, len(_MIX)) * (rng.uniform(size=len(_MIX)) < 0.5)
-    for weight, expr in zip(w, _MIX):
+    w = rng.uniform(0.0, 1.0, len(SPEECH_EXPRESSIONS)) * (rng.uniform(size=len(SPEECH_EXPRESSIONS)) < 0.5)
+    for weight, expr in zip(w, SPEECH_EXPRESSIONS):
         for name, value in EXPRESSIONS[expr].items():
             u[col[name]] += weight * (value - rest[col[name]])
+    return u
+
+
+def _sample(rng: np.random.Generator, names: list[str], rest: np.ndarray) -> np.ndarray:
+    """One mouth command of the table: a :func:`speech_mix` plus Gaussian noise on the right and middle mouth
+    motors, the left ones copying the right, clipped."""
+    u = speech_mix(rng, rest, names)
+    col = {n: i for i, n in enumerate(names)}
     for i, n in enumerate(names):
         if n.startswith(("lip_", "jaw_")) and not n.endswith("_L"):
             u[i] += 0.35 * rng.standard_normal()
@@ -119,4 +132,7 @@ def face_lip_shapes(aperture_mm, width_mm, protrusion_mm, *, neutral=None, table
 
 
 
-__all__ = ["K", "MEASURE_SCALE_MM", "build_lip_shapes", "face_lip_shapes", "load_lip_shapes"]
+__all__ = [
+    "K", "MEASURE_SCALE_MM", "SPEECH_EXPRESSIONS", "build_lip_shapes", "face_lip_shapes", "load_lip_shapes",
+    "speech_mix",
+]
