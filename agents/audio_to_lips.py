@@ -54,8 +54,9 @@ from pathlib import Path
 
 import numpy as np
 
-from facetwin.audio.features import StreamingFeatures, get_extractor
+from facetwin.audio.features import get_extractor
 from facetwin.audio.lip_track import measures_from_landmarks
+from facetwin.audio.streaming_features import StreamingFeatures
 from facetwin.audio.visemes import VISEMES
 from facetwin.sim.rates import AUDIO_SR, CONTROL_HZ, check_audio
 

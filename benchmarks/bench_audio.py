@@ -10,7 +10,8 @@ It prints one markdown table, one row per measurement and frame rate:
 
 * ``log-mel``, ``RMS``, ``pitch`` alone and ``all features`` (:func:`facetwin.audio.features.extract_features`)
   offline on the whole signal;
-* ``streaming, 10 ms chunks``: :class:`facetwin.audio.features.StreamingFeatures` fed 10 ms chunks, then flushed;
+* ``streaming, 10 ms chunks``: :class:`facetwin.audio.streaming_features.StreamingFeatures` fed 10 ms chunks, then
+  flushed;
 * ``load_audio``: decoding a 44.1 kHz stereo 16-bit WAV to 16 kHz mono (mixdown + polyphase resampling);
 
 and the pass/fail of the target "all features >= 200x real time on one core". The real-time factor (RTF) is
@@ -45,8 +46,9 @@ from typing import Any
 
 import numpy as np
 
-from facetwin.audio.features import StreamingFeatures, get_extractor
+from facetwin.audio.features import get_extractor
 from facetwin.audio.io import load_audio, save_wav
+from facetwin.audio.streaming_features import StreamingFeatures
 from facetwin.benchmarks.common import best_wall, cpu_name, cpus_available, one_core, write_json
 
 TARGET_RTF = 200.0  # all features must run at least this many times faster than real time on one core

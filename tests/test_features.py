@@ -16,10 +16,10 @@ from facetwin.audio import features as ft
 from facetwin.audio.features import (
     FeatureExtractor,
     Features,
-    StreamingFeatures,
     extract_features,
     mel_filterbank,
 )
+from facetwin.audio.streaming_features import StreamingFeatures
 from facetwin.benchmarks import bench_audio
 from facetwin.sim.rates import num_frames
 
