@@ -50,6 +50,8 @@ VERSION = 1
 DEFAULT_SIGMA = 0.35
 DEFAULT_SETTLE_S = TARGET_SETTLE_S  # 2 s: the slowest expressions need that to settle within 0.01 mm
 DEFAULT_CHUNK = 100
+
+
 def _savez_atomic(path: Path, **arrays) -> None:
     atomic_write(path, lambda tmp: np.savez(tmp, **arrays))
 
@@ -115,6 +117,125 @@ def _babble_chunk(args, face=None, on_sample=None) -> tuple[int, int]:
     return a, b
 
 
+def _check_args(n, chunk, sigma, settle_s, distribution: str, workers) -> None:
+    """Raise ``ValueError`` for settings :func:`babble` cannot run with."""
+    if distribution not in TARGET_DISTRIBUTIONS:
+        raise ValueError(f"unknown distribution {distribution!r}; choose one of {', '.join(TARGET_DISTRIBUTIONS)}")
+    if int(workers) < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    if int(n) < 1:
+        raise ValueError(f"n must be >= 1, got {int(n)}")
+    if int(chunk) < 1:
+        raise ValueError(f"chunk must be >= 1, got {chunk}")
+    if not (np.isfinite(sigma) and sigma >= 0):
+        raise ValueError(f"sigma must be >= 0, got {sigma}")
+    if not settle_s > 0:
+        raise ValueError(f"settle_s must be > 0, got {settle_s}")
+
+
+def _meta_of(d) -> dict:
+    """The settings a dataset was made with (as :func:`babble` writes them to ``meta.json``)."""
+    return {"version": int(d["version"]), "seed": int(d["seed"]), "symmetric": bool(d["symmetric"]),
+            "images": "images" in d, "variant": str(d["variant"]), "sigma": float(d["sigma"]),
+            "settle_s": float(d["settle_s"]),
+            "distribution": str(d["distribution"]) if "distribution" in d else "gaussian"}
+
+
+def _existing_samples(out: Path, meta: dict, n: int, images: bool) -> dict[str, np.ndarray] | None:
+    """The per-sample arrays of the dataset already at ``out`` (empty if there is none) to extend, or None when it
+    already has ``n`` samples. Raises if it was made with other settings."""
+    if not out.exists():
+        return {}
+    with np.load(out) as d:
+        old = _meta_of(d)
+        if old != meta:
+            raise ValueError(
+                f"{out} was made with other settings ({old}); pass resume=False to overwrite it or choose another path"
+            )
+        if len(d["ctrl"]) >= n:
+            return None
+        keys = PER_SAMPLE_KEYS + (("images",) if images else ())
+        return {k: d[k] for k in keys}
+
+
+def _chunk_files(parts: Path) -> list[tuple[int, int, Path]]:
+    """The chunk files in ``parts`` as (first sample, end sample, path), in order."""
+    found = []
+    for p in parts.glob("chunk_*.npz"):
+        a, b = (int(x) for x in p.stem.split("_")[1:3])
+        found.append((a, b, p))
+    return sorted(found)
+
+
+def _resume_parts(parts: Path, meta: dict, resume: bool, start: int, n: int) -> int:
+    """Prepare the chunk folder for a run with ``meta``: keep the complete, contiguous chunks from sample ``start``
+    (a partial run with other settings is removed, or an error when resuming). Returns the first sample to do."""
+    if parts.exists():
+        mpath = parts / "meta.json"
+        old = json.loads(mpath.read_text()) if mpath.exists() else None
+        if old != meta:
+            if old is not None and resume:
+                raise ValueError(
+                    f"{parts} holds a partial run with other settings ({old}); pass resume=False to start over"
+                )
+            shutil.rmtree(parts)
+    parts.mkdir(exist_ok=True)
+    (parts / "meta.json").write_text(json.dumps(meta))
+    done = start
+    for a, b, p in _chunk_files(parts):
+        if a == done and b <= n:
+            done = b
+        else:
+            p.unlink()  # a chunk from another request size or beyond a gap: recomputed
+    return done
+
+
+def _run_chunks(job: dict, todo: list[tuple[int, int]], face, workers: int, bar) -> None:
+    """Simulate and write the chunks ``todo``: in this process, or in a pool of ``workers`` processes."""
+    try:
+        if int(workers) > 1 and len(todo) > 1:
+            import multiprocessing as mp
+
+            with mp.get_context("spawn").Pool(min(int(workers), len(todo))) as pool:
+                for a, b in pool.imap_unordered(_babble_chunk, [(job, a, b) for a, b in todo]):
+                    if bar is not None:
+                        bar.update(b - a)
+        else:
+            for a, b in todo:
+                _babble_chunk((job, a, b), face=face, on_sample=(bar.update if bar is not None else None))
+    finally:
+        if bar is not None:
+            bar.close()
+        _close_worker()
+
+
+def _write_dataset(out: Path, parts: Path, prefix: dict[str, np.ndarray], face, n: int, meta: dict) -> None:
+    """Assemble the existing samples and the chunks into the final file (atomically) and remove the chunks."""
+    pieces: dict[str, list[np.ndarray]] = {k: ([prefix[k]] if prefix else []) for k in prefix}
+    for _a, _b, p in _chunk_files(parts):
+        with np.load(p) as d:
+            for k in d.files:
+                pieces.setdefault(k, []).append(d[k])
+    data = {k: np.concatenate(v) for k, v in pieces.items()}
+    assert len(data["ctrl"]) == n, (len(data["ctrl"]), n)
+    _savez_atomic(
+        out,
+        **data,
+        landmark_ids=np.asarray(face.landmark_ids, dtype=np.int64),
+        actuator_names=np.array(list(face.actuator_names)),
+        rest_ctrl=face.rest_ctrl.copy(),
+        neutral_landmarks_mm=face.neutral_landmarks_mm.copy(),
+        seed=np.int64(meta["seed"]),
+        sigma=np.float64(meta["sigma"]),
+        settle_s=np.float64(meta["settle_s"]),
+        symmetric=np.bool_(meta["symmetric"]),
+        variant=np.array(meta["variant"]),
+        distribution=np.array(meta["distribution"]),
+        version=np.int64(VERSION),
+    )
+    shutil.rmtree(parts, ignore_errors=True)
+
+
 def babble(
     n: int,
     out_path: str | os.PathLike,
@@ -138,19 +259,8 @@ def babble(
     poses of speech, what the lip-sync self-model trains on). ``workers > 1`` simulates chunks in that many
     processes (same arrays as one process). Returns the path written.
     """
-    if distribution not in TARGET_DISTRIBUTIONS:
-        raise ValueError(f"unknown distribution {distribution!r}; choose one of {', '.join(TARGET_DISTRIBUTIONS)}")
-    if int(workers) < 1:
-        raise ValueError(f"workers must be >= 1, got {workers}")
+    _check_args(n, chunk, sigma, settle_s, distribution, workers)
     n = int(n)
-    if n < 1:
-        raise ValueError(f"n must be >= 1, got {n}")
-    if int(chunk) < 1:
-        raise ValueError(f"chunk must be >= 1, got {chunk}")
-    if not (np.isfinite(sigma) and sigma >= 0):
-        raise ValueError(f"sigma must be >= 0, got {sigma}")
-    if not settle_s > 0:
-        raise ValueError(f"settle_s must be > 0, got {settle_s}")
     out = Path(out_path)
     if out.suffix != ".npz":
         out = out.with_name(out.name + ".npz")
@@ -159,63 +269,18 @@ def babble(
     meta = {"version": VERSION, "seed": int(seed), "symmetric": bool(symmetric), "images": bool(images),
             "variant": str(variant), "sigma": float(sigma), "settle_s": float(settle_s),
             "distribution": str(distribution)}
-
-    def _meta_of(d) -> dict:
-        return {"version": int(d["version"]), "seed": int(d["seed"]), "symmetric": bool(d["symmetric"]),
-                "images": "images" in d, "variant": str(d["variant"]), "sigma": float(d["sigma"]),
-                "settle_s": float(d["settle_s"]),
-                "distribution": str(d["distribution"]) if "distribution" in d else "gaussian"}
-
-    prefix: dict[str, np.ndarray] = {}
+    prefix: dict[str, np.ndarray] | None = {}
     if not resume:
         shutil.rmtree(parts, ignore_errors=True)
-    elif out.exists():
-        with np.load(out) as d:
-            old = _meta_of(d)
-            if old != meta:
-                raise ValueError(
-                    f"{out} was made with other settings ({old}); pass resume=False to overwrite it or choose another path"
-                )
-            have = len(d["ctrl"])
-            if have >= n:
-                return out
-            keys = PER_SAMPLE_KEYS + (("images",) if images else ())
-            prefix = {k: d[k] for k in keys}
-    start0 = len(prefix["ctrl"]) if prefix else 0
-
-    if parts.exists():
-        mpath = parts / "meta.json"
-        old = json.loads(mpath.read_text()) if mpath.exists() else None
-        if old != meta:
-            if old is not None and resume:
-                raise ValueError(
-                    f"{parts} holds a partial run with other settings ({old}); pass resume=False to start over"
-                )
-            shutil.rmtree(parts)
-    parts.mkdir(exist_ok=True)
-    (parts / "meta.json").write_text(json.dumps(meta))
-
-    def _chunks() -> list[tuple[int, int, Path]]:
-        found = []
-        for p in parts.glob("chunk_*.npz"):
-            a, b = (int(x) for x in p.stem.split("_")[1:3])
-            found.append((a, b, p))
-        return sorted(found)
-
-    # the complete, contiguous chunks from start0
-    done = start0
-    keep = []
-    for a, b, p in _chunks():
-        if a == done and b <= n:
-            keep.append(p)
-            done = b
-        else:
-            p.unlink()  # a chunk from another request size or beyond a gap: recomputed
+    else:
+        prefix = _existing_samples(out, meta, n, images)
+        if prefix is None:
+            return out
+    done = _resume_parts(parts, meta, resume, len(prefix["ctrl"]) if prefix else 0, n)
 
     from facetwin.sim import FaceModel
 
     face = FaceModel.load(variant)
-    names, rest = list(face.actuator_names), face.rest_ctrl.copy()
     todo = [(a, min(a + int(chunk), n)) for a in range(done, n, int(chunk))]
     job = dict(seed=int(seed), sigma=float(sigma), symmetric=bool(symmetric), images=bool(images), variant=variant,
                settle_s=float(settle_s), distribution=distribution, parts=str(parts))
@@ -224,45 +289,6 @@ def babble(
         from tqdm.auto import tqdm
 
         bar = tqdm(total=n, initial=done, desc="babble", unit="expr")
-    try:
-        if int(workers) > 1 and len(todo) > 1:
-            import multiprocessing as mp
-
-            with mp.get_context("spawn").Pool(min(int(workers), len(todo))) as pool:
-                for a, b in pool.imap_unordered(_babble_chunk, [(job, a, b) for a, b in todo]):
-                    if bar is not None:
-                        bar.update(b - a)
-        else:
-            for a, b in todo:
-                _babble_chunk((job, a, b), face=face, on_sample=(bar.update if bar is not None else None))
-    finally:
-        if bar is not None:
-            bar.close()
-        _close_worker()
-
-    pieces: dict[str, list[np.ndarray]] = {k: ([prefix[k]] if prefix else []) for k in prefix}
-    for _a, _b, p in _chunks():
-        with np.load(p) as d:
-            for k in d.files:
-                pieces.setdefault(k, []).append(d[k])
-    data = {k: np.concatenate(v) for k, v in pieces.items()}
-    assert len(data["ctrl"]) == n, (len(data["ctrl"]), n)
-    _savez_atomic(
-        out,
-        **data,
-        landmark_ids=np.asarray(face.landmark_ids, dtype=np.int64),
-        actuator_names=np.array(names),
-        rest_ctrl=rest,
-        neutral_landmarks_mm=face.neutral_landmarks_mm.copy(),
-        seed=np.int64(seed),
-        sigma=np.float64(sigma),
-        settle_s=np.float64(settle_s),
-        symmetric=np.bool_(symmetric),
-        variant=np.array(variant),
-        distribution=np.array(distribution),
-        version=np.int64(VERSION),
-    )
-    shutil.rmtree(parts, ignore_errors=True)
+    _run_chunks(job, todo, face, workers, bar)
+    _write_dataset(out, parts, prefix, face, n, meta)
     return out
-
-
