@@ -54,6 +54,43 @@ AH_LEVELS = np.array([0.0, 0.2, 0.4, 0.6, 0.8, 1.0])
 AH_APERTURE = np.array([2.26, 6.33, 9.97, 13.23, 16.13, 18.72])
 
 
+# ---------------------------------------------------------------------------------------------------- arguments
+def _check_settings(*, context_frames, lookahead_frames, lip_coef, closure_coef, rounding_coef, closure_mm,
+                    lip_error) -> None:
+    """Raise ``ValueError`` for an audio window or reward setting :class:`LipSyncEnv` cannot use."""
+    for name, v in (("context_frames", context_frames), ("lookahead_frames", lookahead_frames)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
+            raise ValueError(f"{name} must be an integer >= 0, got {v!r}")
+    for name, c in (("lip_coef", lip_coef), ("closure_coef", closure_coef), ("rounding_coef", rounding_coef)):
+        if not (np.isfinite(c) and c >= 0):
+            raise ValueError(f"{name} must be finite and >= 0, got {c}")
+    if lip_error not in LIP_ERRORS:
+        raise ValueError(f"unknown lip_error {lip_error!r}; choose one of {', '.join(LIP_ERRORS)}")
+    if not (np.isfinite(closure_mm) and closure_mm >= 0):
+        raise ValueError(f"closure_mm must be finite and >= 0, got {closure_mm}")
+
+
+def _check_source(clips, corpus_dir, split: str | None) -> str:
+    """Check the choice of clips (user audio or a corpus split); the split to play (``"train"`` by default)."""
+    if clips is not None and corpus_dir is not None:
+        raise ValueError("give either clips= (your audio) or corpus_dir= (a corpus folder), not both")
+    if clips is not None and split is not None:
+        raise ValueError("split= selects corpus items; it does not apply to clips=")
+    split = "train" if split is None else split
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+    return split
+
+
+def _user_sources(clips, fps: float) -> list:
+    """The clips of ``clips=`` (one clip or a sequence of them: see :class:`LipSyncEnv`), in order."""
+    single_tuple = isinstance(clips, tuple) and len(clips) in (2, 3) and isinstance(clips[1], (int, np.integer))
+    if isinstance(clips, (str, os.PathLike, dict)) or hasattr(clips, "timeline") or single_tuple:
+        clips = [clips]
+    sources: list = [user_clip(c, i, fps) for i, c in enumerate(clips)]
+    if not sources:
+        raise ValueError("clips= is empty: give at least one clip")
+    return sources
 
 
 # ---------------------------------------------------------------------------------------------------- environment
@@ -195,23 +232,10 @@ class LipSyncEnv(FaceEnv):
         lip_error: str = "centroid",
         **kwargs: Any,
     ):
-        for name, v in (("context_frames", context_frames), ("lookahead_frames", lookahead_frames)):
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
-                raise ValueError(f"{name} must be an integer >= 0, got {v!r}")
-        for name, c in (("lip_coef", lip_coef), ("closure_coef", closure_coef), ("rounding_coef", rounding_coef)):
-            if not (np.isfinite(c) and c >= 0):
-                raise ValueError(f"{name} must be finite and >= 0, got {c}")
-        if lip_error not in LIP_ERRORS:
-            raise ValueError(f"unknown lip_error {lip_error!r}; choose one of {', '.join(LIP_ERRORS)}")
-        if not (np.isfinite(closure_mm) and closure_mm >= 0):
-            raise ValueError(f"closure_mm must be finite and >= 0, got {closure_mm}")
-        if clips is not None and corpus_dir is not None:
-            raise ValueError("give either clips= (your audio) or corpus_dir= (a corpus folder), not both")
-        if clips is not None and split is not None:
-            raise ValueError("split= selects corpus items; it does not apply to clips=")
-        split = "train" if split is None else split
-        if split not in SPLITS:
-            raise ValueError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+        _check_settings(context_frames=context_frames, lookahead_frames=lookahead_frames, lip_coef=lip_coef,
+                        closure_coef=closure_coef, rounding_coef=rounding_coef, closure_mm=closure_mm,
+                        lip_error=lip_error)
+        split = _check_source(clips, corpus_dir, split)
 
         super().__init__(**kwargs)
         fps = float(self.face.control_hz)
@@ -219,17 +243,11 @@ class LipSyncEnv(FaceEnv):
             raise ValueError(f"the face's control rate {fps:g} Hz differs from the corpus frame rate {CORPUS_FPS:g}")
         self.fps = fps
         if clips is not None:
-            single_tuple = isinstance(clips, tuple) and len(clips) in (2, 3) and isinstance(clips[1], (int, np.integer))
-            if isinstance(clips, (str, os.PathLike, dict)) or hasattr(clips, "timeline") or single_tuple:
-                clips = [clips]
-            sources: list = [user_clip(c, i, fps) for i, c in enumerate(clips)]
-            if not sources:
-                raise ValueError("clips= is empty: give at least one clip")
+            sources = _user_sources(clips, fps)
             self.corpus_dir = None
         else:
-            cdir = Path(corpus_dir) if corpus_dir is not None else builtin_corpus_dir(cache_dir)
-            sources = corpus_clips(cdir, split, fps)
-            self.corpus_dir = cdir
+            self.corpus_dir = Path(corpus_dir) if corpus_dir is not None else builtin_corpus_dir(cache_dir)
+            sources = corpus_clips(self.corpus_dir, split, fps)
         ids = [s.id for s in sources]
         dup = sorted({i for i in ids if ids.count(i) > 1})
         if dup:
