@@ -81,7 +81,8 @@ def sing_file(song_or_audio: str | Path, out: str | Path, *, lang: str | None = 
     bring its ``lyrics`` (aligned to it, any language with ``lang``). ``plot`` adds a live plot of the face's aperture against the lip
     track of the phonemes (when known) or the audio model's target.
     """
-    from facetwin.audio.sing import list_songs, sing
+    from facetwin.audio.sing import sing
+    from facetwin.audio.songs import list_songs
     from facetwin.sim.video import render_video
 
     out = Path(out)

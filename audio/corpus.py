@@ -50,7 +50,8 @@ from facetwin.sim.rates import AUDIO_SR, CONTROL_HZ
 from .features import extract_features
 from .io import resample, save_wav
 from .lip_track import lip_track
-from .sing import list_songs, load_song, sing
+from .sing import sing
+from .songs import list_songs, load_song
 from .timeline import Timeline
 from .tts import LANGUAGES, synthesize
 from .voices import (

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from facetwin.audio.io import load_audio
-from facetwin.audio.sing import list_songs
+from facetwin.audio.songs import list_songs
 from facetwin.audio.timeline import Timeline
 from facetwin.cli import main
 

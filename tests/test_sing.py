@@ -5,7 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from facetwin.audio.sing import Note, Song, is_vowel, list_songs, load_song, midi_to_hz, sing
+from facetwin.audio.sing import is_vowel, midi_to_hz, sing
+from facetwin.audio.songs import Note, Song, list_songs, load_song
 from facetwin.audio.tts import Utterance
 
 SONG_LANGS = [(name, lang) for name in list_songs() for lang in load_song(name).languages]

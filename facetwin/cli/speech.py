@@ -54,7 +54,8 @@ def add_sing_audio_arguments(parser: argparse.ArgumentParser) -> None:
 
 @command(COMMANDS, "sing-audio", add_sing_audio_arguments, "sing a built-in song to a wav plus its phoneme timeline")
 def cmd_sing_audio(args: argparse.Namespace) -> int:
-    from facetwin.audio.sing import list_songs, load_song, sing
+    from facetwin.audio.sing import sing
+    from facetwin.audio.songs import list_songs, load_song
 
     if args.list or not args.song:
         for name in list_songs():
