@@ -3,7 +3,7 @@
 | step | what | output (in ``--out``) | time (2 cores) |
 |---|---|---|---|
 | 1 | babble speech-like expressions in the mirror (:func:`facetwin.envs.babble.babble`, ``distribution="speech"``) | ``babble_speech.npz`` (cached, resumable) | ~5 min |
-| 2 | the self-model: forward + inverse (:func:`facetwin.agents.self_model.train_self_model`) | ``self_model.pt`` | <= 10 min |
+| 2 | the self-model: forward + inverse (:func:`facetwin.agents.train_self_model.train_self_model`) | ``self_model.pt`` | <= 10 min |
 | 3 | the nearest-neighbour baseline's bank (first 90 % of the babbling, the self-model's training part) | ``babble_bank.npz`` | s |
 | 4 | the many-voice training corpus (:func:`facetwin.agents.train_audio_to_lips.train_corpus_dir`, cached) | in the cache folder | see the README |
 | 5 | audio -> lips, offline and streaming (:func:`facetwin.agents.train_audio_to_lips.train_audio_to_lips`) | ``audio_to_lips_offline.pt``, ``audio_to_lips_stream.pt`` | a few min each |
@@ -86,8 +86,8 @@ def train_lipsync(
 def _run_steps(out: Path, report: dict, *, babble_n, self_model_minutes, workers, seed, corpus_dir,
                self_model_epochs, audio_epochs, progress) -> None:
     from facetwin.agents.baselines import BabbleBank
-    from facetwin.agents.self_model import evaluate_round_trip, train_self_model
     from facetwin.agents.train_audio_to_lips import TRAIN_CORPUS_ARGS, train_audio_to_lips, train_corpus_dir
+    from facetwin.agents.train_self_model import evaluate_round_trip, train_self_model
     from facetwin.envs.babble import babble
 
     def step(name: str, t0: float, **info) -> None:

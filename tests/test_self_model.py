@@ -4,15 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from facetwin.agents.self_model import (
-    MOUTH_ACTUATORS,
-    MOUTH_INDEX,
-    SelfModel,
-    evaluate_round_trip,
-    heldout_split,
-    round_trip_errors,
-    train_self_model,
-)
+from facetwin.agents.self_model import MOUTH_ACTUATORS, MOUTH_INDEX, SelfModel
+from facetwin.agents.train_self_model import evaluate_round_trip, heldout_split, round_trip_errors, train_self_model
 from facetwin.envs.babble import babble
 from facetwin.sim.actuators import rest_controls
 from facetwin.sim.playback import lip_columns

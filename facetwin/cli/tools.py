@@ -49,7 +49,7 @@ def main_emulate(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------------------------------- train-self-model
 def add_self_model_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Arguments of ``facetwin train-self-model``."""
-    from facetwin.agents.self_model import DEFAULT_EPOCHS
+    from facetwin.agents.train_self_model import DEFAULT_EPOCHS
 
     parser.add_argument("--babble", required=True, help="babble .npz (distribution speech, settle 1 s)")
     parser.add_argument("--out", default=None, help="checkpoint (default: the shipped one)")
@@ -69,7 +69,7 @@ def main_self_model(args: argparse.Namespace) -> int:
     """Train, measure the round trip on held-out expressions, save (see :func:`add_self_model_arguments`)."""
     import torch
 
-    from facetwin.agents.self_model import evaluate_round_trip, train_self_model
+    from facetwin.agents.train_self_model import evaluate_round_trip, train_self_model
     from facetwin.agents.weights import SELF_MODEL_FILE, shipped_weights_dir
 
     torch.set_num_threads(int(args.threads))
