@@ -50,7 +50,8 @@ from facetwin.sim import actuators
 from facetwin.sim.landmarks import mouth_measures
 from facetwin.sim.model import FaceModel
 from facetwin.sim.render import MirrorRenderer
-from facetwin.sim.video import CLOSEUP_CAMERA, CLOSEUP_FOVY, AperturePlot, camera_fovy, render_video
+from facetwin.sim.video import CLOSEUP_CAMERA, CLOSEUP_FOVY, camera_fovy, render_video
+from facetwin.sim.video_plot import AperturePlot
 
 FPS = 30.0
 SR = 16000

@@ -18,18 +18,8 @@ The close-up uses the model's ``"mouth"`` camera with its vertical field of view
 :data:`CLOSEUP_FOVY` degrees while it renders (and restored right after): the jaw moves the whole mouth down, and the
 model's own framing cuts the lower lip off a wide-open mouth.
 
-The plot strip draws the face's midline lip aperture (mm, :func:`facetwin.sim.landmarks.mouth_measures`, the
-``Playback.aperture_mm`` of the same frame) against the target aperture over a scrolling window of
-:data:`PLOT_WINDOW_S` seconds: a white cursor marks the current frame at 3/4 of the width, the target is drawn over
-the whole window (past and the coming second), the face's curve up to the cursor. Horizontal grid lines every 5 mm
-(10 mm for tall ranges, the 0 mm "sealed" line brighter), vertical ticks every second, labels in a built-in 3x5
-bitmap font. Everything is drawn with numpy (no matplotlib).
-
-| element         | colour (RGB)                        |
-|-----------------|-------------------------------------|
-| face aperture   | :data:`FACE_RGB` (60, 220, 120)     |
-| target aperture | :data:`TARGET_RGB` (255, 150, 30)   |
-| cursor          | :data:`CURSOR_RGB` (255, 255, 255)  |
+The plot strip (:class:`facetwin.sim.video_plot.AperturePlot`) draws the face's midline lip aperture against the
+target aperture over a scrolling window of a few seconds, the current frame at a cursor.
 
 Sync convention: video frame ``k`` is shown from ``k / fps`` to ``(k + 1) / fps`` and the audio starts at 0 with no
 offset. Frame ``k`` is the face at the end of control period ``k`` (the :mod:`facetwin.sim.playback` convention),
@@ -41,10 +31,8 @@ Audio at a rate AAC does not support is resampled to 48 kHz by ffmpeg.
 
 A diverged simulation (``Playback.diverged``) freezes the video on its last good frame.
 
-Speed (``python -m facetwin.benchmarks.bench_video``, pinned to one core, software GL (llvmpipe), 3 s clips,
-start-up included): ``mirror`` 42 frames/s (1.4x real time), ``side_by_side`` 25 frames/s (0.83x), with the plot
-strip 22 frames/s (0.75x). Per frame: physics 2.2 ms, mirror render 15 ms, close-up render 11 ms (both 4x
-multisampled), plot strip 0.6 ms, the rest is H.264 encoding and copying. A GPU GL driver or spare cores (ffmpeg
+Speed: ``python -m facetwin.benchmarks.bench_video`` measures it (frames/s per layout, time per frame in physics,
+each render, the plot strip and encoding; the README has the figures). A GPU GL driver or spare cores (ffmpeg
 encodes in its own process) make it faster.
 
 >>> face = FaceModel.load("fast")
@@ -76,16 +64,11 @@ from .model import FaceModel
 from .playback import Playback, play
 from .rates import check_audio, num_frames
 from .render import PRESETS, MirrorRenderer, camera_id
+from .video_plot import PLOT_HEIGHT, AperturePlot
 
 LAYOUTS = ("mirror", "side_by_side")
 CLOSEUP_CAMERA = "mouth"
 CLOSEUP_FOVY = 34.0  # degrees; the model's "mouth" camera has 24, too tight for a wide-open jaw
-PLOT_HEIGHT = 128  # px, the plot strip under the panels
-PLOT_WINDOW_S = 4.0  # seconds of time across the plot strip
-PLOT_CURSOR_AT = 0.75  # the cursor's place across the plot (the rest shows the coming target)
-FACE_RGB = (60, 220, 120)
-TARGET_RGB = (255, 150, 30)
-CURSOR_RGB = (255, 255, 255)
 MACRO_BLOCK = 16  # frame sizes are kept multiples of this so ffmpeg does not rescale
 AAC_RATES = frozenset({7350, 8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 64000, 88200, 96000})
 H264_QUALITY = 6  # imageio-ffmpeg quality 1..10 (6 -> libx264 crf 20)
@@ -105,152 +88,6 @@ class VideoResult:
     has_audio: bool
     render_fps: float  # frames per wall-clock second of the whole job: simulation, rendering, plot, encoding
     playback: Playback  # what the face did (sim.playback)
-
-
-# ---------------------------------------------------------------------------------------------------- bitmap font
-_GLYPHS_3X5: dict[str, tuple[str, ...]] = {
-    "0": ("111", "101", "101", "101", "111"),
-    "1": ("010", "110", "010", "010", "111"),
-    "2": ("111", "001", "111", "100", "111"),
-    "3": ("111", "001", "111", "001", "111"),
-    "4": ("101", "101", "111", "001", "001"),
-    "5": ("111", "100", "111", "001", "111"),
-    "6": ("111", "100", "111", "101", "111"),
-    "7": ("111", "001", "001", "001", "001"),
-    "8": ("111", "101", "111", "101", "111"),
-    "9": ("111", "101", "111", "001", "111"),
-    "-": ("000", "000", "111", "000", "000"),
-    ".": ("000", "000", "000", "000", "010"),
-    " ": ("000", "000", "000", "000", "000"),
-    "A": ("010", "101", "111", "101", "101"),
-    "C": ("011", "100", "100", "100", "011"),
-    "E": ("111", "100", "110", "100", "111"),
-    "F": ("111", "100", "110", "100", "100"),
-    "G": ("011", "100", "101", "101", "011"),
-    "M": ("101", "111", "111", "101", "101"),
-    "P": ("110", "101", "110", "100", "100"),
-    "R": ("110", "101", "110", "101", "101"),
-    "S": ("011", "100", "010", "001", "110"),
-    "T": ("111", "010", "010", "010", "010"),
-    "U": ("101", "101", "101", "101", "111"),
-}
-_GLYPH_MASKS = {c: np.array([[ch == "1" for ch in row] for row in g]) for c, g in _GLYPHS_3X5.items()}
-FONT_SCALE = 2  # each font pixel is 2x2 image pixels: glyphs 6x10 px, advancing 8 px
-
-
-def text_size(text: str, scale: int = FONT_SCALE) -> tuple[int, int]:
-    """(width, height) in pixels of ``text`` drawn by :func:`draw_text`."""
-    return max(0, 4 * len(text) - 1) * scale, 5 * scale
-
-
-def draw_text(image: np.ndarray, text: str, x: int, y: int, rgb: tuple[int, int, int], scale: int = FONT_SCALE) -> None:
-    """Draw ``text`` (digits, ``- .`` and the capitals of :data:`_GLYPHS_3X5`) in place, top-left corner at (x, y);
-    the parts outside the image are clipped."""
-    h, w = image.shape[:2]
-    for i, ch in enumerate(text):
-        mask = _GLYPH_MASKS.get(ch)
-        if mask is None:
-            raise ValueError(f"draw_text: no glyph for {ch!r}; available: {''.join(sorted(_GLYPH_MASKS))!r}")
-        big = np.kron(mask, np.ones((scale, scale), dtype=bool))
-        x0 = x + 4 * scale * i
-        ys, xs = np.nonzero(big)
-        ys, xs = ys + y, xs + x0
-        ok = (ys >= 0) & (ys < h) & (xs >= 0) & (xs < w)
-        image[ys[ok], xs[ok]] = rgb
-
-
-# ---------------------------------------------------------------------------------------------------- plot strip
-class AperturePlot:
-    """The scrolling "face aperture vs target" strip, ``width`` x :data:`PLOT_HEIGHT` px, drawn with numpy.
-
-    ``target_mm`` (T,) is the target aperture of every frame; :meth:`draw` takes the face's apertures of frames
-    ``0..k`` and returns the strip for frame ``k``.
-    """
-
-    LEFT, RIGHT, TOP, BOTTOM = 40, 10, 16, 16  # margins: y labels left, time labels at the bottom, legend on top
-    BG = (22, 24, 30)
-    GRID = (62, 66, 78)
-    ZERO = (120, 124, 138)
-    LABEL = (170, 174, 186)
-
-    def __init__(self, target_mm: np.ndarray, fps: float, width: int, height: int = PLOT_HEIGHT):
-        self.target = np.asarray(target_mm, dtype=float)
-        self.fps = float(fps)
-        self.width, self.height = int(width), int(height)
-        self.x0, self.x1 = self.LEFT, self.width - self.RIGHT  # plot area columns [x0, x1)
-        self.y0, self.y1 = self.TOP, self.height - self.BOTTOM  # plot area rows [y0, y1)
-        if self.x1 - self.x0 < 40 or self.y1 - self.y0 < 20:
-            raise ValueError(f"the plot strip needs at least {self.LEFT + self.RIGHT + 40} px of width, got {width}")
-        self.lo = min(-2.0, math.floor(float(self.target.min())))
-        self.hi = max(20.0, math.ceil(float(self.target.max())) + 2.0)
-        self.px_per_frame = (self.x1 - self.x0) / (PLOT_WINDOW_S * self.fps)
-        self.cursor_x = self.x0 + round(PLOT_CURSOR_AT * (self.x1 - self.x0))
-        self.cols = np.arange(self.x0, self.x1)
-        self.rows = np.arange(self.y0, self.y1)[:, None]
-        self.background = self._background()
-
-    def _row(self, mm: np.ndarray | float) -> np.ndarray:
-        """Pixel row (float) of an aperture value, clipped into the plot area."""
-        frac = (np.asarray(mm, dtype=float) - self.lo) / (self.hi - self.lo)
-        return np.clip(self.y1 - 1 - frac * (self.y1 - 1 - self.y0), self.y0, self.y1 - 1)
-
-    def _background(self) -> np.ndarray:
-        img = np.empty((self.height, self.width, 3), dtype=np.uint8)
-        img[:] = self.BG
-        step = 5 if self.hi - self.lo <= 40 else 10
-        for v in range(math.ceil(self.lo / step) * step, int(self.hi) + 1, step):
-            r = round(float(self._row(v)))
-            img[r, self.x0 : self.x1] = self.ZERO if v == 0 else self.GRID
-            label = str(v)
-            tw, th = text_size(label)
-            draw_text(img, label, self.x0 - 6 - tw, r - th // 2, self.LABEL)
-        draw_text(img, "APERTURE MM", self.x0, 3, self.LABEL)
-        x = self.x1
-        for name, rgb in (("TARGET", TARGET_RGB), ("FACE", FACE_RGB)):
-            tw, _ = text_size(name)
-            x -= tw
-            draw_text(img, name, x, 3, rgb)
-            img[7:9, x - 18 : x - 4] = rgb
-            x -= 30
-        return img
-
-    def _polyline(self, img: np.ndarray, k: int, frame_idx: np.ndarray, values: np.ndarray, rgb, half=1.0) -> None:
-        """Draw the curve through (frame, value) samples, the cursor at frame ``k``, over the columns they span."""
-        k_of_col = k + (self.cols - self.cursor_x) / self.px_per_frame
-        ok = (k_of_col >= frame_idx[0]) & (k_of_col <= frame_idx[-1])
-        if not ok.any():
-            return
-        y = self._row(np.interp(k_of_col, frame_idx, values))
-        y_next = np.append(y[1:], y[-1])
-        ok_next = np.append(ok[1:], False)
-        lo = np.where(ok_next, np.minimum(y, y_next), y) - half
-        hi = np.where(ok_next, np.maximum(y, y_next), y) + half
-        mask = ok[None, :] & (self.rows >= lo[None, :]) & (self.rows <= hi[None, :])
-        rr, cc = np.nonzero(mask)
-        img[rr + self.y0, cc + self.x0] = rgb
-
-    def draw(self, face_mm: np.ndarray) -> np.ndarray:
-        """The strip for frame ``k = len(face_mm) - 1``, given the face's apertures of frames ``0..k``."""
-        k = len(face_mm) - 1
-        img = self.background.copy()
-        first = max(0.0, k - (self.cursor_x - self.x0) / self.px_per_frame)
-        last = k + (self.x1 - self.cursor_x) / self.px_per_frame
-        for s in range(math.ceil(first / self.fps), int(last / self.fps) + 1):  # a tick every second
-            x = round(self.cursor_x + (s * self.fps - k) * self.px_per_frame)
-            if self.x0 <= x < self.x1:
-                img[self.y1 : self.y1 + 4, x] = self.LABEL
-                label = str(s)
-                tw, _ = text_size(label)
-                draw_text(img, label, x - tw // 2, self.y1 + 5, self.LABEL)
-        n = len(self.target)
-        self._polyline(img, k, np.arange(n, dtype=float), self.target, TARGET_RGB)
-        face = np.asarray(face_mm, dtype=float)
-        if len(face) == 1:  # one sample: a flat stub up to the cursor
-            self._polyline(img, k, np.array([k - 1.0, k]), np.repeat(face, 2), FACE_RGB)
-        else:
-            self._polyline(img, k, np.arange(len(face), dtype=float), face, FACE_RGB)
-        img[self.y0 : self.y1, self.cursor_x] = CURSOR_RGB
-        return img
 
 
 # ---------------------------------------------------------------------------------------------------- input checks
@@ -316,6 +153,109 @@ def camera_fovy(face: FaceModel, camera: str, fovy: float) -> Iterator[None]:
         face.model.cam_fovy[cid] = saved
 
 
+def _check_options(layout: str, preset: str, fps) -> float:
+    """Check the layout, render preset and frame rate; the frame rate as a float."""
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown layout {layout!r}; choose one of {LAYOUTS}")
+    if preset not in PRESETS:
+        raise ValueError(f"unknown render preset {preset!r}; choose one of {sorted(PRESETS)}")
+    if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not (math.isfinite(fps) and fps > 0):
+        raise ValueError(f"fps must be a positive number, got {fps!r}")
+    return float(fps)
+
+
+def _frame_size(preset: str, layout: str, with_plot: bool) -> tuple[int, int]:
+    """(width, height) of the video frames: the panels side by side, the plot strip under them."""
+    pw, ph = PRESETS[preset].width, PRESETS[preset].height
+    width, height = pw + (ph if layout == "side_by_side" else 0), ph + (PLOT_HEIGHT if with_plot else 0)
+    if width % MACRO_BLOCK or height % MACRO_BLOCK:
+        raise ValueError(f"preset {preset!r} gives {width}x{height} frames; sizes must be multiples of {MACRO_BLOCK}")
+    return width, height
+
+
+def _audio_params(x: np.ndarray | None, sr: int | None, tmpdir: Path) -> tuple[dict, list[str]]:
+    """The encoder's audio arguments and ffmpeg output options; the audio is written to a WAV file in ``tmpdir``."""
+    audio_params: dict = {}
+    output_params = ["-preset", X264_PRESET, "-movflags", "+faststart"]
+    if x is not None:
+        import soundfile
+
+        wav = tmpdir / "audio.wav"  # x is checked finite float above: 16-bit PCM for the muxer
+        soundfile.write(str(wav), np.clip(x, -1.0, 1.0), int(sr), subtype="PCM_16", format="WAV")
+        audio_params = {"audio_path": str(wav), "audio_codec": "aac"}
+        if int(sr) not in AAC_RATES:
+            output_params += ["-ar", "48000"]
+    return audio_params, output_params
+
+
+class _FrameSender:
+    """Composes every video frame (mirror view, close-up, plot strip) and sends it to the H.264 encoder."""
+
+    def __init__(self, face: FaceModel, preset: str, layout: str, plot: AperturePlot | None, size: tuple[int, int],
+                 bar) -> None:
+        self.face, self.preset, self.layout, self.plot, self.bar = face, preset, layout, plot, bar
+        self.pw, self.ph = PRESETS[preset].width, PRESETS[preset].height
+        self.frame = np.zeros((size[1], size[0], 3), dtype=np.uint8)
+        self.neutral = np.asarray(face.neutral_landmarks_mm, dtype=float)
+        self.apertures: list[float] = []
+        self.mirror = self.closeup = self.writer = None
+        self.sent = 0
+
+    def open(self, tmp: Path, fps: float, audio_params: dict, output_params: list[str]) -> None:
+        """Create the renderers and start the encoder writing ``tmp``."""
+        import imageio_ffmpeg
+
+        self.mirror = MirrorRenderer(self.face, self.preset, camera="mirror")
+        if self.layout == "side_by_side":
+            self.closeup = MirrorRenderer(self.face, self.preset, width=self.ph, height=self.ph, camera=CLOSEUP_CAMERA)
+        h, w = self.frame.shape[:2]
+        self.writer = imageio_ffmpeg.write_frames(
+            str(tmp),
+            (w, h),
+            fps=fps,
+            codec="libx264",
+            pix_fmt_out="yuv420p",
+            quality=H264_QUALITY,
+            macro_block_size=MACRO_BLOCK,
+            ffmpeg_log_level="error",
+            output_params=output_params,
+            **audio_params,
+        )
+        self.writer.send(None)
+
+    def send(self) -> None:
+        self.writer.send(self.frame)
+        self.sent += 1
+        self.bar.update(1)
+
+    def on_frame(self, k: int, f: FaceModel) -> None:
+        """Render and send the frame of control period ``k`` (:func:`facetwin.sim.playback.play`'s callback)."""
+        ph, pw = self.ph, self.pw
+        self.frame[:ph, :pw] = self.mirror.render()
+        if self.closeup is not None:
+            with camera_fovy(f, CLOSEUP_CAMERA, CLOSEUP_FOVY):
+                self.frame[:ph, pw:] = self.closeup.render()
+        if self.plot is not None:
+            self.apertures.append(float(mouth_measures(f.landmarks_mm(), self.neutral)["aperture_mm"]))
+            self.frame[ph:] = self.plot.draw(np.asarray(self.apertures))
+        self.send()
+
+    def finish(self, n: int) -> None:
+        """Send the last frame again up to ``n`` frames (a diverged face holds it) and close the encoder."""
+        while self.sent < n:
+            self.send()
+        self.writer.close()
+        self.writer = None
+
+    def close(self) -> None:
+        """Stop the encoder (if still running) and free the renderers."""
+        if self.writer is not None:
+            self.writer.close()
+        for r in (self.mirror, self.closeup):
+            if r is not None:
+                r.close()
+
+
 # ---------------------------------------------------------------------------------------------------- rendering
 def render_video(
     ctrl,
@@ -340,28 +280,15 @@ def render_video(
     view (the close-up is a square as tall as it). The file is written atomically (a temporary file beside it, then
     renamed); parent folders are created. Raises ``ValueError`` for bad input (checked before anything renders).
     """
-    import imageio_ffmpeg
-
     path = _check_out_path(out_path)
-    if layout not in LAYOUTS:
-        raise ValueError(f"unknown layout {layout!r}; choose one of {LAYOUTS}")
-    if preset not in PRESETS:
-        raise ValueError(f"unknown render preset {preset!r}; choose one of {sorted(PRESETS)}")
-    if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not (math.isfinite(fps) and fps > 0):
-        raise ValueError(f"fps must be a positive number, got {fps!r}")
-    fps = float(fps)
+    fps = _check_options(layout, preset, fps)
     if face is None:
         face = FaceModel.load(variant)
     u = _check_ctrl(ctrl, face.n_actuators)
     n = len(u)
     x = _check_audio(audio, sr, n, fps)
     target = _check_target(plot_target_aperture, n)
-
-    pw, ph = PRESETS[preset].width, PRESETS[preset].height
-    panels_w = pw + (ph if layout == "side_by_side" else 0)
-    width, height = panels_w, ph + (PLOT_HEIGHT if target is not None else 0)
-    if width % MACRO_BLOCK or height % MACRO_BLOCK:
-        raise ValueError(f"preset {preset!r} gives {width}x{height} frames; sizes must be multiples of {MACRO_BLOCK}")
+    width, height = _frame_size(preset, layout, target is not None)
     plot = AperturePlot(target, fps, width) if target is not None else None
 
     from tqdm.auto import tqdm
@@ -369,84 +296,22 @@ def render_video(
     path.parent.mkdir(parents=True, exist_ok=True)
     # a fresh name beside the target, created by ffmpeg itself (so with the usual file mode, not mkstemp's 0600)
     tmp = path.parent / f".{path.stem}.{os.getpid()}.{secrets.token_hex(4)}.tmp.mp4"
-    frame = np.zeros((height, width, 3), dtype=np.uint8)
-    neutral = np.asarray(face.neutral_landmarks_mm, dtype=float)
-    apertures: list[float] = []
-    mirror = closeup = writer = None
     bar = tqdm(total=n, desc="video", unit="frame", disable=not progress)
+    frames = _FrameSender(face, preset, layout, plot, (width, height), bar)
     t0 = time.perf_counter()
     try:
         with tempfile.TemporaryDirectory(prefix="facetwin_video_") as tmpdir:
-            audio_params: dict = {}
-            output_params = ["-preset", X264_PRESET, "-movflags", "+faststart"]
-            if x is not None:
-                import soundfile
-
-                wav = Path(tmpdir) / "audio.wav"  # x is checked finite float above: 16-bit PCM for the muxer
-                soundfile.write(str(wav), np.clip(x, -1.0, 1.0), int(sr), subtype="PCM_16", format="WAV")
-                audio_params = {"audio_path": str(wav), "audio_codec": "aac"}
-                if int(sr) not in AAC_RATES:
-                    output_params += ["-ar", "48000"]
-            mirror = MirrorRenderer(face, preset, camera="mirror")
-            if layout == "side_by_side":
-                closeup = MirrorRenderer(face, preset, width=ph, height=ph, camera=CLOSEUP_CAMERA)
-            writer = imageio_ffmpeg.write_frames(
-                str(tmp),
-                (width, height),
-                fps=fps,
-                codec="libx264",
-                pix_fmt_out="yuv420p",
-                quality=H264_QUALITY,
-                macro_block_size=MACRO_BLOCK,
-                ffmpeg_log_level="error",
-                output_params=output_params,
-                **audio_params,
-            )
-            writer.send(None)
-            sent = 0
-
-            def send() -> None:
-                nonlocal sent
-                writer.send(frame)
-                sent += 1
-                bar.update(1)
-
-            def on_frame(k: int, f: FaceModel) -> None:
-                frame[:ph, :pw] = mirror.render()
-                if closeup is not None:
-                    with camera_fovy(f, CLOSEUP_CAMERA, CLOSEUP_FOVY):
-                        frame[:ph, pw:] = closeup.render()
-                if plot is not None:
-                    apertures.append(float(mouth_measures(f.landmarks_mm(), neutral)["aperture_mm"]))
-                    frame[ph:] = plot.draw(np.asarray(apertures))
-                send()
-
-            pb = play(face, u, on_frame=on_frame)
-            while sent < n:  # diverged: the video holds the last good frame
-                send()
-            writer.close()
-            writer = None
+            frames.open(tmp, fps, *_audio_params(x, sr, Path(tmpdir)))
+            pb = play(face, u, on_frame=frames.on_frame)
+            frames.finish(n)
         os.replace(tmp, path)
     finally:
         bar.close()
-        if writer is not None:
-            writer.close()
-        for r in (mirror, closeup):
-            if r is not None:
-                r.close()
+        frames.close()
         tmp.unlink(missing_ok=True)
     wall = time.perf_counter() - t0
-    return VideoResult(
-        path=path,
-        n_frames=n,
-        fps=fps,
-        duration_s=n / fps,
-        width=width,
-        height=height,
-        has_audio=x is not None,
-        render_fps=n / wall,
-        playback=pb,
-    )
+    return VideoResult(path=path, n_frames=n, fps=fps, duration_s=n / fps, width=width, height=height,
+                       has_audio=x is not None, render_fps=n / wall, playback=pb)
 
 
 # ---------------------------------------------------------------------------------------------------- probing
@@ -519,6 +384,5 @@ def read_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
 
 
 __all__ = [
-    "CLOSEUP_CAMERA", "CLOSEUP_FOVY", "FACE_RGB", "LAYOUTS", "TARGET_RGB", "AperturePlot", "VideoResult", "camera_fovy",
-    "draw_text", "probe_video", "read_audio", "render_video", "text_size",
+    "CLOSEUP_CAMERA", "CLOSEUP_FOVY", "LAYOUTS", "VideoResult", "camera_fovy", "probe_video", "read_audio", "render_video",
 ]

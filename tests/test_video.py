@@ -15,7 +15,8 @@ from facetwin.sim import video as video_mod
 from facetwin.sim.expressions import mix_ctrl
 from facetwin.sim.playback import lip_columns
 from facetwin.sim.render import project_landmarks
-from facetwin.sim.video import FACE_RGB, TARGET_RGB, AperturePlot, probe_video, read_audio, render_video
+from facetwin.sim.video import probe_video, read_audio, render_video
+from facetwin.sim.video_plot import FACE_RGB, TARGET_RGB, AperturePlot
 
 torch.set_num_threads(1)
 
