@@ -4,6 +4,10 @@
 >>> result = train("facetwin.envs.mirror_self_model:MirrorSelfModelEnv", "sac", 15_000, "runs/mirror", n_envs=2)
 >>> print(result.table)  # trained policy vs random policy vs neutral face, on the same held-out targets
 
+Its parts: the envs (:mod:`~facetwin.agents.rl_envs`), the checkpoints (:mod:`~facetwin.agents.rl_checkpoint`),
+the SB3 callbacks (:mod:`~facetwin.agents.rl_callbacks`), the evaluation (:mod:`~facetwin.agents.rl_eval`); this
+module holds the hyper-parameters and :func:`train`, and gives the public names of the others.
+
 Command line (:mod:`facetwin.cli.learning`)::
 
     facetwin train --algo sac --steps 15000 --n-envs 2 --out runs/mirror
@@ -52,22 +56,20 @@ training targets, whereas training targets come from the env's pool, entry ``k``
 figure of merit is the landmark error (``info["error_mm"]``, mm, lip landmarks weighted 2) at the last step of the
 episode; the table also gives the error averaged over the episode.
 
-Defaults, measured on this task (2-core AMD EPYC VM, CPU torch, held-out targets, error at the end of the episode):
+Defaults (held-out targets, error at the end of the episode; the speed figures are in the README's "Training"):
 
 * env: ``DEFAULT_ENV_KWARGS``: the "fast" model variant, absolute actions, landmark observations, 10-step episodes
   (1/3 s; commanding the target controls themselves gets within 0.05 mm in 10 steps), the env's pool of 256
-  targets (each settled once per process, ~0.2 s: the first minute of a run is slower);
-* SAC (the default algorithm), ``ALGO_DEFAULTS["sac"]``: ``facetwin train --algo sac --steps 15000
-  --n-envs 2`` trained in 195-214 s (70-77 steps/s, two identical runs; under 4 min with start-up and evaluation)
-  and reached 2.26 mm vs 3.19 mm for the neutral face (0.71x) and 7.00 mm for random actions (50 episodes; the
-  run is deterministic for a seed). The tiny run of the tests (:data:`TINY`, 4000 steps, one env, ~1 min) reached
-  0.71x-0.78x over seeds 0-3; other SAC runs of 6000-15000 steps gave 0.68x-0.77x: it plateaus there;
-* PPO, ``ALGO_DEFAULTS["ppo"]``: 40,000 steps with 2 envs in 248 s reached 3.32 mm vs 3.11 mm neutral (1.07x,
-  30 episodes): on-policy learning of this 26-D regression-like task is too slow for a minutes-long budget.
+  targets (each settled once per process: the first minute of a run is slower);
+* SAC (the default algorithm), ``ALGO_DEFAULTS["sac"]``: ``facetwin train --algo sac --steps 15000 --n-envs 2``
+  reached 2.26 mm vs 3.19 mm for the neutral face (0.71x) and 7.00 mm for random actions (50 episodes; the run is
+  deterministic for a seed). The tiny run of the tests (:data:`TINY`, 4000 steps, one env) reached 0.71x-0.78x
+  over seeds 0-3; other SAC runs of 6000-15000 steps gave 0.68x-0.77x: it plateaus there;
+* PPO, ``ALGO_DEFAULTS["ppo"]``: 40,000 steps with 2 envs reached 3.32 mm vs 3.11 mm neutral (1.07x, 30 episodes):
+  on-policy learning of this 26-D regression-like task is too slow for a minutes-long budget.
 
 The CPU's two cores are shared by three processes with ``n_envs=2`` (two env workers and the learner), and torch
-is limited to one thread (``torch_threads=1``): torch's default two threads spin against the env workers (measured
-3.5x slower with PPO).
+is limited to one thread (``torch_threads=1``): torch's default two threads spin against the env workers.
 """
 
 from __future__ import annotations
@@ -75,15 +77,15 @@ from __future__ import annotations
 import json
 import math
 import pickle
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from facetwin.agents.rl_callbacks import training_callbacks
 from facetwin.agents.rl_checkpoint import (  # noqa: F401  (re-exported: rl is the public face of training)
     ALGOS,
     CHECKPOINT_FORMAT,
@@ -123,6 +125,9 @@ from facetwin.agents.rl_eval import (  # noqa: F401  (re-exported: rl is the pub
     random_policy,
 )
 from facetwin.files import atomic_write, atomic_write_bytes
+
+if TYPE_CHECKING:
+    from facetwin.envs.randomization import RandomizationConfig
 
 # Hyper-parameters per algorithm (SB3 constructor keyword arguments), overridable with ``hyperparams=`` /
 # ``--hp key=value``. Chosen for the mirror self-model task on a 2-core CPU machine (see the module docstring for the
@@ -169,79 +174,6 @@ TINY: dict[str, Any] = dict(
     env_kwargs={**DEFAULT_ENV_KWARGS, "target_pool_size": 64},  # 64 training targets: the pool is computed fast
     hyperparams=None,  # the SAC defaults
 )
-
-
-# ------------------------------------------------------------------------------------------------ callbacks
-def _callbacks():
-    from stable_baselines3.common.callbacks import BaseCallback
-
-    class TqdmProgress(BaseCallback):
-        """A tqdm bar over the total step target (continues from the step count when resuming)."""
-
-        def __init__(self, total: int):
-            super().__init__()
-            self.total = total
-            self.bar = None
-
-        def _on_training_start(self) -> None:
-            from tqdm.auto import tqdm
-
-            self.bar = tqdm(
-                total=self.total,
-                initial=self.num_timesteps,
-                unit="step",
-                dynamic_ncols=True,
-                smoothing=0.05,
-                mininterval=0.5 if sys.stderr.isatty() else 30.0,  # a log file gets a line every 30 s
-            )
-
-        def _on_step(self) -> bool:
-            self.bar.update(self.training_env.num_envs)
-            return True
-
-        def _on_rollout_end(self) -> None:
-            err = [ep["error_mm"] for ep in self.model.ep_info_buffer if "error_mm" in ep]
-            if err:
-                self.bar.set_postfix_str(f"final error {np.mean(err):.2f} mm", refresh=False)
-
-        def _on_training_end(self) -> None:
-            if self.bar is not None:
-                self.bar.n = self.num_timesteps
-                self.bar.close()
-
-    class ErrorLogger(BaseCallback):
-        """Logs the mean end-of-episode landmark error of recent training episodes (rollout/ep_final_error_mm)."""
-
-        def _on_step(self) -> bool:
-            return True
-
-        def _on_rollout_end(self) -> None:
-            err = [ep["error_mm"] for ep in self.model.ep_info_buffer if "error_mm" in ep]
-            if err:
-                self.logger.record("rollout/ep_final_error_mm", float(np.mean(err)))
-
-    class PeriodicCheckpoint(BaseCallback):
-        """Checkpoint every ``every`` steps at the start of a rollout, i.e. after the previous update: the saved
-        step count matches the data the saved policy has learned from (nothing half-collected is counted)."""
-
-        def __init__(self, save: Callable[[], None], every: int):
-            super().__init__()
-            self.save = save
-            self.every = every
-            self.last = 0
-
-        def _on_training_start(self) -> None:
-            self.last = self.num_timesteps
-
-        def _on_rollout_start(self) -> None:
-            if self.every > 0 and self.num_timesteps - self.last >= self.every:
-                self.save()
-                self.last = self.num_timesteps
-
-        def _on_step(self) -> bool:
-            return True
-
-    return TqdmProgress, ErrorLogger, PeriodicCheckpoint
 
 
 # ------------------------------------------------------------------------------------------------ training
@@ -298,6 +230,193 @@ def algo_hyperparams(algo: str, overrides: dict[str, Any] | None = None) -> dict
     return _deep_update(ALGO_DEFAULTS[algo], overrides or {})
 
 
+@dataclass
+class _Run:
+    """The settings one training run's steps share, fixed before its envs start (resuming replaces the seed, the
+    normalization and the hyper-parameter overrides with the checkpoint's, ``meta_in``)."""
+
+    env_id: str
+    algo: str
+    steps: int
+    out_dir: Path
+    seed: int
+    n_envs: int
+    env_kwargs: dict[str, Any]
+    normalize: bool
+    overrides: dict[str, Any] | None  # the hyper-parameter overrides (--hp)
+    randomize: RandomizationConfig | None
+    eval_randomize: RandomizationConfig | None
+    say: Callable[[str], None]
+    checkpoint_every: int
+    progress: bool
+    eval_episodes: int
+    eval_seed: int
+    eval_domain_seed: int
+    meta_in: dict[str, Any] | None = None  # the checkpoint's meta.json when resuming from one
+
+    @property
+    def ckpt_path(self) -> Path:
+        return self.out_dir / CHECKPOINT_NAME
+
+    @property
+    def env_seed(self) -> int:
+        """The envs' seed: a resumed run's envs get fresh streams (the seed plus the checkpoint's step count)."""
+        return self.seed if self.meta_in is None else self.seed + int(self.meta_in["num_timesteps"])
+
+    @property
+    def randomize_record(self) -> dict[str, Any] | None:
+        """The domain randomization ranges as ``meta.json`` and ``eval.json`` record them."""
+        return None if self.randomize is None else {"source": self.randomize.source, "ranges": self.randomize.as_dict()}
+
+    def checkpoint_meta(self) -> dict[str, Any]:
+        return {
+            "algo": self.algo,
+            "env_id": self.env_id,
+            "env_kwargs": self.env_kwargs,
+            "seed": self.seed,
+            "n_envs": self.n_envs,
+            "total_steps": self.steps,
+            "randomize": self.randomize_record,
+            "hyperparams_overrides": self.overrides,
+        }
+
+
+def _resume_from_checkpoint(run: _Run) -> None:
+    """Take the checkpoint in ``run.out_dir`` (its meta, seed, normalization and overrides) after checking that it
+    was trained on the same task; a folder without one starts a fresh run."""
+    ckpt_path = run.ckpt_path
+    if not ckpt_path.exists():
+        run.say(f"no checkpoint in {run.out_dir}; starting a fresh run")
+        return
+    meta_in = read_checkpoint_meta(ckpt_path)
+    if meta_in.get("algo") != run.algo:
+        raise ValueError(f"{ckpt_path} was trained with {meta_in.get('algo')!r}, not {run.algo!r}")
+    if meta_in.get("env_id") != run.env_id or meta_in.get("env_kwargs") != json.loads(json.dumps(run.env_kwargs)):
+        raise ValueError(
+            f"{ckpt_path} was trained on {meta_in.get('env_id')} with {meta_in.get('env_kwargs')}, "
+            f"not on {run.env_id} with {run.env_kwargs}"
+        )
+    ranges_in = (meta_in.get("randomize") or {}).get("ranges")
+    ranges_now = None if run.randomize is None else json.loads(json.dumps(run.randomize.as_dict()))
+    if ranges_in != ranges_now:
+        raise ValueError(f"{ckpt_path} was trained with domain randomization ranges {ranges_in}, not {ranges_now}")
+    if meta_in.get("n_envs", run.n_envs) != run.n_envs:  # the replay buffer and rollouts are laid out per env
+        raise ValueError(f"--n-envs {run.n_envs}: {ckpt_path} was trained with --n-envs {meta_in['n_envs']}; "
+                         f"resume with --n-envs {meta_in['n_envs']}")
+    run.seed = int(meta_in.get("seed", run.seed))
+    run.normalize = bool(meta_in.get("has_vecnormalize", run.normalize))
+    run.overrides = meta_in.get("hyperparams_overrides")
+    run.meta_in = meta_in
+
+
+def _build_model(run: _Run, venv, hp: dict[str, Any], device: str, verbose: int):
+    """``(model, vecnormalize or None, resumed_from)``: the checkpoint's model bound to ``venv`` when resuming,
+    else a new ``run.algo`` model with hyper-parameters ``hp`` on ``venv`` (in VecNormalize if ``run.normalize``)."""
+    if run.meta_in is not None:
+        model, vecnormalize, _ = load_checkpoint(run.ckpt_path, venv, device=device)
+        model.set_random_seed(run.env_seed)  # load() re-seeded everything with the first run's seed
+        model.tensorboard_log = str(run.out_dir / "tb")
+        resumed_from = int(model.num_timesteps)
+        run.say(f"resuming {run.algo.upper()} from {run.ckpt_path} at step {resumed_from:,} (target {run.steps:,})")
+        return model, vecnormalize, resumed_from
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    env, vecnormalize = venv, None
+    if run.normalize:
+        vecnormalize = VecNormalize(venv, norm_obs=True, norm_reward=False, gamma=hp.get("gamma", 0.99))
+        env = vecnormalize
+    model = algo_class(run.algo)("MultiInputPolicy", env, seed=run.seed, tensorboard_log=str(run.out_dir / "tb"),
+                                 device=device, verbose=verbose, **hp)
+    return model, vecnormalize, None
+
+
+def _learn(run: _Run, model, vecnormalize) -> tuple[int, float]:
+    """Train ``model`` on to ``run.steps`` steps in total, with periodic checkpoints and one at the end; returns the
+    step count it started from and the seconds it took."""
+    meta = run.checkpoint_meta()
+
+    def checkpoint() -> None:
+        save_checkpoint(run.ckpt_path, model, vecnormalize, meta)
+
+    callbacks = training_callbacks(checkpoint, run.checkpoint_every, run.steps if run.progress else None)
+    remaining = run.steps - int(model.num_timesteps)
+    start_steps = int(model.num_timesteps)
+    t0 = time.perf_counter()
+    if remaining > 0:
+        model.learn(total_timesteps=remaining, callback=callbacks, reset_num_timesteps=run.meta_in is None,
+                    tb_log_name=run.algo, progress_bar=False)
+    train_seconds = time.perf_counter() - t0
+    if remaining > 0 or not run.ckpt_path.exists():
+        checkpoint()
+    return start_steps, train_seconds
+
+
+def _save_policy(run: _Run, model, vecnormalize, start_steps: int, train_seconds: float,
+                 resumed_from: int | None) -> TrainResult:
+    """Write the final policy (``model.zip``, ``vecnormalize.pkl``) and say what was trained."""
+    model_path = run.out_dir / MODEL_NAME
+    atomic_write(model_path, model.save, durable=True)
+    if vecnormalize is not None:
+        atomic_write_bytes(run.out_dir / VECNORM_NAME, pickle.dumps(vecnormalize), durable=True)
+    done = int(model.num_timesteps)
+    run.say(
+        f"trained {run.algo.upper()} {done - start_steps:,} steps in {train_seconds:.1f} s "
+        f"({(done - start_steps) / max(train_seconds, 1e-9):.0f} steps/s), {done:,} in total -> {model_path}"
+    )
+    return TrainResult(
+        out_dir=run.out_dir,
+        algo=run.algo,
+        env_id=run.env_id,
+        num_timesteps=done,
+        steps_this_run=done - start_steps,
+        train_seconds=train_seconds,
+        resumed_from=resumed_from,
+        model_path=model_path,
+        checkpoint_path=run.ckpt_path,
+    )
+
+
+def _evaluate_run(run: _Run, result: TrainResult, model, vecnormalize) -> None:
+    """The trained policy vs a random policy vs the neutral face on held-out episodes (and, with
+    ``run.eval_randomize``, on held-out randomized twins): into ``result`` and ``out_dir/eval.json``."""
+    if vecnormalize is not None:
+        vecnormalize.training = False
+    episodes, eval_seed, eval_randomize = run.eval_episodes, run.eval_seed, run.eval_randomize
+
+    def compare(**randomized) -> dict[str, EvalResult]:
+        return compare_policies(run.env_id, run.env_kwargs, model_policy(model, vecnormalize), episodes, eval_seed,
+                                policy_name=f"trained {run.algo.upper()}", **randomized)
+
+    result.evaluation = compare()
+    result.table = format_eval_table(list(result.evaluation.values()))
+    run.say(
+        f"\nheld-out evaluation: {episodes} episodes, reset seeds {eval_seed}..{eval_seed + episodes - 1}"
+        f" (training seeds start at {run.seed})\n" + result.table
+    )
+    report = {
+        "algo": run.algo,
+        "env_id": run.env_id,
+        "env_kwargs": run.env_kwargs,
+        "randomize": run.randomize_record,
+        "num_timesteps": result.num_timesteps,
+        "train_seconds_this_run": result.train_seconds,
+        "eval_seed": eval_seed,
+        "results": {k: v.summary() for k, v in result.evaluation.items()},
+    }
+    if eval_randomize is not None:
+        result.evaluation_randomized = compare(randomize=eval_randomize, domain_seed=run.eval_domain_seed)
+        result.table_randomized = format_eval_table(list(result.evaluation_randomized.values()))
+        run.say(
+            f"\nheld-out randomized twin: {eval_randomize.source}, domain seed {run.eval_domain_seed}, same episodes\n"
+            + result.table_randomized
+        )
+        report["eval_randomize"] = {"source": eval_randomize.source, "ranges": eval_randomize.as_dict(),
+                                    "domain_seed": run.eval_domain_seed}
+        report["results_randomized"] = {k: v.summary() for k, v in result.evaluation_randomized.items()}
+    text = json.dumps(report, indent=2, default=_json_default) + "\n"
+    atomic_write_bytes(run.out_dir / EVAL_NAME, text.encode(), durable=True)
+
+
 def train(
     env_id: str = DEFAULT_ENV_ID,
     algo: str = "sac",
@@ -335,8 +454,6 @@ def train(
     randomized twin. ``eval_randomize`` (same forms; ``True``: the training ranges, or the default ones) also evaluates
     on held-out randomized twins drawn with ``eval_domain_seed`` (see the module docstring).
     """
-    from stable_baselines3.common.vec_env import VecNormalize
-
     say = log or (lambda s: None)
     if torch_threads:
         import torch
@@ -348,170 +465,27 @@ def train(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(out_dir)
-    ckpt_path = out_dir / CHECKPOINT_NAME
-    algo = algo.lower()
     if env_kwargs is None:
         env_kwargs = dict(DEFAULT_ENV_KWARGS) if env_id in MIRROR_ENV_IDS else {}
     randomize = resolve_randomization(randomize)
-    eval_randomize = resolve_randomization(eval_randomize, fallback=randomize)
-    randomize_record = None if randomize is None else {"source": randomize.source, "ranges": randomize.as_dict()}
-
-    resumed_from = None
-    meta_in: dict[str, Any] | None = None
+    run = _Run(
+        env_id=env_id, algo=algo.lower(), steps=steps, out_dir=out_dir, seed=seed, n_envs=n_envs,
+        env_kwargs=env_kwargs, normalize=normalize, overrides=hyperparams, randomize=randomize,
+        eval_randomize=resolve_randomization(eval_randomize, fallback=randomize), say=say,
+        checkpoint_every=checkpoint_every, progress=progress, eval_episodes=eval_episodes, eval_seed=eval_seed,
+        eval_domain_seed=eval_domain_seed,
+    )
     if resume:
-        if ckpt_path.exists():
-            meta_in = read_checkpoint_meta(ckpt_path)
-            if meta_in.get("algo") != algo:
-                raise ValueError(f"{ckpt_path} was trained with {meta_in.get('algo')!r}, not {algo!r}")
-            if meta_in.get("env_id") != env_id or meta_in.get("env_kwargs") != json.loads(json.dumps(env_kwargs)):
-                raise ValueError(
-                    f"{ckpt_path} was trained on {meta_in.get('env_id')} with {meta_in.get('env_kwargs')}, "
-                    f"not on {env_id} with {env_kwargs}"
-                )
-            ranges_in = (meta_in.get("randomize") or {}).get("ranges")
-            ranges_now = None if randomize is None else json.loads(json.dumps(randomize.as_dict()))
-            if ranges_in != ranges_now:
-                raise ValueError(
-                    f"{ckpt_path} was trained with domain randomization ranges {ranges_in}, not {ranges_now}"
-                )
-            if meta_in.get("n_envs", n_envs) != n_envs:  # the replay buffer and rollouts are laid out per env
-                raise ValueError(f"--n-envs {n_envs}: {ckpt_path} was trained with --n-envs {meta_in['n_envs']}; "
-                                 f"resume with --n-envs {meta_in['n_envs']}")
-            seed = int(meta_in.get("seed", seed))
-            normalize = bool(meta_in.get("has_vecnormalize", normalize))
-        else:
-            say(f"no checkpoint in {out_dir}; starting a fresh run")
-
-    hp = algo_hyperparams(algo, hyperparams if meta_in is None else meta_in.get("hyperparams_overrides"))
-    run_seed = seed if meta_in is None else seed + int(meta_in["num_timesteps"])  # fresh env streams on resume
-    venv = make_vec_env(env_id, n_envs, run_seed, env_kwargs, randomize)
+        _resume_from_checkpoint(run)
+    hp = algo_hyperparams(run.algo, run.overrides)
+    venv = make_vec_env(env_id, n_envs, run.env_seed, env_kwargs, randomize)
     if randomize is not None:
         say(f"domain randomization: {randomize.source} ({', '.join(randomize.ranges)})")
-    vecnormalize = None
     try:
-        if meta_in is not None:
-            model, vecnormalize, _ = load_checkpoint(ckpt_path, venv, device=device)
-            model.set_random_seed(run_seed)  # load() re-seeded everything with the first run's seed
-            model.tensorboard_log = str(out_dir / "tb")
-            resumed_from = int(model.num_timesteps)
-            say(f"resuming {algo.upper()} from {ckpt_path} at step {resumed_from:,} (target {steps:,})")
-        else:
-            env = venv
-            if normalize:
-                vecnormalize = VecNormalize(venv, norm_obs=True, norm_reward=False, gamma=hp.get("gamma", 0.99))
-                env = vecnormalize
-            model = algo_class(algo)(
-                "MultiInputPolicy",
-                env,
-                seed=seed,
-                tensorboard_log=str(out_dir / "tb"),
-                device=device,
-                verbose=verbose,
-                **hp,
-            )
-
-        meta = {
-            "algo": algo,
-            "env_id": env_id,
-            "env_kwargs": env_kwargs,
-            "seed": seed,
-            "n_envs": n_envs,
-            "total_steps": steps,
-            "randomize": randomize_record,
-            "hyperparams_overrides": hyperparams if meta_in is None else meta_in.get("hyperparams_overrides"),
-        }
-
-        def checkpoint() -> None:
-            save_checkpoint(ckpt_path, model, vecnormalize, meta)
-
-        TqdmProgress, ErrorLogger, PeriodicCheckpoint = _callbacks()
-        callbacks = [ErrorLogger(), PeriodicCheckpoint(checkpoint, checkpoint_every)]
-        if progress:
-            callbacks.insert(0, TqdmProgress(steps))
-        remaining = steps - int(model.num_timesteps)
-        start_steps = int(model.num_timesteps)
-        t0 = time.perf_counter()
-        if remaining > 0:
-            model.learn(
-                total_timesteps=remaining,
-                callback=callbacks,
-                reset_num_timesteps=meta_in is None,
-                tb_log_name=algo,
-                progress_bar=False,
-            )
-        train_seconds = time.perf_counter() - t0
-        if remaining > 0 or not ckpt_path.exists():
-            checkpoint()
-        model_path = out_dir / MODEL_NAME
-        atomic_write(model_path, model.save, durable=True)
-        if vecnormalize is not None:
-            atomic_write_bytes(out_dir / VECNORM_NAME, pickle.dumps(vecnormalize), durable=True)
-        done = int(model.num_timesteps)
-        say(
-            f"trained {algo.upper()} {done - start_steps:,} steps in {train_seconds:.1f} s "
-            f"({(done - start_steps) / max(train_seconds, 1e-9):.0f} steps/s), {done:,} in total -> {model_path}"
-        )
+        model, vecnormalize, resumed_from = _build_model(run, venv, hp, device, verbose)
+        result = _save_policy(run, model, vecnormalize, *_learn(run, model, vecnormalize), resumed_from)
     finally:
         venv.close()
-
-    result = TrainResult(
-        out_dir=out_dir,
-        algo=algo,
-        env_id=env_id,
-        num_timesteps=done,
-        steps_this_run=done - start_steps,
-        train_seconds=train_seconds,
-        resumed_from=resumed_from,
-        model_path=model_path,
-        checkpoint_path=ckpt_path,
-    )
     if eval_episodes > 0:
-        if vecnormalize is not None:
-            vecnormalize.training = False
-        result.evaluation = compare_policies(
-            env_id,
-            env_kwargs,
-            model_policy(model, vecnormalize),
-            eval_episodes,
-            eval_seed,
-            policy_name=f"trained {algo.upper()}",
-        )
-        result.table = format_eval_table(list(result.evaluation.values()))
-        say(
-            f"\nheld-out evaluation: {eval_episodes} episodes, reset seeds {eval_seed}..{eval_seed + eval_episodes - 1}"
-            f" (training seeds start at {seed})\n" + result.table
-        )
-        report = {
-            "algo": algo,
-            "env_id": env_id,
-            "env_kwargs": env_kwargs,
-            "randomize": randomize_record,
-            "num_timesteps": done,
-            "train_seconds_this_run": train_seconds,
-            "eval_seed": eval_seed,
-            "results": {k: v.summary() for k, v in result.evaluation.items()},
-        }
-        if eval_randomize is not None:
-            result.evaluation_randomized = compare_policies(
-                env_id,
-                env_kwargs,
-                model_policy(model, vecnormalize),
-                eval_episodes,
-                eval_seed,
-                policy_name=f"trained {algo.upper()}",
-                randomize=eval_randomize,
-                domain_seed=eval_domain_seed,
-            )
-            result.table_randomized = format_eval_table(list(result.evaluation_randomized.values()))
-            say(
-                f"\nheld-out randomized twin: {eval_randomize.source}, domain seed {eval_domain_seed}, same episodes\n"
-                + result.table_randomized
-            )
-            report["eval_randomize"] = {"source": eval_randomize.source, "ranges": eval_randomize.as_dict(),
-                                        "domain_seed": eval_domain_seed}
-            report["results_randomized"] = {k: v.summary() for k, v in result.evaluation_randomized.items()}
-        text = json.dumps(report, indent=2, default=_json_default) + "\n"
-        atomic_write_bytes(out_dir / EVAL_NAME, text.encode(), durable=True)
+        _evaluate_run(run, result, model, vecnormalize)
     return result
-
-
