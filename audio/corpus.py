@@ -8,7 +8,8 @@
       data/<id>.npz          # features, phoneme timeline and lip targets (keys: CORPUS_NPZ_KEYS)
 
 Every item is synthesized offline (espeak-ng speech with a per-item speaking rate and pitch, or a sung song), so
-the phoneme timeline is exact. The corpus is deterministic for a given seed and arguments; an interrupted build
+the phoneme timeline is exact; which items a corpus holds, and their splits, is planned in
+:mod:`facetwin.audio.corpus_plan`. The corpus is deterministic for a given seed and arguments; an interrupted build
 resumes where it stopped (finished items are kept and skipped).
 
 Items that other tools added to a corpus folder (``facetwin ingest-video``: kind ``"video"``, split ``"train"``)
@@ -34,7 +35,6 @@ from __future__ import annotations
 import json
 import zipfile
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -47,23 +47,14 @@ except ImportError:  # pragma: no cover - Windows
 from facetwin.files import atomic_write
 from facetwin.sim.rates import AUDIO_SR, CONTROL_HZ
 
+from .corpus_plan import Job, plan_default, plan_diverse
 from .features import extract_features
 from .io import resample, save_wav
 from .lip_track import lip_track
 from .sing import sing
-from .songs import list_songs, load_song
 from .timeline import Timeline
 from .tts import LANGUAGES, synthesize
-from .voices import (
-    HELDOUT_VARIANTS,
-    Channel,
-    Voice,
-    apply_channel,
-    draw_channel,
-    draw_voice,
-    train_variants,
-    world_perturb,
-)
+from .voices import Channel, apply_channel, world_perturb
 
 CORPUS_VERSION = 2  # 2: lip targets are the face's own shapes (facetwin.sim.lip_shapes)
 CORPUS_SR = AUDIO_SR
@@ -98,150 +89,7 @@ CORPUS_NPZ_KEYS = {
 }
 
 
-@dataclass(frozen=True)
-class _Job:
-    id: str
-    kind: str
-    lang: str
-    text: str
-    sentence: str
-    rate_wpm: int | None
-    pitch: int | None
-    song: str | None = None
-    voice: Voice | None = None  # diverse corpora: who speaks (None: the language's default espeak-ng voice)
-    channel: Channel | None = None  # diverse corpora: the recording channel
-    seed: int = 0  # seed of the channel's noise
-    transpose: float = 0.0  # songs: semitones
-
-
-def load_sentences(lang: str) -> list[str]:
-    """The built-in sentences of ``lang`` (assets/data/sentences/<lang>.txt)."""
-    path = resources.files("facetwin.assets").joinpath(f"data/sentences/{lang}.txt")
-    if not path.is_file():
-        raise ValueError(f"no built-in sentences for language {lang!r}")
-    lines = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines()]
-    return [ln for ln in lines if ln and not ln.startswith("#")]
-
-
-def _plan(n_utterances: int, langs: tuple[str, ...], heldout_langs: tuple[str, ...], heldout_fraction: float,
-          seed: int, include_songs: bool) -> tuple[list[_Job], dict[str, str]]:
-    rng = np.random.default_rng(seed)
-    sentences = {lang: load_sentences(lang) for lang in langs}
-    jobs: list[_Job] = []
-    # round-robin over languages, sentences in a seeded order, voices varied per item
-    orders = {lang: list(rng.permutation(len(sentences[lang]))) for lang in langs}
-    counts = {lang: 0 for lang in langs}
-    for k in range(n_utterances):
-        lang = langs[k % len(langs)]
-        i = int(orders[lang][counts[lang] % len(orders[lang])])
-        variant = counts[lang] // len(orders[lang])
-        counts[lang] += 1
-        rate = int(rng.integers(135, 196))
-        pitch = int(rng.integers(30, 71))
-        jobs.append(_Job(f"{lang}_{i:03d}_v{variant}", "speech", lang, sentences[lang][i], f"{lang}:{i}", rate, pitch))
-    if include_songs:
-        for name in list_songs():
-            song = load_song(name)
-            for lang in song.lyrics:
-                if lang in langs:
-                    jobs.append(_Job(f"song_{name}_{lang}", "song", lang, song.title, f"song:{name}", None, None, name))
-    # held-out sentences: a seeded fraction of the sentences each language actually uses (at least one when it
-    # uses two or more), so that small corpora have the split too
-    heldout_sentence: set[str] = set()
-    for lang in langs:
-        if lang in heldout_langs:
-            continue
-        used = sorted({j.sentence for j in jobs if j.kind == "speech" and j.lang == lang})
-        k = int(round(heldout_fraction * len(used)))
-        if heldout_fraction > 0 and len(used) >= 2:
-            k = max(k, 1)
-        if k:
-            heldout_sentence.update(str(x) for x in rng.choice(used, size=k, replace=False))
-    splits = {}
-    for job in jobs:
-        if job.lang in heldout_langs:
-            splits[job.id] = "heldout_language"
-        elif job.sentence in heldout_sentence:
-            splits[job.id] = "heldout_sentence"
-        else:
-            splits[job.id] = "train"
-    return jobs, splits
-
-
-def _plan_diverse(n_utterances: int, langs: tuple[str, ...], heldout_langs: tuple[str, ...],
-                  heldout_fraction: float, seed: int, include_songs: bool, salad_fraction: float,
-                  n_heldout_voice: int, song_variants: int, kokoro_fraction: float = 0.0
-                  ) -> tuple[list[_Job], dict[str, str]]:
-    """Many voices (:mod:`facetwin.audio.voices`): each speech item a drawn voice and channel, ``salad_fraction``
-    of them word salads (:mod:`facetwin.audio.texts`); ``n_heldout_voice`` extra items spoken by the held-out
-    voice variants (split ``heldout_voice``, reading the held-out sentences); songs ``song_variants`` times each,
-    transposed and perturbed; ``kokoro_fraction`` of the speech in the Kokoro languages is spoken by the neural
-    voice (:mod:`facetwin.audio.kokoro`; every other held-out-voice item then by its held-out voice)."""
-    from . import kokoro
-    from .texts import word_salad
-    from .voices import draw_kokoro_voice
-
-    rng = np.random.default_rng(seed)
-    sentences = {lang: load_sentences(lang) for lang in langs}
-    train_langs = tuple(lg for lg in langs if lg not in heldout_langs)
-    heldout_sentence: set[str] = set()
-    for lang in train_langs:
-        n = len(sentences[lang])
-        k = int(round(heldout_fraction * n))
-        if heldout_fraction > 0 and n >= 2:
-            k = max(k, 1)
-        heldout_sentence.update(f"{lang}:{int(i)}" for i in rng.choice(n, size=k, replace=False))
-    variants = train_variants()
-    jobs: list[_Job] = []
-    splits: dict[str, str] = {}
-    for k in range(n_utterances):
-        lang = langs[k % len(langs)]
-        voice, channel = draw_voice(rng, variants), draw_channel(rng)
-        if kokoro_fraction > 0 and lang in kokoro.LANGUAGES and rng.random() < kokoro_fraction:
-            voice = draw_kokoro_voice(rng, tuple(v for v in kokoro.VOICES if v != kokoro.HELDOUT_VOICE))
-        item_seed = int(rng.integers(2**31))
-        if lang not in heldout_langs and rng.random() < salad_fraction:
-            text = word_salad(lang, rng, int(rng.integers(6, 16)))
-            sentence = f"{lang}:salad{k}"
-        else:
-            i = int(rng.integers(len(sentences[lang])))
-            text, sentence = sentences[lang][i], f"{lang}:{i}"
-        jid = f"{lang}_{k:05d}"
-        jobs.append(_Job(jid, "speech", lang, text, sentence, voice.rate_wpm, voice.pitch, voice=voice,
-                         channel=channel, seed=item_seed))
-        splits[jid] = ("heldout_language" if lang in heldout_langs
-                       else "heldout_sentence" if sentence in heldout_sentence else "train")
-    held = sorted(heldout_sentence)
-    for k in range(n_heldout_voice if held else 0):
-        key = held[k % len(held)]
-        lang, i = key.split(":")
-        voice = draw_voice(rng, HELDOUT_VARIANTS)
-        voice = Voice(HELDOUT_VARIANTS[k % len(HELDOUT_VARIANTS)], voice.rate_wpm, voice.pitch, voice.vtl, voice.f0,
-                      voice.tempo)
-        if kokoro_fraction > 0 and k % 2 == 1 and lang in kokoro.LANGUAGES:
-            voice = Voice("", voice.rate_wpm, None, voice.vtl, voice.f0, voice.tempo, kokoro=kokoro.HELDOUT_VOICE)
-        jid = f"hv_{lang}_{k:04d}"
-        jobs.append(_Job(jid, "speech", lang, sentences[lang][int(i)], key, voice.rate_wpm, voice.pitch, voice=voice,
-                         channel=draw_channel(rng), seed=int(rng.integers(2**31))))
-        splits[jid] = "heldout_voice"
-    if include_songs:
-        for name in list_songs():
-            song = load_song(name)
-            for lang in song.lyrics:
-                if lang not in langs:
-                    continue
-                for v in range(song_variants):
-                    voice = draw_voice(rng, (), perturb_p=1.0 if v else 0.0)
-                    voice = Voice("", None, None, voice.vtl, 1.0, 1.0)  # songs: the melody sets pitch and tempo
-                    jid = f"song_{name}_{lang}" + (f"_{v}" if v else "")
-                    jobs.append(_Job(jid, "song", lang, song.title, f"song:{name}", None, None, name, voice=voice,
-                                     channel=draw_channel(rng) if v else Channel(), seed=int(rng.integers(2**31)),
-                                     transpose=float(rng.integers(-7, 8)) if v else 0.0))
-                    splits[jid] = "heldout_language" if lang in heldout_langs else "train"
-    return jobs, splits
-
-
-def _render(job: _Job) -> tuple[np.ndarray, Timeline]:
+def _render(job: Job) -> tuple[np.ndarray, Timeline]:
     """The 16 kHz audio and phone timeline of one job."""
     if job.kind == "song":
         utt = sing(job.song, lang=job.lang, transpose=job.transpose)
@@ -262,7 +110,7 @@ def _render(job: _Job) -> tuple[np.ndarray, Timeline]:
     return audio16, timeline
 
 
-def _build_item(out: Path, job: _Job, split: str) -> dict:
+def _build_item(out: Path, job: Job, split: str) -> dict:
     """Render, featurize and write one item; its manifest entry."""
     audio16, timeline = _render(job)
     arrays = _item_arrays(audio16, timeline)
@@ -323,6 +171,141 @@ def _item_arrays(audio16: np.ndarray, timeline: Timeline) -> dict[str, np.ndarra
     }
 
 
+@dataclass(frozen=True)
+class _Request:
+    """The arguments of one :func:`build_corpus` call, as given (the plan key and manifest keep their values)."""
+
+    n_utterances: int
+    langs: tuple[str, ...]
+    heldout_langs: tuple[str, ...] | list[str]
+    heldout_fraction: float
+    include_songs: bool
+    seed: int
+    voices: str
+    salad_fraction: float
+    n_heldout_voice: int
+    song_variants: int
+    kokoro_fraction: float
+    workers: int
+
+    def check(self) -> None:
+        """``ValueError`` naming the first bad argument."""
+        if any(lang not in LANGUAGES for lang in self.langs):
+            raise ValueError(f"unsupported language(s) {[lg for lg in self.langs if lg not in LANGUAGES]}; "
+                             f"supported: {', '.join(sorted(LANGUAGES))}")
+        if any(lang not in self.langs for lang in self.heldout_langs):
+            raise ValueError(f"held-out language(s) {[lg for lg in self.heldout_langs if lg not in self.langs]} are "
+                             f"not among the corpus languages {list(self.langs)}")
+        if self.n_utterances < 0:
+            raise ValueError("n_utterances must be >= 0")
+        if not 0.0 <= self.heldout_fraction < 1.0:
+            raise ValueError("heldout_fraction must be in [0, 1)")
+        if self.voices not in VOICE_MODES:
+            raise ValueError(f"unknown voices mode {self.voices!r}; choose one of {', '.join(VOICE_MODES)}")
+        if not 0.0 <= self.salad_fraction <= 1.0:
+            raise ValueError(f"salad_fraction must be in [0, 1], got {self.salad_fraction!r}")
+        if int(self.workers) < 1:
+            raise ValueError(f"workers must be >= 1, got {self.workers!r}")
+        if not 0.0 <= self.kokoro_fraction <= 1.0:
+            raise ValueError(f"kokoro_fraction must be in [0, 1], got {self.kokoro_fraction!r}")
+        if int(self.n_heldout_voice) < 0 or int(self.song_variants) < 1:
+            raise ValueError(f"n_heldout_voice must be >= 0 and song_variants >= 1, got {self.n_heldout_voice!r}, "
+                             f"{self.song_variants!r}")
+        if self.kokoro_fraction > 0:
+            from . import kokoro
+
+            if not kokoro.available():
+                raise ValueError("kokoro_fraction needs the Kokoro voice: pip install 'facetwin[voices]'")
+        if self.voices == "default" and (self.salad_fraction or self.n_heldout_voice or self.song_variants != 1
+                                         or self.kokoro_fraction):
+            raise ValueError("salad_fraction, n_heldout_voice, song_variants and kokoro_fraction need voices='diverse'")
+
+    def plan(self) -> tuple[list[Job], dict[str, str]]:
+        """The jobs and the split of each job id (:mod:`facetwin.audio.corpus_plan`)."""
+        if self.voices == "default":
+            return plan_default(int(self.n_utterances), self.langs, tuple(self.heldout_langs), self.heldout_fraction,
+                                self.seed, self.include_songs)
+        return plan_diverse(int(self.n_utterances), self.langs, tuple(self.heldout_langs), self.heldout_fraction,
+                            self.seed, self.include_songs, float(self.salad_fraction), int(self.n_heldout_voice),
+                            int(self.song_variants), float(self.kokoro_fraction))
+
+    @property
+    def plan_key(self) -> dict:
+        """What, besides the seed and version, must match for a resumed build to keep an earlier build's items."""
+        key = {"voices": self.voices, "salad_fraction": self.salad_fraction, "n_heldout_voice": self.n_heldout_voice,
+               "song_variants": self.song_variants}
+        if self.kokoro_fraction:
+            key["kokoro_fraction"] = self.kokoro_fraction
+        return key
+
+
+def _earlier_items(out: Path, req: _Request, splits: dict[str, str]) -> tuple[dict[str, dict], list[dict]]:
+    """What an earlier build left in ``out``: its finished items of the same plan by id (split as planned now: a
+    changed split rebuilds nothing), and the items other tools added (kind "video": ``facetwin ingest-video``), which
+    are always kept."""
+    manifest_path = out / "manifest.json"
+    if not manifest_path.exists():
+        return {}, []
+    try:
+        old = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ValueError(f"{manifest_path}: damaged corpus manifest ({type(e).__name__}); delete it to rebuild "
+                         "the corpus from scratch (items another tool added are then dropped from the index)"
+                         ) from None
+    added = [it for it in old.get("items", []) if it.get("kind") not in ("speech", "song")
+             and (out / it["data"]).exists()]
+    this_plan = req.plan_key if req.voices != "default" else {"voices": "default"}
+    done: dict[str, dict] = {}
+    if (old.get("version") == CORPUS_VERSION and old.get("seed") == req.seed
+            and old.get("plan", {"voices": "default"}) == this_plan):
+        done = {it["id"]: {**it, "split": splits[it["id"]]} for it in old.get("items", [])
+                if (out / it["data"]).exists() and it["id"] in splits}
+    return done, added
+
+
+def _write_manifest(out: Path, req: _Request, items: list[dict]) -> dict:
+    """Write (atomically) and return the manifest indexing ``items`` (schema in the module docstring)."""
+    ordered = sorted(items, key=lambda it: it["id"])
+    manifest = {
+        "version": CORPUS_VERSION,
+        "fps": CORPUS_FPS,
+        "sr": CORPUS_SR,
+        "seed": req.seed,
+        "languages": list(req.langs),
+        "heldout_languages": list(req.heldout_langs),
+        "npz_keys": CORPUS_NPZ_KEYS,
+        "splits": {s: [it["id"] for it in ordered if it["split"] == s]
+                   for s in SPLIT_NAMES if s != "heldout_voice" or req.voices != "default"},
+        "items": ordered,
+        "total_duration_s": round(sum(it["duration_s"] for it in ordered), 3),
+    }
+    if req.voices != "default":
+        manifest["plan"] = req.plan_key
+    text = json.dumps(manifest, ensure_ascii=False, indent=1)
+    atomic_write(out / "manifest.json", lambda p: Path(p).write_text(text, encoding="utf-8"))
+    return manifest
+
+
+def _build_missing(out: Path, req: _Request, todo: list[Job], splits: dict[str, str], items: list[dict], bar) -> None:
+    """Build the ``todo`` items (in ``req.workers`` processes), adding each to ``items`` and rewriting the manifest
+    after each one (with several processes: after every 20 and the last)."""
+    if int(req.workers) == 1 or len(todo) < 2:
+        for job in todo:
+            items.append(_build_item(out, job, splits[job.id]))
+            _write_manifest(out, req, items)
+            bar.update(1)
+        return
+    import multiprocessing as mp
+
+    with mp.get_context("fork").Pool(int(req.workers)) as pool:
+        for n_done, item in enumerate(pool.imap_unordered(
+                _build_item_star, [(out, job, splits[job.id]) for job in todo], chunksize=1), start=1):
+            items.append(item)
+            if n_done % 20 == 0 or n_done == len(todo):
+                _write_manifest(out, req, items)
+            bar.update(1)
+
+
 def build_corpus(
     out_dir: str | Path,
     n_utterances: int = 110,
@@ -346,90 +329,16 @@ def build_corpus(
     ``salad_fraction`` of the speech word salads, adds ``n_heldout_voice`` items by held-out voices and sings each
     song ``song_variants`` times; ``"default"`` (the built-in corpora) speaks everything with each language's
     default voice. ``workers`` processes build items in parallel (same files for any count)."""
-    langs = tuple(langs or DEFAULT_LANGUAGES)
-    unknown = [lang for lang in langs if lang not in LANGUAGES]
-    if unknown:
-        raise ValueError(f"unsupported language(s) {unknown}; supported: {', '.join(sorted(LANGUAGES))}")
-    bad_heldout = [lang for lang in heldout_langs if lang not in langs]
-    if bad_heldout:
-        raise ValueError(f"held-out language(s) {bad_heldout} are not among the corpus languages {list(langs)}")
-    if n_utterances < 0:
-        raise ValueError("n_utterances must be >= 0")
-    if not 0.0 <= heldout_fraction < 1.0:
-        raise ValueError("heldout_fraction must be in [0, 1)")
-    if voices not in VOICE_MODES:
-        raise ValueError(f"unknown voices mode {voices!r}; choose one of {', '.join(VOICE_MODES)}")
-    if not 0.0 <= salad_fraction <= 1.0:
-        raise ValueError(f"salad_fraction must be in [0, 1], got {salad_fraction!r}")
-    if int(workers) < 1:
-        raise ValueError(f"workers must be >= 1, got {workers!r}")
-    if not 0.0 <= kokoro_fraction <= 1.0:
-        raise ValueError(f"kokoro_fraction must be in [0, 1], got {kokoro_fraction!r}")
-    if int(n_heldout_voice) < 0 or int(song_variants) < 1:
-        raise ValueError(f"n_heldout_voice must be >= 0 and song_variants >= 1, got {n_heldout_voice!r}, "
-                         f"{song_variants!r}")
-    if kokoro_fraction > 0:
-        from . import kokoro
-
-        if not kokoro.available():
-            raise ValueError("kokoro_fraction needs the Kokoro voice: pip install 'facetwin[voices]'")
+    req = _Request(n_utterances, tuple(langs or DEFAULT_LANGUAGES), heldout_langs, heldout_fraction, include_songs,
+                   seed, voices, salad_fraction, n_heldout_voice, song_variants, kokoro_fraction, workers)
+    req.check()
     out = Path(out_dir)
-    if voices == "default":
-        if salad_fraction or n_heldout_voice or song_variants != 1 or kokoro_fraction:
-            raise ValueError("salad_fraction, n_heldout_voice, song_variants and kokoro_fraction need voices='diverse'")
-        jobs, splits = _plan(int(n_utterances), langs, tuple(heldout_langs), heldout_fraction, seed, include_songs)
-    else:
-        jobs, splits = _plan_diverse(int(n_utterances), langs, tuple(heldout_langs), heldout_fraction, seed,
-                                     include_songs, float(salad_fraction), int(n_heldout_voice), int(song_variants),
-                                     float(kokoro_fraction))
-    plan_key = {"voices": voices, "salad_fraction": salad_fraction, "n_heldout_voice": n_heldout_voice,
-                "song_variants": song_variants}
-    if kokoro_fraction:
-        plan_key["kokoro_fraction"] = kokoro_fraction
-    manifest_path = out / "manifest.json"
-    done: dict[str, dict] = {}
-    added: list[dict] = []  # items added by other tools (kind "video": facetwin ingest-video): always kept
-    if manifest_path.exists():
-        try:
-            old = json.loads(manifest_path.read_text(encoding="utf-8"))
-        except (ValueError, UnicodeDecodeError) as e:
-            raise ValueError(f"{manifest_path}: damaged corpus manifest ({type(e).__name__}); delete it to rebuild "
-                             "the corpus from scratch (items another tool added are then dropped from the index)"
-                             ) from None
-        added = [it for it in old.get("items", []) if it.get("kind") not in ("speech", "song")
-                 and (out / it["data"]).exists()]
-        this_plan = plan_key if voices != "default" else {"voices": "default"}
-        if (old.get("version") == CORPUS_VERSION and old.get("seed") == seed
-                and old.get("plan", {"voices": "default"}) == this_plan):
-            # resume: keep finished items of the same plan (split as planned now: a changed split rebuilds nothing)
-            done = {it["id"]: {**it, "split": splits[it["id"]]} for it in old.get("items", [])
-                    if (out / it["data"]).exists() and it["id"] in splits}
+    jobs, splits = req.plan()
+    done, added = _earlier_items(out, req, splits)
 
     from tqdm import tqdm
 
     items: list[dict] = list(added)
-
-    def write_manifest() -> dict:
-        ordered = sorted(items, key=lambda it: it["id"])
-        manifest = {
-            "version": CORPUS_VERSION,
-            "fps": CORPUS_FPS,
-            "sr": CORPUS_SR,
-            "seed": seed,
-            "languages": list(langs),
-            "heldout_languages": list(heldout_langs),
-            "npz_keys": CORPUS_NPZ_KEYS,
-            "splits": {s: [it["id"] for it in ordered if it["split"] == s]
-                       for s in SPLIT_NAMES if s != "heldout_voice" or voices != "default"},
-            "items": ordered,
-            "total_duration_s": round(sum(it["duration_s"] for it in ordered), 3),
-        }
-        if voices != "default":
-            manifest["plan"] = plan_key
-        text = json.dumps(manifest, ensure_ascii=False, indent=1)
-        atomic_write(manifest_path, lambda p: Path(p).write_text(text, encoding="utf-8"))
-        return manifest
-
     todo = []
     for job in jobs:
         if job.id in done and done[job.id].get("kind") in ("speech", "song"):
@@ -438,24 +347,10 @@ def build_corpus(
             todo.append(job)
     bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc="corpus", unit="item", disable=not progress)
     try:
-        if int(workers) == 1 or len(todo) < 2:
-            for job in todo:
-                items.append(_build_item(out, job, splits[job.id]))
-                write_manifest()
-                bar.update(1)
-        else:
-            import multiprocessing as mp
-
-            with mp.get_context("fork").Pool(int(workers)) as pool:
-                for n_done, item in enumerate(pool.imap_unordered(
-                        _build_item_star, [(out, job, splits[job.id]) for job in todo], chunksize=1), start=1):
-                    items.append(item)
-                    if n_done % 20 == 0 or n_done == len(todo):
-                        write_manifest()
-                    bar.update(1)
+        _build_missing(out, req, todo, splits, items, bar)
     finally:
         bar.close()
-    return write_manifest()
+    return _write_manifest(out, req, items)
 
 
 def cached_corpus(root: str | Path, name: str, args: dict, *, progress: bool = False, workers: int = 1) -> Path:

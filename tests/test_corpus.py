@@ -7,7 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from facetwin.audio.corpus import CORPUS_NPZ_KEYS, build_corpus, load_item, load_sentences
+from facetwin.audio.corpus import CORPUS_NPZ_KEYS, build_corpus, load_item
+from facetwin.audio.corpus_plan import load_sentences
 from facetwin.audio.io import load_audio
 from facetwin.audio.timeline import Timeline
 from facetwin.audio.visemes import is_bilabial
