@@ -77,28 +77,16 @@ _IPA_TO_ARPABET: dict[str, tuple[str, ...]] = {
     "ɾ": ("T",), "ʔ": ("T",), "s": ("S",), "ʃ": ("SH",), "t": ("T",), "θ": ("TH",), "v": ("V",), "w": ("W",),
     "j": ("Y",), "z": ("Z",), "ʒ": ("ZH",), "x": ("K",), "ç": ("HH",),
 }
-_IPA_KEYS = sorted(_IPA_TO_ARPABET, key=len, reverse=True)
-_IPA_SKIP = set(".ˑ_- |'")
+# the longest IPA key at each position, left to right (an alternation tries the longer keys first); anything no
+# key starts with (syllable breaks, spaces, length marks, lone diacritics, unknown symbols) is skipped
+_IPA_KEY_RE = re.compile("|".join(re.escape(k) for k in sorted(_IPA_TO_ARPABET, key=len, reverse=True)))
 
 
 def ipa_to_arpabet(ipa: str) -> list[str]:
     """ARPAbet phones for an IPA string (espeak-ng en-us style); unknown symbols and stress marks are skipped."""
     text = unicodedata.normalize("NFC", ipa)
     text = "".join(c for c in text if c not in "ˈˌ͡‿")  # stress marks and tie bars: "t͡ʃˈɜː" -> "tʃɜː"
-    out: list[str] = []
-    i = 0
-    while i < len(text):
-        if text[i] in _IPA_SKIP:
-            i += 1
-            continue
-        for key in _IPA_KEYS:
-            if text.startswith(key, i):
-                out.extend(_IPA_TO_ARPABET[key])
-                i += len(key)
-                break
-        else:
-            i += 1  # unknown symbol or a lone diacritic / length mark
-    return out
+    return [phone for m in _IPA_KEY_RE.finditer(text) for phone in _IPA_TO_ARPABET[m.group()]]
 
 
 # ----------------------------------------------------------------------------------------- pronunciations
