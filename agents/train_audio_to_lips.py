@@ -32,36 +32,29 @@ import json
 import math
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from facetwin.audio.corpus import CORPUS_FPS, CORPUS_VERSION, DEFAULT_HELDOUT_LANGUAGES, DEFAULT_LANGUAGES, load_item
+from facetwin.audio.corpus import CORPUS_FPS, CORPUS_VERSION, load_item
 from facetwin.audio.phone_sets import lip_class
 from facetwin.audio.visemes import VISEMES
+from facetwin.envs.clips import BUILTIN_CORPUS_ARGS
 
-from .audio_to_lips import (
-    LANDMARK_SCALE_MM,
-    MODES,
-    N_FEATURES,
-    N_LIPS,
-    N_MELS,
-    ROWS_PER_FRAME,
-    AudioToLips,
-    n_frames,
-    raw_features,
-)
+from .audio_frontend import N_FEATURES, N_MELS, ROWS_PER_FRAME, raw_features, speech_stats
+from .audio_to_lips import LANDMARK_SCALE_MM, MODES, N_LIPS, AudioToLips, n_frames
 
-#: the training corpus (:func:`train_corpus_dir`)
+if TYPE_CHECKING:
+    import torch
+
+#: the training corpus (:func:`train_corpus_dir`): the built-in corpus's languages, held-out split, songs and seed,
+#: with many more utterances in many voices
 TRAIN_CORPUS_NAME = f"lipsync-train-v{CORPUS_VERSION}"
 TRAIN_CORPUS_ARGS: dict[str, Any] = {
+    **BUILTIN_CORPUS_ARGS,
     "n_utterances": 1600,
-    "langs": DEFAULT_LANGUAGES,
-    "heldout_langs": DEFAULT_HELDOUT_LANGUAGES,
-    "heldout_fraction": 0.15,
-    "include_songs": True,
-    "seed": 0,
     "voices": "diverse",
     "salad_fraction": 0.7,
     "n_heldout_voice": 80,
@@ -179,6 +172,166 @@ def _stack(clips: list[dict], model: AudioToLips) -> dict[str, np.ndarray]:
 
 
 # ---------------------------------------------------------------------------------------------------- training
+def _checked_settings(mode: str, epochs: int, threads: int, settings: dict | None) -> dict:
+    """The training settings (``TRAIN_DEFAULTS`` updated by ``settings``), once the arguments are checked."""
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
+    if isinstance(epochs, bool) or int(epochs) != epochs or epochs < 1:
+        raise ValueError(f"epochs must be a positive int, got {epochs!r}")
+    if not 1 <= int(threads) <= 2:
+        raise ValueError(f"threads must be 1 or 2, got {threads!r}")
+    cfg = {**TRAIN_DEFAULTS, **(settings or {})}
+    unknown = set(cfg) - set(TRAIN_DEFAULTS)
+    if unknown:
+        raise ValueError(f"unknown setting(s) {', '.join(sorted(unknown))}; known: {', '.join(TRAIN_DEFAULTS)}")
+    return cfg
+
+
+def _training_clips(corpus_dir: str | Path, manifest: dict, model: AudioToLips, extra_corpora: tuple[str | Path, ...],
+                    progress: bool) -> list[dict]:
+    """The ``train`` split of ``corpus_dir`` and of every extra corpus, less the extra corpora's items of sentences
+    that ``corpus_dir`` holds out."""
+    clips = load_split(corpus_dir, "train", model, progress=progress)
+    held = set(heldout_keys(manifest)["heldout_sentences"])
+    for extra in extra_corpora:
+        em = read_manifest(extra)
+        ids = [it["id"] for it in em["items"] if it["split"] == "train" and it["sentence"] not in held]
+        if ids:
+            clips += load_split(extra, "train", model, progress=progress, ids=ids)
+    return clips
+
+
+def _dilate_closures(clips: list[dict], d: int) -> None:
+    """Widen every clip's closure targets by ``d`` frames on each side (in place)."""
+    for c in clips:
+        cl = c["closure"] > 0.5
+        wide = cl.copy()
+        for sh in range(1, d + 1):
+            wide[sh:] |= cl[:-sh]
+            wide[:-sh] |= cl[sh:]
+        c["closure"] = wide.astype(np.float32)
+
+
+@dataclass
+class _Windows:
+    """Random training windows of the stacked clips (:func:`_stack`) with their targets, augmented with Gaussian
+    noise on the rows and, in half the windows, ``band_mask`` masked mel bands."""
+
+    rows: torch.Tensor  # (rows, 42): all clips' rows end to end, padded
+    start: torch.Tensor  # (frames,): the first row of every frame's window
+    targets: dict[str, torch.Tensor]  # per-frame targets: lips, closure, rounded, open, viseme
+    offsets: torch.Tensor  # (W,): 0 .. W - 1
+    gen: torch.Generator
+    noise_std: float
+    band_mask: int
+
+    @property
+    def n(self) -> int:
+        return len(self.start)
+
+    def batch(self, bs: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """``bs`` windows (bs, W, 42) drawn with replacement, and their frames' targets."""
+        import torch
+
+        idx = torch.randint(0, self.n, (bs,), generator=self.gen)
+        x = self.rows[self.start[idx, None] + self.offsets]
+        x = x + torch.randn(x.shape, generator=self.gen) * self.noise_std
+        if self.band_mask:
+            lo = torch.randint(0, N_MELS - self.band_mask, (bs, 1, 1), generator=self.gen)
+            band = torch.arange(N_FEATURES)[None, None, :]
+            masked = (band >= lo) & (band < lo + self.band_mask) & (torch.rand(bs, 1, 1, generator=self.gen) < 0.5)
+            x = torch.where(masked, torch.zeros_like(x), x)
+        return x, {k: v[idx] for k, v in self.targets.items()}
+
+
+def _windows(clips: list[dict], model: AudioToLips, cfg: dict, seed: int) -> _Windows:
+    """The training windows of ``clips`` for ``model`` (their random draws seeded with ``seed``); sets the network's
+    input statistics from the clips' rows."""
+    import torch
+
+    data = _stack(clips, model)
+    with torch.no_grad():
+        frames = torch.from_numpy(np.concatenate([c["rows"] for c in clips]))
+        model.net.in_mean.copy_(frames.mean(0))
+        model.net.in_std.copy_(frames.std(0).clamp_min(1e-2))
+    targets = {k: torch.from_numpy(data[k]) for k in ("lips", "closure", "rounded", "open", "viseme")}
+    return _Windows(torch.from_numpy(data["rows"]), torch.from_numpy(data["start"]), targets,
+                    torch.arange(model.window), torch.Generator().manual_seed(seed), cfg["noise_std"],
+                    int(cfg["band_mask"]))
+
+
+def _loss_fn(cfg: dict) -> Callable:
+    """``loss(out, targets)`` of a batch: the weighted lip MSE, seal / rounding / opening BCEs and viseme CE of the
+    module docstring."""
+    import torch
+
+    fn = torch.nn.functional
+    bce = {k: torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor(cfg[f"{k}_pos_weight"])) for k in
+           ("closure", "rounded", "open")}
+    nl = N_LIPS * 3
+
+    def loss(out: torch.Tensor, tg: dict[str, torch.Tensor]) -> torch.Tensor:
+        return (cfg["lip_weight"] * fn.mse_loss(out[:, :nl], tg["lips"])
+                + bce["closure"](out[:, nl], tg["closure"])
+                + bce["rounded"](out[:, nl + 1], tg["rounded"])
+                + bce["open"](out[:, nl + 2], tg["open"])
+                + cfg["viseme_weight"] * fn.cross_entropy(out[:, nl + 3:], tg["viseme"]))
+
+    return loss
+
+
+def _optimise(model: AudioToLips, windows: _Windows, cfg: dict, epochs: int, progress: bool,
+              say: Callable[[str], None]) -> tuple[list[float], int]:
+    """AdamW with a cosine learning rate over ``epochs`` passes of random windows; returns the loss history (the
+    means of 20 equal parts of the run) and the number of steps."""
+    import torch
+    from tqdm.auto import tqdm
+
+    net = model.net
+    bs = int(cfg["batch_size"])
+    steps_per_epoch = max(1, windows.n // bs)
+    total = int(epochs) * steps_per_epoch
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+    loss_of = _loss_fn(cfg)
+    bar = tqdm(total=total, desc=f"train {model.mode}", unit="step", disable=not progress)
+    hist: list[float] = []
+    bucket: list[float] = []
+    net.train()
+    try:
+        for step in range(total):
+            for g in opt.param_groups:
+                g["lr"] = cfg["lr"] * 0.5 * (1.0 + math.cos(math.pi * step / total))
+            x, tg = windows.batch(bs)
+            loss = loss_of(net(x), tg)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            bar.update(1)
+            bucket.append(float(loss.detach()))
+            if (step + 1) / total >= (len(hist) + 1) / 20:
+                hist.append(float(np.mean(bucket)))
+                bucket = []
+                say(f"{model.mode} step {step + 1} ({(step + 1) / steps_per_epoch:.1f} epochs) loss {hist[-1]:.4f}")
+    finally:
+        bar.close()
+    net.eval()
+    model.invalidate()
+    return hist, total
+
+
+def _evaluate_splits(model: AudioToLips, corpus_dir: str | Path, manifest: dict, splits: tuple[str, ...],
+                     say: Callable[[str], None]) -> dict[str, dict]:
+    """:func:`evaluate_audio_to_lips` on each of ``splits`` that the corpus has, logged."""
+    metrics = {}
+    for split in splits:
+        if manifest.get("splits", {}).get(split):
+            metrics[split] = m = evaluate_audio_to_lips(model, corpus_dir, split)
+            say(f"{model.mode} {split}: lip error {m['lip_error_mm']:.3f} mm (neutral {m['neutral_lip_error_mm']:.3f}), "
+                f"closure recall {m['closure_event_recall']:.2f} precision {m['closure_precision']:.2f}, "
+                f"rounded F1 {m['rounded_f1']:.2f}, open F1 {m['open_f1']:.2f}, visemes {m['viseme_accuracy']:.2f}")
+    return metrics
+
+
 def train_audio_to_lips(
     corpus_dir: str | Path,
     *,
@@ -199,109 +352,27 @@ def train_audio_to_lips(
     ``corpus_dir``; also stored in ``model.meta``)."""
     import torch
 
-    if mode not in MODES:
-        raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
-    if isinstance(epochs, bool) or int(epochs) != epochs or epochs < 1:
-        raise ValueError(f"epochs must be a positive int, got {epochs!r}")
-    if not 1 <= int(threads) <= 2:
-        raise ValueError(f"threads must be 1 or 2, got {threads!r}")
-    cfg = {**TRAIN_DEFAULTS, **(settings or {})}
-    unknown = set(cfg) - set(TRAIN_DEFAULTS)
-    if unknown:
-        raise ValueError(f"unknown setting(s) {', '.join(sorted(unknown))}; known: {', '.join(TRAIN_DEFAULTS)}")
+    cfg = _checked_settings(mode, epochs, threads, settings)
     say = log or (lambda msg: None)
     manifest = read_manifest(corpus_dir)
     model = AudioToLips(mode, arch=arch, seed=seed)
     # the stream's prior: the average speech log-mel mean and level of the training recordings
     _set_prior(model, corpus_dir, manifest)
-    train_data = load_split(corpus_dir, "train", model, progress=progress)
-    held = set(heldout_keys(manifest)["heldout_sentences"])
-    for extra in extra_corpora:
-        em = read_manifest(extra)
-        ids = [it["id"] for it in em["items"] if it["split"] == "train" and it["sentence"] not in held]
-        if ids:
-            train_data += load_split(extra, "train", model, progress=progress, ids=ids)
+    train_data = _training_clips(corpus_dir, manifest, model, extra_corpora, progress)
     if int(cfg["closure_dilate"]):
-        d = int(cfg["closure_dilate"])
-        for c in train_data:
-            cl = c["closure"] > 0.5
-            wide = cl.copy()
-            for sh in range(1, d + 1):
-                wide[sh:] |= cl[:-sh]
-                wide[:-sh] |= cl[sh:]
-            c["closure"] = wide.astype(np.float32)
-    data = _stack(train_data, model)
-    n = len(data["start"])
-    rows_t = torch.from_numpy(data["rows"])
-    start_t = torch.from_numpy(data["start"])
-    tg = {k: torch.from_numpy(data[k]) for k in ("lips", "closure", "rounded", "open", "viseme")}
-    net = model.net
-    with torch.no_grad():
-        frames = torch.from_numpy(np.concatenate([c["rows"] for c in train_data]))
-        net.in_mean.copy_(frames.mean(0))
-        net.in_std.copy_(frames.std(0).clamp_min(1e-2))
-    bs = int(cfg["batch_size"])
-    steps_per_epoch = max(1, n // bs)
-    total = int(epochs) * steps_per_epoch
-    opt = torch.optim.AdamW(net.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
-    bce = {k: torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor(cfg[f"{k}_pos_weight"])) for k in
-           ("closure", "rounded", "open")}
-    gen = torch.Generator().manual_seed(seed)
-    offsets = torch.arange(model.window)
+        _dilate_closures(train_data, int(cfg["closure_dilate"]))
+    windows = _windows(train_data, model, cfg, seed)
     old_threads = torch.get_num_threads()
     torch.set_num_threads(int(threads))
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=total, desc=f"train {mode}", unit="step", disable=not progress)
-    hist: list[float] = []
-    bucket: list[float] = []
     t0 = time.perf_counter()
-    nl = N_LIPS * 3
-    n_band = int(cfg["band_mask"])
-    net.train()
     try:
-        for step in range(total):
-            for g in opt.param_groups:
-                g["lr"] = cfg["lr"] * 0.5 * (1.0 + math.cos(math.pi * step / total))
-            idx = torch.randint(0, n, (bs,), generator=gen)
-            x = rows_t[start_t[idx, None] + offsets]
-            x = x + torch.randn(x.shape, generator=gen) * cfg["noise_std"]
-            if n_band:
-                lo = torch.randint(0, N_MELS - n_band, (bs, 1, 1), generator=gen)
-                band = torch.arange(N_FEATURES)[None, None, :]
-                masked = (band >= lo) & (band < lo + n_band) & (torch.rand(bs, 1, 1, generator=gen) < 0.5)
-                x = torch.where(masked, torch.zeros_like(x), x)
-            out = net(x)
-            loss = (cfg["lip_weight"] * torch.nn.functional.mse_loss(out[:, :nl], tg["lips"][idx])
-                    + bce["closure"](out[:, nl], tg["closure"][idx])
-                    + bce["rounded"](out[:, nl + 1], tg["rounded"][idx])
-                    + bce["open"](out[:, nl + 2], tg["open"][idx])
-                    + cfg["viseme_weight"] * torch.nn.functional.cross_entropy(out[:, nl + 3:], tg["viseme"][idx]))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            bar.update(1)
-            bucket.append(float(loss.detach()))
-            if (step + 1) / total >= (len(hist) + 1) / 20:
-                hist.append(float(np.mean(bucket)))
-                bucket = []
-                say(f"{mode} step {step + 1} ({(step + 1) / steps_per_epoch:.1f} epochs) loss {hist[-1]:.4f}")
+        hist, total = _optimise(model, windows, cfg, epochs, progress, say)
     finally:
-        bar.close()
         torch.set_num_threads(old_threads)
-    net.eval()
-    model.invalidate()
     info: dict[str, Any] = {"train_time_s": round(time.perf_counter() - t0, 2), "steps": total,
-                            "epochs": int(epochs), "n_train_frames": int(n), "n_train_items": len(train_data),
+                            "epochs": int(epochs), "n_train_frames": int(windows.n), "n_train_items": len(train_data),
                             "final_loss": hist[-1] if hist else float("nan"), "loss_history": hist}
-    metrics = {}
-    for split in evaluate_splits:
-        if manifest.get("splits", {}).get(split):
-            metrics[split] = m = evaluate_audio_to_lips(model, corpus_dir, split)
-            say(f"{mode} {split}: lip error {m['lip_error_mm']:.3f} mm (neutral {m['neutral_lip_error_mm']:.3f}), "
-                f"closure recall {m['closure_event_recall']:.2f} precision {m['closure_precision']:.2f}, "
-                f"rounded F1 {m['rounded_f1']:.2f}, open F1 {m['open_f1']:.2f}, visemes {m['viseme_accuracy']:.2f}")
-    info["metrics"] = metrics
+    info["metrics"] = _evaluate_splits(model, corpus_dir, manifest, evaluate_splits, say)
     model.meta = {"corpus_args": _corpus_args(corpus_dir), **heldout_keys(manifest), "seed": int(seed),
                   "extra_corpora_args": [_corpus_args(e) for e in extra_corpora],
                   "settings": {k: float(v) for k, v in cfg.items()}, "arch": dict(model.arch),
@@ -316,15 +387,13 @@ def _set_prior(model: AudioToLips, corpus_dir: str | Path, manifest: dict, max_i
 
     from facetwin.audio.io import load_audio
 
-    from .audio_to_lips import _speech_stats
-
     items = [it for it in manifest["items"] if it["split"] == "train"]
     if len(items) > max_items:
         items = [items[int(i)] for i in np.linspace(0, len(items) - 1, max_items).round()]
     mus, levels, sds = [], [], []
     for it in items:
         logmel, rms = raw_features(load_audio(Path(corpus_dir) / it["audio"], sr=16000))
-        mu, level, sd = _speech_stats(logmel, rms, (np.zeros(N_MELS), -30.0, np.ones(N_MELS)))
+        mu, level, sd = speech_stats(logmel, rms, (np.zeros(N_MELS), -30.0, np.ones(N_MELS)))
         mus.append(mu)
         levels.append(level)
         sds.append(sd)

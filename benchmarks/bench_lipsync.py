@@ -9,7 +9,7 @@ It prints one markdown table (shipped weights, the process pinned to one core, o
 
 | row | what is timed |
 |---|---|
-| ``offline: features`` | :func:`facetwin.agents.audio_to_lips.raw_features` of the whole file (40 log-mel + RMS at 90 rows/s) |
+| ``offline: features`` | :func:`facetwin.agents.audio_frontend.raw_features` of the whole file (40 log-mel + RMS at 90 rows/s) |
 | ``offline: audio -> lips`` | :meth:`facetwin.agents.audio_to_lips.AudioToLips.predict_audio` (features, normalisation, the network batched over frames) |
 | ``offline: lips -> motors`` | :meth:`facetwin.agents.lipsync.MouthController.commands`: face shapes and the inverse self-model, frame by frame |
 | ``offline: total`` | :meth:`facetwin.agents.lipsync.LipSyncer.controls` on the audio (all of the above) |
@@ -57,7 +57,7 @@ def run(quick: bool = False, repeats: int = 3) -> dict:
     """Time every row; returns ``{"rows": [...], "env": {...}, "meets_target": bool}``."""
     import torch
 
-    from facetwin.agents.audio_to_lips import raw_features
+    from facetwin.agents.audio_frontend import raw_features
     from facetwin.agents.lipsync import LipSyncer, plan_from_prediction
 
     torch.set_num_threads(1)

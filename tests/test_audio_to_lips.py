@@ -7,15 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from facetwin.agents.audio_to_lips import (
-    MODES,
-    ROW_FPS,
-    AudioToLips,
-    StreamNormaliser,
-    n_frames,
-    normalise_offline,
-    raw_features,
-)
+from facetwin.agents.audio_frontend import ROW_FPS, StreamNormaliser, normalise_offline, raw_features
+from facetwin.agents.audio_to_lips import MODES, AudioToLips, n_frames
 from facetwin.agents.train_audio_to_lips import (
     evaluate_audio_to_lips,
     train_audio_to_lips,
