@@ -220,21 +220,10 @@ def _head_axes(rest: np.ndarray) -> np.ndarray:
     return np.stack([np.cross(y, z), y, z])
 
 
-def retarget(
-    vlips: VideoLips,
-    *,
-    scale: float = 0.9,
-    fps: float = CORPUS_FPS,
-    n_frames: int | None = None,
-    clip_mm: float = DEFAULT_CLIP_MM,
-    rest_quantile: float = 0.2,
-    absolute_aperture: bool = True,
-) -> dict:
-    """Twin lip targets on the ``fps`` grid from a person's FaceMesh landmarks (method and result: module doc).
-
-    ``n_frames`` fixes the number of output frames (default ``ceil(video duration * fps)``); frames past the video
-    hold its last value. Raises ``ValueError`` for bad arguments or a video in which no face was found.
-    """
+def _checked_landmarks(vlips: VideoLips, scale: float, fps: float, clip_mm: float,
+                       rest_quantile: float) -> tuple[np.ndarray, np.ndarray]:
+    """``(landmarks (F, 478, 3), frames with a face (F,))`` of ``vlips``, once :func:`retarget`'s arguments are
+    checked; ``ValueError`` for a bad one or a video in which no face was found."""
     if not isinstance(vlips, VideoLips):
         raise ValueError(f"retarget needs a VideoLips (from extract_lip_track), got {type(vlips).__name__}")
     if not (math.isfinite(scale) and scale > 0):
@@ -253,59 +242,94 @@ def retarget(
     found = found & np.isfinite(lm).all(axis=(1, 2))
     if not found.any():
         raise ValueError(f"no face found in any of the {len(found)} frames of {vlips.source or 'the video'}")
-    T = math.ceil(len(found) / vlips.fps * fps - 1e-9) if n_frames is None else int(n_frames)
-    if T < 1:
-        raise ValueError(f"n_frames must be >= 1, got {n_frames}")
+    return lm, found
 
-    # head pose out: every frame onto a reference frame (nearest the median face) through its stable landmarks
+
+def _remove_head_pose(lm: np.ndarray, found: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(indices of the frames with a face, their landmarks aligned to the reference face)``: every frame onto the
+    frame nearest the median face, through its stable landmarks (module doc)."""
     idx = np.flatnonzero(found)
     pts = lm[idx]
     med = np.median(pts[:, STABLE_IDS], axis=0)
     ref = pts[int(np.argmin(((pts[:, STABLE_IDS] - med) ** 2).sum(axis=(1, 2))))]
     s, rot, t = similarity_to(pts[:, STABLE_IDS], ref[STABLE_IDS])
-    aligned = s[:, None, None] * np.einsum("nij,nkj->nki", rot, pts) + t[:, None, :]
+    return idx, s[:, None, None] * np.einsum("nij,nkj->nki", rot, pts) + t[:, None, :]
 
-    # the rest face: the most closed mouths
+
+def _rest_face(aligned: np.ndarray, rest_quantile: float) -> tuple[np.ndarray, np.ndarray]:
+    """``(the rest face, which aligned frames it is the median of)``: the most closed mouths."""
     width_px = np.linalg.norm(aligned[:, CORNER_L] - aligned[:, CORNER_R], axis=1)
     gap = np.linalg.norm(aligned[:, LOWER_INNER] - aligned[:, UPPER_INNER], axis=1) / width_px
     cut = np.quantile(gap, rest_quantile)
     rest_sel = gap <= cut
-    rest = np.median(aligned[rest_sel], axis=0)
+    return np.median(aligned[rest_sel], axis=0), rest_sel
 
+
+def _head_frame_lips(aligned: np.ndarray, rest: np.ndarray, *, scale: float, clip_mm: float,
+                     absolute_aperture: bool) -> tuple[np.ndarray, float]:
+    """``(lip targets (n, 40, 3), mm per image unit)``: the lips' displacement from the rest face in the head frame,
+    in mm, scaled, with the person's aperture (``absolute_aperture``) and clipped to +-``clip_mm`` (module doc)."""
     axes = _head_axes(rest)
     rest_width = float(np.linalg.norm(rest[CORNER_L] - rest[CORNER_R]))
     if not rest_width > 0:
         raise ValueError("the rest face has zero mouth width: FaceMesh output is degenerate")
-    nm = neutral_measures()
-    mm_per_px = nm["width_mm"] / rest_width
+    width_mm = neutral_measures()["width_mm"]
+    mm_per_px = width_mm / rest_width
     ids = lip_landmark_ids()
     lips = (aligned[:, ids] - rest[ids]) @ axes.T * (mm_per_px * scale)  # (n, 40, 3) head frame, mm
     if absolute_aperture:
         rest_head = rest @ axes.T
         person_rest_ap = float(rest_head[UPPER_INNER, 2] - rest_head[LOWER_INNER, 2]) * mm_per_px
-        lips = lips + lip_displacements(scale * max(person_rest_ap, 0.0), nm["width_mm"], 0.0)
-    lips = np.clip(lips, -clip_mm, clip_mm)
+        lips = lips + lip_displacements(scale * max(person_rest_ap, 0.0), width_mm, 0.0)
+    return np.clip(lips, -clip_mm, clip_mm), mm_per_px
 
-    # onto the control grid
-    tv = idx / vlips.fps
-    tk = np.arange(T) / fps
-    flat = lips.reshape(len(idx), -1)
-    out = np.empty((T, flat.shape[1]))
+
+def _onto_grid(lips: np.ndarray, t_video: np.ndarray, t_grid: np.ndarray) -> np.ndarray:
+    """``lips`` (n, 40, 3) at the times ``t_video``, linearly interpolated at ``t_grid`` (the ends held)."""
+    flat = lips.reshape(len(t_video), -1)
+    out = np.empty((len(t_grid), flat.shape[1]))
     for j in range(flat.shape[1]):
-        out[:, j] = np.interp(tk, tv, flat[:, j])
-    out = out.reshape(T, len(ids), 3)
+        out[:, j] = np.interp(t_grid, t_video, flat[:, j])
+    return out.reshape(len(t_grid), lips.shape[1], 3)
+
+
+def retarget(
+    vlips: VideoLips,
+    *,
+    scale: float = 0.9,
+    fps: float = CORPUS_FPS,
+    n_frames: int | None = None,
+    clip_mm: float = DEFAULT_CLIP_MM,
+    rest_quantile: float = 0.2,
+    absolute_aperture: bool = True,
+) -> dict:
+    """Twin lip targets on the ``fps`` grid from a person's FaceMesh landmarks (method and result: module doc).
+
+    ``n_frames`` fixes the number of output frames (default ``ceil(video duration * fps)``); frames past the video
+    hold its last value. Raises ``ValueError`` for bad arguments or a video in which no face was found.
+    """
+    lm, found = _checked_landmarks(vlips, scale, fps, clip_mm, rest_quantile)
+    T = math.ceil(len(found) / vlips.fps * fps - 1e-9) if n_frames is None else int(n_frames)
+    if T < 1:
+        raise ValueError(f"n_frames must be >= 1, got {n_frames}")
+    idx, aligned = _remove_head_pose(lm, found)
+    rest, rest_sel = _rest_face(aligned, rest_quantile)
+    lips, mm_per_px = _head_frame_lips(aligned, rest, scale=scale, clip_mm=clip_mm,
+                                       absolute_aperture=absolute_aperture)
+    tk = np.arange(T) / fps
+    out = _onto_grid(lips, idx / vlips.fps, tk)
     near = np.clip(np.rint(tk * vlips.fps).astype(int), 0, len(found) - 1)
     m = measures_from_landmarks(out)
     return {
         "fps": float(fps),
         "t": tk,
         "lip_landmarks_mm": out,
-        "lip_landmark_ids": ids.astype(np.int64),
+        "lip_landmark_ids": lip_landmark_ids().astype(np.int64),
         "aperture_mm": m["aperture_mm"],
         "width_mm": m["width_mm"],
         "protrusion_mm": m["protrusion_mm"],
         "closure": m["aperture_mm"] <= CLOSURE_MM,
-        "rounded": m["width_mm"] <= ROUNDED_WIDTH * nm["width_mm"],
+        "rounded": m["width_mm"] <= ROUNDED_WIDTH * neutral_measures()["width_mm"],
         "observed": found[near],
         "mm_per_px": float(mm_per_px),
         "rest_frames": idx[rest_sel].astype(np.int64),
@@ -338,48 +362,14 @@ def _read_manifest(path: Path) -> dict:
     return m
 
 
-def ingest_video(
-    video_path: str | Path,
-    corpus_dir: str | Path,
-    *,
-    text: str | None = None,
-    lang: str | None = None,
-    clip_id: str | None = None,
-    mirrored: bool = False,
-    scale: float = 0.9,
-    overwrite: bool = False,
-    progress: bool = True,
-) -> dict:
-    """Add ``video_path`` (a person, or anything with a face, talking or singing) to the corpus ``corpus_dir``.
-
-    Writes ``audio/<id>.wav``, ``data/<id>.npz`` (``CORPUS_NPZ_KEYS``) and the manifest entry (``kind`` "video",
-    split "train"); returns the manifest item. ``text``: what is said; with ``lang`` "en" (the default when
-    ``text`` is given) it is force-aligned to the audio for the phoneme timeline, in other languages it is only
-    stored. ``clip_id`` defaults to ``video_<file stem>``; an existing id raises ``ValueError`` unless
-    ``overwrite``. ``mirrored`` and ``scale``: see :func:`extract_lip_track` and :func:`retarget`.
-    """
+def _item_arrays(video: Path, audio16: np.ndarray, text: str, lang: str, *, mirrored: bool, scale: float,
+                 progress: bool) -> tuple[dict, VideoLips, dict]:
+    """``(the item's arrays (CORPUS_NPZ_KEYS), the video's FaceMesh landmarks, their retargeted lips)``: features of
+    ``audio16``, the phoneme timeline (``text`` force-aligned when ``lang`` is "en"), lips on the features' grid."""
     from facetwin.audio.features import extract_features
-    from facetwin.audio.io import load_audio, save_wav
     from facetwin.audio.lip_track import lip_track
     from facetwin.audio.timeline import Timeline
 
-    video = Path(video_path)
-    if not video.is_file():
-        raise FileNotFoundError(f"video {video} not found")
-    mediapipe_module()  # fail before any work when it is missing
-    text = (text or "").strip()
-    lang = (lang or ("en" if text else "")).strip().lower()
-    cid = clip_id if clip_id is not None else _clip_id(video)
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", cid):
-        raise ValueError(f"clip id {cid!r}: use letters, digits, '_', '-' and '.' (starting with a letter or digit)")
-    out = Path(corpus_dir)
-    manifest_path = out / "manifest.json"
-    manifest = _read_manifest(manifest_path)
-    if not overwrite and any(it.get("id") == cid for it in manifest["items"]):
-        raise ValueError(f"{out}: the corpus already has an item {cid!r}; pass overwrite=True (--overwrite) or "
-                         "another clip id")
-
-    audio16 = load_audio(video, sr=CORPUS_SR).astype(np.float32)
     feats = extract_features(audio16, CORPUS_SR, fps=CORPUS_FPS)
     T = len(feats.t)
     if text and lang == "en":
@@ -408,24 +398,74 @@ def ingest_video(
         "phoneme": phoneme,
         **timeline.to_arrays(),
     }
-    wav_rel, npz_rel = f"audio/{cid}.wav", f"data/{cid}.npz"
-    atomic_write(out / wav_rel, lambda p: save_wav(p, audio16, CORPUS_SR))
-    atomic_write(out / npz_rel, lambda p: _savez(p, arrays))
-    item = {
-        "id": cid, "kind": "video", "lang": lang, "text": text, "sentence": f"video:{cid}", "split": "train",
-        "duration_s": round(len(audio16) / CORPUS_SR, 4), "n_frames": T, "rate_wpm": None, "pitch": None,
-        "audio": wav_rel, "data": npz_rel, "source": video.name, "video_fps": round(vlips.fps, 4),
-        "face_found": round(vlips.found_fraction, 4), "mm_per_px": round(lips["mm_per_px"], 5),
-    }
-    items = sorted([it for it in manifest["items"] if it.get("id") != cid] + [item], key=lambda it: it["id"])
+    return arrays, vlips, lips
+
+
+def _write_manifest(manifest_path: Path, manifest: dict, item: dict) -> None:
+    """``manifest`` with ``item`` added (or replacing the item of its id), its splits, languages and duration
+    brought up to date, written atomically to ``manifest_path``."""
+    items = sorted([it for it in manifest["items"] if it.get("id") != item["id"]] + [item], key=lambda it: it["id"])
     split_names = list(dict.fromkeys(["train", "heldout_sentence", "heldout_language", *manifest["splits"]]))
     manifest["items"] = items
     manifest["splits"] = {s: [it["id"] for it in items if it.get("split") == s] for s in split_names}
+    lang = item["lang"]
     if lang and lang not in manifest["languages"]:
         manifest["languages"] = [*manifest["languages"], lang]
     manifest["total_duration_s"] = round(sum(float(it.get("duration_s", 0.0)) for it in items), 3)
     body = json.dumps(manifest, ensure_ascii=False, indent=1)
     atomic_write(manifest_path, lambda p: Path(p).write_text(body, encoding="utf-8"))
+
+
+def ingest_video(
+    video_path: str | Path,
+    corpus_dir: str | Path,
+    *,
+    text: str | None = None,
+    lang: str | None = None,
+    clip_id: str | None = None,
+    mirrored: bool = False,
+    scale: float = 0.9,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> dict:
+    """Add ``video_path`` (a person, or anything with a face, talking or singing) to the corpus ``corpus_dir``.
+
+    Writes ``audio/<id>.wav``, ``data/<id>.npz`` (``CORPUS_NPZ_KEYS``) and the manifest entry (``kind`` "video",
+    split "train"); returns the manifest item. ``text``: what is said; with ``lang`` "en" (the default when
+    ``text`` is given) it is force-aligned to the audio for the phoneme timeline, in other languages it is only
+    stored. ``clip_id`` defaults to ``video_<file stem>``; an existing id raises ``ValueError`` unless
+    ``overwrite``. ``mirrored`` and ``scale``: see :func:`extract_lip_track` and :func:`retarget`.
+    """
+    from facetwin.audio.io import load_audio, save_wav
+
+    video = Path(video_path)
+    if not video.is_file():
+        raise FileNotFoundError(f"video {video} not found")
+    mediapipe_module()  # fail before any work when it is missing
+    text = (text or "").strip()
+    lang = (lang or ("en" if text else "")).strip().lower()
+    cid = clip_id if clip_id is not None else _clip_id(video)
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", cid):
+        raise ValueError(f"clip id {cid!r}: use letters, digits, '_', '-' and '.' (starting with a letter or digit)")
+    out = Path(corpus_dir)
+    manifest_path = out / "manifest.json"
+    manifest = _read_manifest(manifest_path)
+    if not overwrite and any(it.get("id") == cid for it in manifest["items"]):
+        raise ValueError(f"{out}: the corpus already has an item {cid!r}; pass overwrite=True (--overwrite) or "
+                         "another clip id")
+
+    audio16 = load_audio(video, sr=CORPUS_SR).astype(np.float32)
+    arrays, vlips, lips = _item_arrays(video, audio16, text, lang, mirrored=mirrored, scale=scale, progress=progress)
+    wav_rel, npz_rel = f"audio/{cid}.wav", f"data/{cid}.npz"
+    atomic_write(out / wav_rel, lambda p: save_wav(p, audio16, CORPUS_SR))
+    atomic_write(out / npz_rel, lambda p: _savez(p, arrays))
+    item = {
+        "id": cid, "kind": "video", "lang": lang, "text": text, "sentence": f"video:{cid}", "split": "train",
+        "duration_s": round(len(audio16) / CORPUS_SR, 4), "n_frames": len(lips["t"]), "rate_wpm": None,
+        "pitch": None, "audio": wav_rel, "data": npz_rel, "source": video.name, "video_fps": round(vlips.fps, 4),
+        "face_found": round(vlips.found_fraction, 4), "mm_per_px": round(lips["mm_per_px"], 5),
+    }
+    _write_manifest(manifest_path, manifest, item)
     return item
 
 
