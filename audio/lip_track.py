@@ -212,6 +212,112 @@ def _cone_min(values: np.ndarray, t: np.ndarray, anchors: np.ndarray, anchor_val
     np.minimum(values, cap, out=values)
 
 
+def _blend(segs: list[VisemeSegment], tg: dict[str, VisemeTarget], t: np.ndarray, w0: float,
+           exponent: float) -> tuple[np.ndarray, np.ndarray]:
+    """The Cohen-Massaro blend at frame times ``t``: (3, T) aperture, width, protrusion (each channel the
+    dominance-weighted mean of the segments' targets, the ``sil`` shape where no segment reaches), and the index of
+    the segment with the largest aperture dominance per frame (-1: none)."""
+    n = len(t)
+    num = np.zeros((3, n))
+    den = np.zeros((3, n))
+    best = np.full(n, -1.0)
+    best_idx = np.full(n, -1, dtype=int)
+    for si, s in enumerate(segs):
+        tv = tg[s.viseme]
+        a = np.array([tv.dominance, tv.dominance_width, tv.dominance_protrusion])[:, None] * s.weight
+        if not (a > 0).any():
+            continue
+        c = s.centre
+        lo = int(np.searchsorted(t, c - HORIZON_S, side="left"))
+        hi = int(np.searchsorted(t, c + HORIZON_S, side="right"))
+        if hi <= lo:
+            continue
+        dt = t[lo:hi] - c
+        theta = np.where(dt < 0, tv.theta_before, tv.theta_after)
+        d = a * np.exp(-theta * np.abs(dt) ** exponent)  # (3, frames): per-channel dominance
+        den[:, lo:hi] += d
+        num[0, lo:hi] += d[0] * tv.aperture_mm
+        num[1, lo:hi] += d[1] * w0 * (1.0 + tv.width_pct / 100.0)
+        num[2, lo:hi] += d[2] * tv.protrusion_mm
+        better = d[0] > best[lo:hi]
+        best[lo:hi][better] = d[0][better]
+        best_idx[lo:hi][better] = si
+
+    sil = tg["sil"]
+    rest = np.array([sil.aperture_mm, w0 * (1.0 + sil.width_pct / 100.0), sil.protrusion_mm])
+    ok = den > 1e-12
+    return np.where(ok, num / np.where(ok, den, 1.0), rest[:, None]), best_idx
+
+
+@dataclass
+class _Constraints:
+    """The hard constraints of a track, per frame: held shut (``closure``), given the rounding floor (``rounded``)
+    with its width cap and protrusion floor."""
+
+    closure: np.ndarray
+    rounded: np.ndarray
+    width_cap: np.ndarray
+    prot_floor: np.ndarray
+
+    @classmethod
+    def mark(cls, segs: list[VisemeSegment], tg: dict[str, VisemeTarget], t: np.ndarray, fps: float, dur: float,
+             w0: float, rounding_floor: float, viseme: np.ndarray, phoneme: np.ndarray) -> _Constraints:
+        """The frames each closure (``PP``) and rounded segment constrains: those sampling it, plus the frame
+        nearest its centre. Closure frames take the segment's ``viseme`` and ``phoneme`` labels (in place)."""
+        n = len(t)
+
+        def frames_of(s: VisemeSegment) -> np.ndarray:
+            idx = np.flatnonzero((t >= s.start - 1e-9) & (t <= s.end + 1e-9))
+            near = int(np.clip(np.rint(s.centre * fps), 0, n - 1))
+            return np.union1d(idx, [near]).astype(int)
+
+        c = cls(np.zeros(n, dtype=bool), np.zeros(n, dtype=bool), np.full(n, np.inf), np.full(n, -np.inf))
+        h = 0.5 / fps
+        for s in segs:
+            tv = tg[s.viseme]
+            if s.end < -h or s.start > dur + h:  # outside the track
+                continue
+            if tv.closure:
+                k = frames_of(s)
+                c.closure[k] = True
+                viseme[k] = s.viseme
+                phoneme[k] = s.phoneme
+            elif tv.rounding and rounding_floor > 0:
+                k = frames_of(s)
+                c.rounded[k] = True
+                c.width_cap[k] = np.minimum(c.width_cap[k], w0 * (1.0 + rounding_floor * tv.width_pct / 100.0))
+                c.prot_floor[k] = np.maximum(c.prot_floor[k], rounding_floor * tv.protrusion_mm)
+        return c
+
+    def apply(self, aperture: np.ndarray, width: np.ndarray, protrusion: np.ndarray, t: np.ndarray,
+              closure_rate_mm_s: float) -> np.ndarray:
+        """Close the closure frames (aperture 0, neighbours capped by a cone) and hold the rounding floor (width
+        and protrusion cones), ``aperture`` and ``width`` in place; returns the protrusion."""
+        if self.closure.any():
+            k = np.flatnonzero(self.closure)
+            aperture[k] = 0.0
+            _cone_min(aperture, t, k, np.zeros(len(k)), closure_rate_mm_s)
+        if self.rounded.any():
+            k = np.flatnonzero(self.rounded)
+            _cone_min(width, t, k, self.width_cap[k], ROUND_WIDTH_RATE_MM_S)
+            neg = -protrusion
+            _cone_min(neg, t, k, -self.prot_floor[k], ROUND_PROTRUSION_RATE_MM_S)
+            protrusion = -neg
+        return protrusion
+
+
+def _track_landmarks(lip_model: str, aperture: np.ndarray, width: np.ndarray, protrusion: np.ndarray,
+                     nm: dict[str, float]) -> np.ndarray:
+    """(T, 40, 3) lip landmarks of the channels: the face's own shapes, or the geometric model."""
+    if lip_model == "face":
+        from facetwin.sim.lip_shapes import face_lip_shapes
+
+        return face_lip_shapes(aperture, width, protrusion, neutral=(nm["aperture_mm"], nm["width_mm"]))
+    if lip_model == "geometric":
+        return lip_displacements(aperture, width, protrusion)
+    raise ValueError(f"unknown lip_model {lip_model!r}; choose face or geometric")
+
+
 def lip_track(
     timeline: Timeline,
     fps: float = 30.0,
@@ -242,87 +348,17 @@ def lip_track(
     t = np.arange(n) / fps
     segs = viseme_segments(timeline, dur, max_segment_s=max_segment_s)
 
-    num = np.zeros((3, n))
-    den = np.zeros((3, n))
-    best = np.full(n, -1.0)
-    best_idx = np.full(n, -1, dtype=int)
-    for si, s in enumerate(segs):
-        tv = tg[s.viseme]
-        a = np.array([tv.dominance, tv.dominance_width, tv.dominance_protrusion])[:, None] * s.weight
-        if not (a > 0).any():
-            continue
-        c = s.centre
-        lo = int(np.searchsorted(t, c - HORIZON_S, side="left"))
-        hi = int(np.searchsorted(t, c + HORIZON_S, side="right"))
-        if hi <= lo:
-            continue
-        dt = t[lo:hi] - c
-        theta = np.where(dt < 0, tv.theta_before, tv.theta_after)
-        d = a * np.exp(-theta * np.abs(dt) ** exponent)  # (3, frames): per-channel dominance
-        den[:, lo:hi] += d
-        num[0, lo:hi] += d[0] * tv.aperture_mm
-        num[1, lo:hi] += d[1] * w0 * (1.0 + tv.width_pct / 100.0)
-        num[2, lo:hi] += d[2] * tv.protrusion_mm
-        better = d[0] > best[lo:hi]
-        best[lo:hi][better] = d[0][better]
-        best_idx[lo:hi][better] = si
-
-    sil = tg["sil"]
-    rest = np.array([sil.aperture_mm, w0 * (1.0 + sil.width_pct / 100.0), sil.protrusion_mm])
-    ok = den > 1e-12
-    chan = np.where(ok, num / np.where(ok, den, 1.0), rest[:, None])
+    chan, best_idx = _blend(segs, tg, t, w0, exponent)
     aperture, width, protrusion = chan[0].copy(), chan[1].copy(), chan[2].copy()
-
     viseme = np.array([segs[i].viseme if i >= 0 else "sil" for i in best_idx], dtype=object)
     phoneme = np.array([segs[i].phoneme if i >= 0 else "" for i in best_idx], dtype=object)
 
-    # ---- hard constraints: frames sampling a segment, plus the frame nearest its centre
-    def frames_of(s: VisemeSegment) -> np.ndarray:
-        idx = np.flatnonzero((t >= s.start - 1e-9) & (t <= s.end + 1e-9))
-        near = int(np.clip(np.rint(s.centre * fps), 0, n - 1))
-        return np.union1d(idx, [near]).astype(int)
-
-    closure = np.zeros(n, dtype=bool)
-    rounded = np.zeros(n, dtype=bool)
-    width_cap = np.full(n, np.inf)
-    prot_floor = np.full(n, -np.inf)
-    h = 0.5 / fps
-    for s in segs:
-        tv = tg[s.viseme]
-        if s.end < -h or s.start > dur + h:  # outside the track
-            continue
-        if tv.closure:
-            k = frames_of(s)
-            closure[k] = True
-            viseme[k] = s.viseme
-            phoneme[k] = s.phoneme
-        elif tv.rounding and rounding_floor > 0:
-            k = frames_of(s)
-            rounded[k] = True
-            width_cap[k] = np.minimum(width_cap[k], w0 * (1.0 + rounding_floor * tv.width_pct / 100.0))
-            prot_floor[k] = np.maximum(prot_floor[k], rounding_floor * tv.protrusion_mm)
-    if closure.any():
-        k = np.flatnonzero(closure)
-        aperture[k] = 0.0
-        _cone_min(aperture, t, k, np.zeros(len(k)), closure_rate_mm_s)
-    if rounded.any():
-        k = np.flatnonzero(rounded)
-        _cone_min(width, t, k, width_cap[k], ROUND_WIDTH_RATE_MM_S)
-        neg = -protrusion
-        _cone_min(neg, t, k, -prot_floor[k], ROUND_PROTRUSION_RATE_MM_S)
-        protrusion = -neg
-
-    if lip_model == "face":
-        from facetwin.sim.lip_shapes import face_lip_shapes
-
-        landmarks = face_lip_shapes(aperture, width, protrusion, neutral=(nm["aperture_mm"], nm["width_mm"]))
-    elif lip_model == "geometric":
-        landmarks = lip_displacements(aperture, width, protrusion)
-    else:
-        raise ValueError(f"unknown lip_model {lip_model!r}; choose face or geometric")
+    cons = _Constraints.mark(segs, tg, t, fps, dur, w0, rounding_floor, viseme, phoneme)
+    protrusion = cons.apply(aperture, width, protrusion, t, closure_rate_mm_s)
+    landmarks = _track_landmarks(lip_model, aperture, width, protrusion, nm)
     return LipTrack(
         fps=float(fps), t=t, aperture_mm=aperture, width_mm=width, protrusion_mm=protrusion,
-        viseme=viseme.astype(str), phoneme=phoneme.astype(str), closure=closure, rounded=rounded,
+        viseme=viseme.astype(str), phoneme=phoneme.astype(str), closure=cons.closure, rounded=cons.rounded,
         landmarks_mm=landmarks,
     )
 
