@@ -11,7 +11,7 @@ width in microseconds, or position ticks). It knows nothing about the face: the 
 | ``write(channels, values)`` | set the goal of each channel, in servo units; raises :class:`BusError` on a device error |
 | ``read(channels)`` | present positions in servo units where the device can report them, else the last written goal (``None`` where never written) |
 | ``relax(channels)`` | torque off (serial) / PWM off (PCA9685): the servo goes limp |
-| ``health(channels)`` | ask the device whether it is well (serial: each servo's present position and error status; PCA9685: the board answers and has not reset); raises :class:`BusError` naming the fault; returns what ``read`` returns. The safety layer polls it while streaming (:class:`facetwin.hardware.safety.SafetyConfig` ``health_hz``) |
+| ``health(channels)`` | ask the device whether it is well (serial: each servo's present position and error status; PCA9685: the board answers and has not reset); raises :class:`BusError` naming the fault; returns what ``read`` returns. The safety layer polls it while streaming (:class:`facetwin.hardware.safety_config.SafetyConfig` ``health_hz``) |
 | ``health_cost_s(n)`` | seconds one ``health`` of ``n`` channels takes on the wire (0: no round trip), what the poll budgets against a control period |
 | ``units`` | ``"us"`` or ``"position"`` (:data:`facetwin.hardware.calibration.UNITS`) |
 | ``name`` | the bus label used in calibration files (``"pca9685@0x41"``, ``"serial"``, ``"sim"``) |

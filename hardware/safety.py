@@ -25,23 +25,10 @@ calibrated range and no step above the slew limit reaches a bus (fuzz-tested wit
 | health poll (every ``1 / health_hz`` s while commands flow, after the tick's write) | each bus's :meth:`~facetwin.hardware.bus.ServoBus.health` on its next few motors (as many as fit ``health_budget`` of a control period by the bus's ``health_cost_s``; the rest on the following polls): a dead servo, a dropped or corrupted reply, a servo's error status or hardware alert, a PCA9685 that is gone or has reset is a fault (below), found within :attr:`SafeBus.health_detect_s` |
 | fault: a bus raises (:class:`BusError`, ``OSError``, ``TimeoutError``, any ``Exception`` of a driver) | the layer is faulted: the other buses move to neutral and every bus is asked to relax (a faulted serial chain's servos go limp where they are: the chain is not trusted with a move), then the error is raised as a :class:`BusError` naming the bus; further commands raise :class:`SafetyError` |
 
-:class:`SafetyConfig` (also a JSON object for :meth:`SafetyConfig.load`, unknown fields refused):
-
-| field | default | meaning |
-|---|---|---|
-| ``max_speed`` | ``None``: ``DEFAULT_SPEED * scale`` per motor | servo units per second: one number, 26 numbers in actuator order, or ``{motor: number}`` (others default) |
-| ``rate_hz`` | 30 | the control rate: the slew step per period, and the pace of the neutral moves |
-| ``watchdog_ms`` | 100 | hold after this long without a fresh command; ``None``: no watchdog |
-| ``relax_after_s`` | 1.0 | then neutral and relax after this long more |
-| ``exit_timeout_s`` | 2.0 | longest neutral move on exit before relaxing anyway |
-| ``handle_signals`` | ``False`` | install SIGINT / SIGTERM handlers in ``open`` (main thread only) |
-| ``health_hz`` | 10 | health polls per second while streaming; ``None``: no polling (faults show only when a write fails) |
-| ``health_budget`` | 0.25 | the share of a control period one poll may take on each bus (motors per poll = the most that fit) |
-
-How fast a fault is found (:attr:`SafeBus.health_detect_s` = polls to cover every motor / ``health_hz`` + one
-control period + the bus's reply timeout), for 26 Dynamixel servos at 30 Hz with the defaults: 1 Mbaud and Return
-Delay Time 0, all 26 per poll (4.3 ms), 0.18 s; the factory 57600 baud and 500 us delay, 1 per poll (5.7 ms),
-2.7 s. The PCA9685 poll is one register read (0.4 ms), so a board that vanishes or resets is found within 0.13 s.
+Where the pieces live: :class:`~facetwin.hardware.safety_config.SafetyConfig` sets the limits and timings (slew
+limits, control rate, watchdog, exit timeout, signal handlers, health polls); the per-motor limits they give one
+robot and the arithmetic of steps 1-4 are :class:`~facetwin.hardware.safety_limits.SafetyLimits`; how the health
+polls are sized and how fast they find a fault (:attr:`SafeBus.health_detect_s`): :mod:`facetwin.hardware.health_poll`.
 
 :class:`SafetyStats` counts ``commands``, ``sent``, ``rejected``, ``range_clamps``, ``slew_clamps`` (motor events,
 also per motor), ``watchdog_holds``, ``watchdog_relaxes``, ``bus_errors``, ``estops``, ``signals`` and
@@ -64,102 +51,22 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from pathlib import Path
 
 import numpy as np
 
 from facetwin.hardware.bus import BusError, ServoBus
 from facetwin.hardware.calibration import Calibration
+from facetwin.hardware.health_poll import HealthPolls
+from facetwin.hardware.safety_config import SafetyConfig, finite_number
+from facetwin.hardware.safety_limits import SafetyLimits
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SPEED = 30.0  # x scale per second: the whole [-1, 1] range in 67 ms (2 frames), what lip sync needs; faster jumps are cut
-"""Default slew limit in normalized command units per second (the full [-1, 1] range in 0.2 s)."""
-
 _RUNNING = ("active", "hold", "relaxing", "relaxed")
-_EPS = 1e-9  # servo units: float rounding, never a clamp event
 
 
 class SafetyError(RuntimeError):
     """A command the safety layer refuses to pass: not open, emergency stop, faulted, or stopping."""
-
-
-@dataclass(frozen=True)
-class SafetyConfig:
-    """Limits and timings of :class:`SafeBus` (see the module docstring table)."""
-
-    max_speed: float | tuple[float, ...] | Mapping[str, float] | None = None
-    rate_hz: float = 30.0
-    watchdog_ms: float | None = 100.0
-    relax_after_s: float = 1.0
-    exit_timeout_s: float = 2.0
-    handle_signals: bool = False
-    health_hz: float | None = 10.0
-    health_budget: float = 0.25
-
-    def __post_init__(self) -> None:
-        for name in ("rate_hz", "exit_timeout_s"):
-            v = getattr(self, name)
-            if not _finite(v) or v <= 0:
-                raise ValueError(f"{name}: must be a finite number > 0, got {v!r}")
-        if self.watchdog_ms is not None and (not _finite(self.watchdog_ms) or self.watchdog_ms <= 0):
-            raise ValueError(f"watchdog_ms: must be a finite number > 0 or None, got {self.watchdog_ms!r}")
-        if not _finite(self.relax_after_s) or self.relax_after_s < 0:
-            raise ValueError(f"relax_after_s: must be a finite number >= 0, got {self.relax_after_s!r}")
-        if self.health_hz is not None and (not _finite(self.health_hz) or not 0 < self.health_hz <= self.rate_hz):
-            raise ValueError(f"health_hz: must be a number in (0, rate_hz={self.rate_hz}] or None, "
-                             f"got {self.health_hz!r}")
-        if not _finite(self.health_budget) or not 0 < self.health_budget <= 1:
-            raise ValueError(f"health_budget: must be a number in (0, 1], got {self.health_budget!r}")
-        if not isinstance(self.handle_signals, bool):
-            raise ValueError(f"handle_signals: must be true or false, got {self.handle_signals!r}")
-        if isinstance(self.max_speed, Sequence) and not isinstance(self.max_speed, str):
-            object.__setattr__(self, "max_speed", tuple(self.max_speed))
-
-    def speeds(self, cal: Calibration) -> np.ndarray:
-        """(26,) slew limits in servo units per second, validated against the calibration."""
-        default = DEFAULT_SPEED * np.array([m.scale for m in cal.motors])
-        ms = self.max_speed
-        if ms is None:
-            out = default
-        elif isinstance(ms, Mapping):
-            unknown = sorted(set(ms) - set(cal.names))
-            if unknown:
-                raise ValueError(f"max_speed: unknown motor(s) {', '.join(map(str, unknown))}")
-            out = np.array([ms.get(n, d) for n, d in zip(cal.names, default)], dtype=object)
-        elif isinstance(ms, tuple):
-            if len(ms) != len(cal.motors):
-                raise ValueError(f"max_speed: {len(ms)} values, the calibration has {len(cal.motors)} motors")
-            out = np.array(ms, dtype=object)
-        else:
-            out = np.full(len(cal.motors), ms, dtype=object)
-        for name, v in zip(cal.names, out):
-            if not _finite(v) or v <= 0:
-                raise ValueError(f"max_speed[{name}]: must be a finite number > 0 (units/s), got {v!r}")
-        out = out.astype(float)
-        if cal.units == "position":
-            slow = [n for n, v in zip(cal.names, out) if v / self.rate_hz < 1]
-            if slow:
-                raise ValueError(f"max_speed[{slow[0]}]: below 1 tick per period at rate_hz={self.rate_hz}; "
-                                 "position servos move in whole ticks")
-        return out
-
-    @classmethod
-    def from_dict(cls, data: Mapping) -> SafetyConfig:
-        """Build from a JSON object; unknown fields are refused by name."""
-        if not isinstance(data, Mapping):
-            raise ValueError(f"a safety config is a JSON object, got {type(data).__name__}")
-        allowed = [f.name for f in fields(cls)]
-        unknown = sorted(set(data) - set(allowed))
-        if unknown:
-            raise ValueError(f"unknown field(s) {', '.join(unknown)}; allowed: {', '.join(allowed)}")
-        return cls(**data)
-
-    @classmethod
-    def load(cls, path: str | Path) -> SafetyConfig:
-        from facetwin.files import load_json
-
-        return load_json(path, "safety config", cls.from_dict)
 
 
 @dataclass
@@ -206,52 +113,12 @@ class SafeBus:
         self.calibration = calibration
         self.config = config or SafetyConfig()
         self._clock, self._sleep, self._own = clock, sleep, own_buses
-        cal = calibration
-        groups: dict[str, list[int]] = {}
-        for i, m in enumerate(cal.motors):
-            if m.bus not in self.buses:
-                raise ValueError(f"buses: no bus {m.bus!r} for motor {m.name} (have {', '.join(self.buses) or 'none'})")
-            groups.setdefault(m.bus, []).append(i)
-        for name in groups:
-            units = getattr(self.buses[name], "units", None)
-            if units != cal.units:
-                raise ValueError(f"buses[{name!r}].units: {units!r}, the calibration is in {cal.units!r}")
-        self._groups = [(name, np.array(idx), [cal.motors[i].channel for i in idx]) for name, idx in groups.items()]
-        self._names = cal.names
-        self._bus_index = np.zeros(len(cal.motors), dtype=int)  # motor -> index into self._groups
-        for g, (_, idx, _) in enumerate(self._groups):
-            self._bus_index[idx] = g
-        self._gain = np.array([m.direction * m.scale for m in cal.motors], dtype=float)
-        self._neutral = cal.neutral
-        # the resolution of each motor's bus (its ``quantum`` attribute: PCA9685 pulse ticks of ~4.9 us; whole ticks
-        # for position servos): values are rounded to it and the range shrunk to whole steps inside, so the bus's own
-        # rounding can never carry a value past min or max
-        q = np.zeros(len(cal.motors))
-        for name, idx, _ in self._groups:
-            q[idx] = float(getattr(self.buses[name], "quantum", None) or (1.0 if cal.units == "position" else 0.0))
-        self._q = q
-        self._quantum = bool((q > 0).any())
-        lo, hi = cal.lo, cal.hi
-        if self._quantum:
-            qq = np.where(q > 0, q, 1.0)
-            lo = np.where(q > 0, np.ceil(lo / qq - 1e-9) * qq, lo)
-            hi = np.where(q > 0, np.floor(hi / qq + 1e-9) * qq, hi)
-            bad = np.flatnonzero(lo > hi)
-            if bad.size:
-                i = int(bad[0])
-                raise ValueError(f"calibration motors[{self._names[i]}]: no whole bus step in [{cal.lo[i]}, {cal.hi[i]}]")
-        self._lo, self._hi = lo, hi
-        # where every stop goes: the rest face (all commands 0 except the jaw closed, assets/data/actuators.csv)
-        from facetwin.sim.actuators import rest_controls
-
-        self._rest = self._round(np.clip(cal.to_units(rest_controls()), lo, hi))
-        self._speed = self.config.speeds(cal)
-        self._period = 1.0 / self.config.rate_hz
-        n = len(cal.motors)
+        self._lim = SafetyLimits(self.buses, calibration, self.config)
+        n = len(calibration.motors)
         self.stats = SafetyStats(range_clamps_by_motor=np.zeros(n, dtype=np.int64),
                                  slew_clamps_by_motor=np.zeros(n, dtype=np.int64))
         self.fault: BaseException | None = None
-        self._last = self._rest.copy()
+        self._last = self._lim.rest.copy()
         self._t_last: float | None = None
         self._fresh_t = 0.0
         self._gen = 0
@@ -264,9 +131,7 @@ class SafeBus:
         self._old_handlers: dict[int, object] = {}
         self._writing: int | None = None  # the thread inside the bus writes of _send
         self._deferred_signal: int | None = None
-        self._health_next = 0.0
-        self._health_cursor = [0] * len(self._groups)
-        self._health_batch = [len(ch) for _, _, ch in self._groups]  # motors per poll, set by open (_plan_health)
+        self._health = HealthPolls(self.buses, self._lim.groups, self.config, self._lim.period)  # planned by open
 
     # ------------------------------------------------------------------------------------------ public
     @property
@@ -282,27 +147,14 @@ class SafeBus:
 
     @property
     def health_detect_s(self) -> float:
-        """Worst-case seconds from a servo or board fault to the poll that finds it while streaming (module
-        docstring); ``inf`` without polling."""
-        if self.config.health_hz is None:
-            return math.inf
-        worst = 0.0
-        for (name, _, channels), k in zip(self._groups, self._health_batch):
-            polls = math.ceil(len(channels) / k)
-            worst = max(worst, polls / self.config.health_hz + float(getattr(self.buses[name], "timeout_s", 0.0)))
-        return worst + self._period
+        """Worst-case seconds from a servo or board fault to the poll that finds it while streaming
+        (:mod:`facetwin.hardware.health_poll`); ``inf`` without polling."""
+        return self._health.detect_s
 
     @property
     def max_step(self) -> np.ndarray:
         """(26,) the slew limit per control period, servo units."""
-        step = self._speed * self._period
-        return self._floor(step)
-
-    def __enter__(self) -> SafeBus:
-        return self.open()
-
-    def __exit__(self, *exc) -> None:
-        self.close()
+        return self._lim.max_step
 
     def open(self) -> SafeBus:
         """Open the buses, read the present positions, start the watchdog and (optionally) the signal handlers."""
@@ -314,12 +166,12 @@ class SafeBus:
                     for bus in self.buses.values():
                         bus.open()
                 self._read_present()
-                self._plan_health()
+                self._health.plan()
             except BaseException:
                 self._close_buses()
                 raise
             self._state, self._faulted, self.fault = "active", set(), None
-            self._health_next = self._clock()
+            self._health.next_t = self._clock()
             self._fresh_t = self._clock()
             self._t_last = None
         if self.config.watchdog_ms is not None:
@@ -351,11 +203,9 @@ class SafeBus:
             self._state = "active"
             self._gen += 1
             self._fresh_t = self._clock()
-            with np.errstate(over="ignore"):
-                raw = self._neutral + self._gain * x
-            self._guarded(self._send, raw)
+            self._guarded(self._send, self._lim.to_units(x))
             self.stats.sent += 1
-            if self.config.health_hz is not None and self._fresh_t >= self._health_next - 0.5 * self._period:
+            if self._health.due(self._fresh_t):
                 self._guarded(self._poll_health)
             return self._last.copy()
 
@@ -412,51 +262,33 @@ class SafeBus:
                 self._state = "closed"
         log.info("safety layer closed: %s", self.stats.as_dict())
 
+    def __enter__(self) -> SafeBus:
+        return self.open()
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     # ------------------------------------------------------------------------------------------ steps
     def _check(self, ctrl) -> np.ndarray | None:
         """Step 1: a (26,) float array of finite values, or ``None`` (rejected, logged, counted)."""
-        reason = None
-        try:
-            a = np.asarray(ctrl)
-        except Exception as e:  # a ragged list, an object whose __array__ raises: all are bad commands
-            a, reason = None, f"not an array ({type(e).__name__}: {e})"
-        if a is not None:
-            if a.dtype.kind not in "iuf":
-                reason = f"dtype {a.dtype} (need integer or float)"
-            elif a.shape != self._neutral.shape:
-                reason = f"shape {a.shape} (need {self._neutral.shape})"
-            else:
-                with np.errstate(over="ignore"):
-                    x = a.astype(float)
-                finite = np.isfinite(x)
-                if finite.all():
-                    return x
-                bad = [self._names[i] for i in np.flatnonzero(~finite)]
-                reason = f"non-finite value(s) for {', '.join(bad)}"
+        x, reason = self._lim.check(ctrl)
+        if x is not None:
+            return x
         self.stats.rejected += 1
         log.warning("rejected command: %s; holding the last safe command", reason)
         return None
 
     def _send(self, raw: np.ndarray) -> None:
         """Steps 3-5 for any target: range clamp, slew limit, one write per bus."""
-        lo, hi, last = self._lo, self._hi, self._last
-        target = self._round(np.minimum(np.maximum(raw, lo), hi))
+        lim, last = self._lim, self._last
+        target, ranged = lim.clamp(raw)
         now = self._clock()
-        dt = self._period if self._t_last is None else min(max(now - self._t_last, 0.0), self._period)
-        if dt > self._period * (1 - 1e-9):  # a full period up to clock rounding
-            dt = self._period
-        step = self._speed * dt
-        step = self._floor(step)
-        delta = target - last
-        slew = np.abs(delta) > step + _EPS
-        if slew.any():
-            new = np.where(slew, last + np.clip(delta, -step, step), target)
-            new = np.minimum(np.maximum(new, lo), hi)  # guards against float rounding at the range edges
-        else:
-            new = target
-        ranged = (raw < lo) | (raw > hi)
+        dt = lim.period if self._t_last is None else min(max(now - self._t_last, 0.0), lim.period)
+        if dt > lim.period * (1 - 1e-9):  # a full period up to clock rounding
+            dt = lim.period
+        new, slew = lim.slew(target, last, dt)
         if self._faulted:  # motors of a failed bus are not written: no clamp events there
-            dead = np.isin(self._bus_index, [i for i, (name, _, _) in enumerate(self._groups) if name in self._faulted])
+            dead = np.isin(lim.bus_index, [i for i, (name, _, _) in enumerate(lim.groups) if name in self._faulted])
             slew &= ~dead
             ranged &= ~dead
         if ranged.any():
@@ -468,7 +300,7 @@ class SafeBus:
         self._t_last = now
         self._writing = threading.get_ident()
         try:
-            for name, idx, channels in self._groups:
+            for name, idx, channels in lim.groups:
                 if self._state == "estop":
                     return
                 if name in self._faulted:
@@ -488,69 +320,35 @@ class SafeBus:
         counts += mask
         if not log.isEnabledFor(logging.WARNING):
             return
+        lim = self._lim
         for i in np.flatnonzero(mask):
             if kind == "range":
                 log.warning("range clamp %s: requested %.6g, sent %.6g (safe range [%g, %g])",
-                            self._names[i], requested[i], sent[i], self._lo[i], self._hi[i])
+                            lim.names[i], requested[i], sent[i], lim.lo[i], lim.hi[i])
             else:
                 log.warning("slew clamp %s: requested %.6g, sent %.6g (max %g units/s)",
-                            self._names[i], requested[i], sent[i], self._speed[i])
-
-    def _round(self, units, idx=None):
-        """Round to each motor's bus step (all 26 motors, or motor(s) ``idx``)."""
-        if not self._quantum:
-            return units
-        q = self._q if idx is None else self._q[idx]
-        return np.where(q > 0, np.rint(units / np.where(q > 0, q, 1.0)) * q, units)
-
-    def _floor(self, step: np.ndarray) -> np.ndarray:
-        if not self._quantum:
-            return step
-        q = self._q
-        return np.where(q > 0, np.floor(step / np.where(q > 0, q, 1.0) + 1e-9) * q, step)
+                            lim.names[i], requested[i], sent[i], lim.speed[i])
 
     def _read_present(self) -> None:
         """Start position of the slew limit: what each bus reports (clipped into the safe range), else neutral."""
-        for name, idx, channels in self._groups:
+        lim = self._lim
+        for name, idx, channels in lim.groups:
             self._current = name
             values = self.buses[name].read(channels)
             for i, v in zip(idx, values):
-                pos = self._rest[i] if v is None or not _finite(v) else float(v)
-                inside = float(np.clip(pos, self._lo[i], self._hi[i]))
-                safe = float(self._round(inside, i))
+                pos = lim.rest[i] if v is None or not finite_number(v) else float(v)
+                inside = float(np.clip(pos, lim.lo[i], lim.hi[i]))
+                safe = float(lim.round(inside, i))
                 if inside != pos:  # not the rounding to the bus step: a position really outside the range
                     log.warning("%s: present position %.6g outside the safe range [%g, %g]; starting from %g",
-                                self._names[i], pos, self._lo[i], self._hi[i], safe)
+                                lim.names[i], pos, lim.lo[i], lim.hi[i], safe)
                 self._last[i] = safe
-
-    def _plan_health(self) -> None:
-        """Motors per health poll on each bus: the most whose ``health_cost_s`` fits ``health_budget`` of a period
-        (the budget shared by the buses), at least one."""
-        budget = self.config.health_budget * self._period / max(1, len(self._groups))
-        for g, (name, _, channels) in enumerate(self._groups):
-            cost = getattr(self.buses[name], "health_cost_s", lambda n: 0.0)  # duck-typed buses: no round trip
-            k = len(channels)
-            while k > 1 and cost(k) > budget:
-                k -= 1
-            self._health_batch[g] = k
-            if cost(k) > budget:
-                log.warning("bus %s: one health read takes %.1f ms, over the %.1f ms budget", name, 1e3 * cost(k),
-                            1e3 * budget)
-        if self.config.health_hz is not None:
-            log.info("health polls at %g Hz: motors per poll %s; a fault is found within %.2f s",
-                     self.config.health_hz, dict(zip([g[0] for g in self._groups], self._health_batch)),
-                     self.health_detect_s)
 
     def _poll_health(self) -> None:
         """One health poll: each running bus's next motors (round robin); a fault raises (through ``_guarded``)."""
-        self._health_next = max(self._health_next + 1.0 / self.config.health_hz, self._fresh_t)
+        self._health.advance(self._fresh_t)
         self.stats.health_polls += 1
-        for g, (name, _, channels) in enumerate(self._groups):
-            if name in self._faulted:
-                continue
-            n, k, c = len(channels), self._health_batch[g], self._health_cursor[g]
-            chosen = [channels[(c + j) % n] for j in range(k)]
-            self._health_cursor[g] = (c + k) % n
+        for name, chosen in self._health.batches(self._faulted):
             self._current = name
             bus = self.buses[name]
             getattr(bus, "health", bus.read)(chosen)
@@ -582,17 +380,17 @@ class SafeBus:
         """Slew-limited moves to neutral at ``rate_hz``, at most ``exit_timeout_s``; False if aborted."""
         steps = max(1, math.ceil(self.config.exit_timeout_s * self.config.rate_hz))
         for _ in range(steps):
-            wait = 0.0 if self._t_last is None else self._t_last + self._period - self._clock()
+            wait = 0.0 if self._t_last is None else self._t_last + self._lim.period - self._clock()
             if wait > 0:
                 self._sleep(wait)
             with self._lock:
                 if self._state == "estop" or abort is not None and abort():
                     return False
-                live = [i for name, idx, _ in self._groups if name not in self._faulted for i in idx]
-                if np.array_equal(self._last[live], self._rest[live]):
+                live = [i for name, idx, _ in self._lim.groups if name not in self._faulted for i in idx]
+                if np.array_equal(self._last[live], self._lim.rest[live]):
                     return True
                 try:
-                    self._send(self._rest)
+                    self._send(self._lim.rest)
                 except Exception as e:  # whatever a driver raises, the other buses still go to neutral
                     self.stats.bus_errors += 1
                     self.fault = self.fault or e
@@ -602,7 +400,7 @@ class SafeBus:
         return True
 
     def _relax_all(self) -> None:
-        for name, _, channels in self._groups:
+        for name, _, channels in self._lim.groups:
             try:
                 self.buses[name].relax(channels)
             except Exception as e:  # whatever a driver raises, every other bus is still relaxed
@@ -686,8 +484,4 @@ def _raise_for(signum: int) -> None:
     raise SystemExit(128 + signum)
 
 
-def _finite(v) -> bool:
-    return not isinstance(v, bool) and isinstance(v, (int, float, np.integer, np.floating)) and math.isfinite(v)
-
-
-__all__ = ["DEFAULT_SPEED", "SafeBus", "SafetyConfig", "SafetyError", "SafetyStats"]
+__all__ = ["SafeBus", "SafetyError", "SafetyStats"]

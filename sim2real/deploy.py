@@ -19,7 +19,7 @@
    torque off on exit); the sim backend advances the twin one period per tick.
 4. **Log and jitter**: per tick the target time, actual time, lateness, the commands; p50 / p99 / max lateness.
 
-While it plays, the safety layer polls the servos' health (:class:`facetwin.hardware.safety.SafetyConfig`
+While it plays, the safety layer polls the servos' health (:class:`facetwin.hardware.safety_config.SafetyConfig`
 ``health_hz``): a servo that stops answering, a corrupted reply, a servo's error status or hardware alert, a
 PCA9685 that vanishes or resets ends the run within ``SafeBus.health_detect_s`` (printed at the start): the robot is
 brought to rest and relaxed, the ``--log`` keeps the ticks that played and names the fault, and the command exits
@@ -82,7 +82,8 @@ import numpy as np
 
 from facetwin.hardware.bus import BusError, ServoBus
 from facetwin.hardware.calibration import Calibration
-from facetwin.hardware.safety import SafeBus, SafetyConfig, SafetyError
+from facetwin.hardware.safety import SafeBus, SafetyError
+from facetwin.hardware.safety_config import SafetyConfig
 from facetwin.sim.rates import CONTROL_HZ
 
 FPS = CONTROL_HZ
@@ -449,7 +450,7 @@ def deploy(
     """Play ``audio_path`` with the lips of ``policy`` on ``backend`` at 30 Hz (module doc). ``buses`` replaces the
     backend's own (tests, dry runs: e.g. PCA9685 boards on a :class:`~facetwin.hardware.pca9685.FakeI2C`); the
     player is the clock on the sim backend unless one is given. ``safety``: the safety layer's limits (a
-    :class:`~facetwin.hardware.safety.SafetyConfig` or its JSON file; default ``SafetyConfig()``, its rate set to 30
+    :class:`~facetwin.hardware.safety_config.SafetyConfig` or its JSON file; default ``SafetyConfig()``, its rate set to 30
     Hz). ``handle_signals``: Ctrl-C / SIGTERM stop the loop through the safety layer (neutral, then torque off; the
     CLI sets it). ``realtime``: the loop under SCHED_FIFO where permitted (see :func:`run_loop`)."""
     _check_baudrate(baudrate)

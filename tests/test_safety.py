@@ -16,7 +16,8 @@ from facetwin.hardware.bus import BusError, ServoBus
 from facetwin.hardware.calibration import Calibration, nominal_calibration
 from facetwin.hardware.emulator import DynamixelEmulator
 from facetwin.hardware.pca9685 import LED0_ON_L, FakeI2C, PCA9685Bus, frame_period_us, prescale_for
-from facetwin.hardware.safety import DEFAULT_SPEED, SafeBus, SafetyConfig, SafetyError
+from facetwin.hardware.safety import SafeBus, SafetyError
+from facetwin.hardware.safety_config import DEFAULT_SPEED, SafetyConfig
 from facetwin.hardware.serial_bus import DynamixelBus
 from facetwin.sim.actuators import rest_controls
 
