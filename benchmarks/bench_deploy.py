@@ -5,7 +5,7 @@ Run from the repository root (either form)::
     python -m facetwin.benchmarks.bench_deploy                     # 20 s per backend
     python benchmarks/bench_deploy.py --seconds 5 --json out/bench_deploy.json
 
-The loop of :func:`facetwin.sim2real.deploy.run_loop` (sleep coarsely, spin the last ``SPIN_S``, garbage
+The loop of :func:`facetwin.sim2real.realtime_loop.run_loop` (sleep coarsely, spin the last ``SPIN_S``, garbage
 collection off) runs ``seconds x 30`` ticks; each tick sends a lip-sync-like command (a 2 Hz jaw and lip swing)
 through the safety layer (:class:`facetwin.hardware.safety.SafeBus`, nominal calibration, default limits) to:
 
@@ -129,7 +129,7 @@ def run_backend(backend: str, seconds: float, realtime: bool = False) -> dict:
     from facetwin.hardware.calibration import nominal_calibration
     from facetwin.hardware.safety import SafeBus
     from facetwin.hardware.sim_bus import SimBus
-    from facetwin.sim2real.deploy import run_loop
+    from facetwin.sim2real.realtime_loop import run_loop
 
     cal = nominal_calibration("sim")
     if backend == "sim":

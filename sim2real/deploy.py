@@ -12,11 +12,11 @@
    the clip; rows before the clip are the rest command), where ``pre = max_i lead_i`` pre-roll ticks run before the
    audio starts: nothing of the clip is cut. ``interpolate=True`` leads by the exact latency instead (linear
    interpolation between rows).
-3. **Real-time loop** (:func:`run_loop`): tick ``n`` is due at ``t0 + n / 30``; the loop sleeps coarsely until
-   ``SPIN_S`` before the deadline, then spins on ``time.perf_counter`` (garbage collection off during the loop). The
-   audio player starts at the deadline of tick ``pre``. Every command goes through the safety layer
-   (:class:`facetwin.hardware.safety.SafeBus`: clamp to the calibrated range, slew limit, watchdog, neutral and
-   torque off on exit); the sim backend advances the twin one period per tick.
+3. **Real-time loop** (:func:`facetwin.sim2real.realtime_loop.run_loop`): tick ``n`` is due at ``t0 + n / 30``; the
+   loop sleeps coarsely until ``SPIN_S`` before the deadline, then spins on ``time.perf_counter`` (garbage collection
+   off during the loop). The audio player starts at the deadline of tick ``pre``. Every command goes through the
+   safety layer (:class:`facetwin.hardware.safety.SafeBus`: clamp to the calibrated range, slew limit, watchdog,
+   neutral and torque off on exit); the sim backend advances the twin one period per tick.
 4. **Log and jitter**: per tick the target time, actual time, lateness, the commands; p50 / p99 / max lateness.
 
 While it plays, the safety layer polls the servos' health (:class:`facetwin.hardware.safety_config.SafetyConfig`
@@ -69,14 +69,12 @@ with other jobs), lateness p99: null bus 6.4 ms, sim 7.8 ms with normal scheduli
 from __future__ import annotations
 
 import dataclasses
-import gc
-import os
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
@@ -85,13 +83,11 @@ from facetwin.hardware.calibration import Calibration
 from facetwin.hardware.safety import SafeBus, SafetyError
 from facetwin.hardware.safety_config import SafetyConfig
 from facetwin.sim.rates import CONTROL_HZ
+from facetwin.sim2real.realtime_loop import SPIN_S, LoopTimes, Player, run_loop
 
 FPS = CONTROL_HZ
 BACKENDS = ("sim", "pca9685", "serial")
 PLAYERS = ("auto", "clock", "sounddevice")
-#: the loop sleeps until this long before a deadline, then spins (Linux wakes a sleeper within ~0.1 ms when idle,
-#: a few ms late under load)
-SPIN_S = 0.002
 #: the audible limit of a mouth trailing the sound
 TRAIL_LIMIT_MS = 45.0
 LOG_KEYS = ("fps", "tick", "target_s", "actual_s", "lateness_ms", "send_ms", "ctrl", "units", "source_ctrl",
@@ -103,16 +99,6 @@ class DeployError(ValueError):
 
 
 # ---------------------------------------------------------------------------------------------------- players
-class Player(Protocol):
-    """Plays (or only times) the audio: ``start()`` at the audio's time 0, ``time()`` seconds since, ``stop()``."""
-
-    def start(self) -> None: ...
-
-    def time(self) -> float: ...
-
-    def stop(self) -> None: ...
-
-
 class ClockPlayer:
     """Keeps the audio's time on ``time.perf_counter`` without playing anything."""
 
@@ -263,103 +249,6 @@ def clip_controls(audio_path: str | Path, policy: str | Path = "lipsync") -> np.
     return policy_controls(policy, audio_path)
 
 
-# ---------------------------------------------------------------------------------------------------- loop
-def sleep_until(deadline: float, spin_s: float = SPIN_S) -> float:
-    """Sleep until ``spin_s`` before ``deadline`` (``time.perf_counter`` seconds), spin to it; returns the time."""
-    while True:
-        now = time.perf_counter()
-        left = deadline - now
-        if left <= 0:
-            return now
-        if left > spin_s:
-            time.sleep(left - spin_s)
-
-
-@dataclass
-class LoopTimes:
-    """Per-tick timing of :func:`run_loop` (seconds from the audio start, i.e. the deadline of tick ``pre``)."""
-
-    target_s: np.ndarray
-    actual_s: np.ndarray
-    send_s: np.ndarray
-    realtime: bool = False  # the loop ran under SCHED_FIFO
-
-    @property
-    def lateness_ms(self) -> np.ndarray:
-        return 1000.0 * (self.actual_s - self.target_s)
-
-    @property
-    def jitter(self) -> dict[str, float]:
-        return jitter_stats(self.lateness_ms)
-
-
-def jitter_stats(lateness_ms: np.ndarray) -> dict[str, float]:
-    """p50 / p99 / max of the lateness (ms)."""
-    x = np.asarray(lateness_ms, dtype=float)
-    x = x[np.isfinite(x)]  # ticks never played (an interrupted run) do not count
-    if x.size == 0:
-        return {"p50_ms": float("nan"), "p99_ms": float("nan"), "max_ms": float("nan"), "ticks": 0}
-    return {"p50_ms": float(np.percentile(x, 50)), "p99_ms": float(np.percentile(x, 99)), "max_ms": float(x.max()),
-            "ticks": int(x.size)}
-
-
-def run_loop(
-    n_ticks: int, send: Callable[[int], object], fps: float = FPS, *, audio_tick: int = 0,
-    player: Player | None = None, spin_s: float = SPIN_S, realtime: bool = False, progress: bool = False,
-    out: LoopTimes | None = None,
-) -> LoopTimes:
-    """Call ``send(n)`` at the deadline of each tick ``n = 0 .. n_ticks - 1`` (``1 / fps`` apart); ``player.start()``
-    at tick ``audio_tick``'s deadline, before its send. Garbage collection is off during the loop. ``realtime``:
-    run the loop under ``SCHED_FIFO`` (Linux; needs root or ``CAP_SYS_NICE``, silently skipped without). ``out``:
-    times filled in place tick by tick (NaN until played), so an interrupted loop leaves what it played."""
-    period = 1.0 / fps
-    times = out if out is not None else LoopTimes(*(np.full(n_ticks, np.nan) for _ in range(3)))
-    target, actual, spent = times.target_s, times.actual_s, times.send_s
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=n_ticks, unit="tick", desc="deploy", mininterval=1.0)
-    gc_was = gc.isenabled()
-    gc.disable()
-    policy = _enter_realtime() if realtime else None
-    t0 = time.perf_counter() + 2 * period  # a little head start for the first deadline
-    origin = t0 + audio_tick * period
-    times.realtime = policy is not None
-    try:
-        for n in range(n_ticks):
-            deadline = t0 + n * period
-            now = sleep_until(deadline, spin_s)
-            if n == audio_tick and player is not None:
-                player.start()
-            send(n)
-            done = time.perf_counter()
-            target[n], actual[n], spent[n] = deadline - origin, now - origin, done - now
-            if bar is not None and n % 30 == 0:
-                bar.update(min(30, n_ticks - bar.n))
-    finally:
-        if policy is not None:
-            os.sched_setscheduler(0, *policy)
-        if gc_was:
-            gc.enable()
-        if bar is not None:
-            bar.update(n_ticks - bar.n)
-            bar.close()
-    return times
-
-
-def _enter_realtime() -> tuple[int, os.sched_param] | None:
-    """Switch this thread to SCHED_FIFO (priority 50); returns the previous (policy, param) or None if refused."""
-    if not hasattr(os, "sched_setscheduler"):
-        return None
-    old = (os.sched_getscheduler(0), os.sched_getparam(0))
-    try:
-        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(50))
-    except OSError:  # PermissionError without CAP_SYS_NICE
-        return None
-    return old
-
-
 # ---------------------------------------------------------------------------------------------------- buses
 def _require(module: str, cls: str, owner: str):
     import importlib
@@ -450,9 +339,10 @@ def deploy(
     """Play ``audio_path`` with the lips of ``policy`` on ``backend`` at 30 Hz (module doc). ``buses`` replaces the
     backend's own (tests, dry runs: e.g. PCA9685 boards on a :class:`~facetwin.hardware.pca9685.FakeI2C`); the
     player is the clock on the sim backend unless one is given. ``safety``: the safety layer's limits (a
-    :class:`~facetwin.hardware.safety_config.SafetyConfig` or its JSON file; default ``SafetyConfig()``, its rate set to 30
-    Hz). ``handle_signals``: Ctrl-C / SIGTERM stop the loop through the safety layer (neutral, then torque off; the
-    CLI sets it). ``realtime``: the loop under SCHED_FIFO where permitted (see :func:`run_loop`)."""
+    :class:`~facetwin.hardware.safety_config.SafetyConfig` or its JSON file; default ``SafetyConfig()``, its rate set
+    to 30 Hz). ``handle_signals``: Ctrl-C / SIGTERM stop the loop through the safety layer (neutral, then torque off;
+    the CLI sets it). ``realtime``: the loop under SCHED_FIFO where permitted (see
+    :func:`~facetwin.sim2real.realtime_loop.run_loop`)."""
     _check_baudrate(baudrate)
     cal = calibration if isinstance(calibration, Calibration) else Calibration.load(calibration)
     if backend not in BACKENDS:
@@ -466,44 +356,18 @@ def deploy(
         player = make_player("clock" if backend == "sim" and player == "auto" else player, audio, sr)
     config = safety if isinstance(safety, SafetyConfig) else SafetyConfig.load(safety) if safety else SafetyConfig()
     layer = SafeBus(bus_map, cal, dataclasses.replace(config, rate_hz=FPS, handle_signals=handle_signals))
-    N = len(sched)
-    units = np.full((N, len(cal.motors)), np.nan)
-    aperture = np.full(N, np.nan)
     sim = bus_map.get("sim") if backend == "sim" else None
-
-    def send(n: int) -> None:
-        sent = layer.command(sched[n])
-        if sent is not None:  # None: rejected by the safety layer (non-finite), the last command holds
-            units[n] = sent
-        if sim is not None:
-            sim.advance(sim.period)
-            aperture[n] = sim.face.mouth()["aperture_mm"]
-
-    times = LoopTimes(*(np.full(N, np.nan) for _ in range(3)))
-    interrupted: BaseException | None = None
-    layer.open()
-    if progress and config.health_hz is not None:
-        print(f"health polls at {config.health_hz:g} Hz: a servo or board fault is found within "
-              f"{layer.health_detect_s:.2f} s", file=sys.stderr)
-    try:
-        run_loop(N, send, FPS, audio_tick=pre, player=player, spin_s=spin_s, realtime=realtime, progress=progress,
-                 out=times)
-    except (KeyboardInterrupt, BusError, SafetyError) as e:  # the robot goes to rest (finally: the layer has
-        interrupted = e  # parked it already on a fault), the log keeps what played
-    finally:
-        try:
-            player.stop()
-        finally:
-            layer.close()
+    played = _play(layer, sched, pre, player, sim, spin_s=spin_s, realtime=realtime, progress=progress)
+    times, interrupted = played.times, played.interrupted
     from facetwin.sim.actuators import actuator_names
 
     arrays = {
-        "fps": np.float64(FPS), "tick": np.arange(N, dtype=np.int64), "target_s": times.target_s,
+        "fps": np.float64(FPS), "tick": np.arange(len(sched), dtype=np.int64), "target_s": times.target_s,
         "actual_s": times.actual_s, "lateness_ms": times.lateness_ms, "send_ms": 1000.0 * times.send_s,
-        "ctrl": sched.astype(np.float32), "units": units.astype(np.float32), "source_ctrl": ctrl.astype(np.float32),
-        "lead_rows": lead_rows(cal.latency_ms, FPS, interpolate), "aperture_mm": aperture.astype(np.float32),
-        "actuators": np.array(list(actuator_names())), "backend": np.array(backend), "policy": np.array(str(policy)),
-        "audio": np.array(str(audio_path)),
+        "ctrl": sched.astype(np.float32), "units": played.units.astype(np.float32),
+        "source_ctrl": ctrl.astype(np.float32), "lead_rows": lead_rows(cal.latency_ms, FPS, interpolate),
+        "aperture_mm": played.aperture.astype(np.float32), "actuators": np.array(list(actuator_names())),
+        "backend": np.array(backend), "policy": np.array(str(policy)), "audio": np.array(str(audio_path)),
         "fault": np.array("" if interrupted is None else "interrupted" if isinstance(interrupted, KeyboardInterrupt)
                           else str(interrupted)),
     }
@@ -517,7 +381,53 @@ def deploy(
     return res
 
 
-__all__ = ["BACKENDS", "LOG_KEYS", "ClockPlayer", "DeployError", "DeployResult", "LoopTimes",
-           "Player", "SoundDevicePlayer", "clip_controls", "deploy", "jitter_stats",
-           "lead_rows", "make_player", "open_buses", "policy_controls", "run_loop",
-           "schedule_commands", "sleep_until"]
+@dataclass
+class _Playback:
+    """What :func:`_play` sent, filled tick by tick (NaN until played), and what ended it early, if anything."""
+
+    times: LoopTimes
+    units: np.ndarray  # (N, n_motors) servo units that reached the buses
+    aperture: np.ndarray  # (N,) the twin's mouth aperture at the end of the tick's period (sim backend)
+    interrupted: BaseException | None = None
+
+
+def _play(layer: SafeBus, sched: np.ndarray, pre: int, player: Player, sim, *, spin_s: float, realtime: bool,
+          progress: bool) -> _Playback:
+    """Open ``layer`` and send it row ``n`` of ``sched`` at tick ``n`` (the audio from tick ``pre``; ``sim``: the
+    twin's bus, advanced one period per tick), then stop the player and close the layer. A bus fault, Ctrl-C or
+    SIGTERM ends the loop early: kept in ``interrupted`` (the layer has brought the robot to rest)."""
+    N = len(sched)
+    played = _Playback(LoopTimes(*(np.full(N, np.nan) for _ in range(3))),
+                       np.full((N, len(layer.calibration.motors)), np.nan), np.full(N, np.nan))
+
+    units, aperture = played.units, played.aperture
+
+    def send(n: int) -> None:
+        sent = layer.command(sched[n])
+        if sent is not None:  # None: rejected by the safety layer (non-finite), the last command holds
+            units[n] = sent
+        if sim is not None:
+            sim.advance(sim.period)
+            aperture[n] = sim.face.mouth()["aperture_mm"]
+
+    layer.open()
+    health_hz = layer.config.health_hz
+    if progress and health_hz is not None:
+        print(f"health polls at {health_hz:g} Hz: a servo or board fault is found within "
+              f"{layer.health_detect_s:.2f} s", file=sys.stderr)
+    try:
+        run_loop(N, send, FPS, audio_tick=pre, player=player, spin_s=spin_s, realtime=realtime, progress=progress,
+                 out=played.times)
+    except (KeyboardInterrupt, BusError, SafetyError) as e:  # the robot goes to rest (finally: the layer has
+        played.interrupted = e  # parked it already on a fault), the log keeps what played
+    finally:
+        try:
+            player.stop()
+        finally:
+            layer.close()
+    return played
+
+
+__all__ = ["BACKENDS", "LOG_KEYS", "ClockPlayer", "DeployError", "DeployResult", "SoundDevicePlayer",
+           "clip_controls", "deploy", "lead_rows", "make_player", "open_buses", "policy_controls",
+           "schedule_commands"]
