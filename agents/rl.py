@@ -269,16 +269,9 @@ class _Run:
         return None if self.randomize is None else {"source": self.randomize.source, "ranges": self.randomize.as_dict()}
 
     def checkpoint_meta(self) -> dict[str, Any]:
-        return {
-            "algo": self.algo,
-            "env_id": self.env_id,
-            "env_kwargs": self.env_kwargs,
-            "seed": self.seed,
-            "n_envs": self.n_envs,
-            "total_steps": self.steps,
-            "randomize": self.randomize_record,
-            "hyperparams_overrides": self.overrides,
-        }
+        """What the checkpoint's ``meta.json`` records of the run (:func:`save_checkpoint` adds the step count)."""
+        return dict(algo=self.algo, env_id=self.env_id, env_kwargs=self.env_kwargs, seed=self.seed, n_envs=self.n_envs,
+                    total_steps=self.steps, randomize=self.randomize_record, hyperparams_overrides=self.overrides)
 
 
 def _resume_from_checkpoint(run: _Run) -> None:
