@@ -70,6 +70,7 @@ from .audio_frontend import (
     raw_features,
     unscaled_rms,
 )
+from .mouth_plan import MouthPlan
 from .weights import AUDIO_TO_LIPS_FILES, load_checkpoint, load_state, save_torch_atomic, shipped_path
 
 MODES = ("offline", "stream")
@@ -137,20 +138,14 @@ def _softmax(x: np.ndarray) -> np.ndarray:
 
 # ---------------------------------------------------------------------------------------------------- outputs
 @dataclass
-class LipPrediction:
-    """Per-frame outputs of :meth:`AudioToLips.predict` (frame ``k`` at ``k / 30`` s)."""
+class LipPrediction(MouthPlan):
+    """Per-frame outputs of :meth:`AudioToLips.predict_audio` (frame ``k`` at ``k / 30`` s): a mouth plan
+    (``lips_mm`` (T, 40, 3), ``closure_p``, ``rounded_p``, ``open_p`` (T,)), the visemes and the lips' measures."""
 
-    lips_mm: np.ndarray  # (T, 40, 3)
-    closure_p: np.ndarray  # (T,)
-    rounded_p: np.ndarray  # (T,)
-    open_p: np.ndarray  # (T,)
     viseme_p: np.ndarray  # (T, 15)
     aperture_mm: np.ndarray  # (T,) of lips_mm (measures_from_landmarks)
     width_mm: np.ndarray  # (T,)
     protrusion_mm: np.ndarray  # (T,)
-
-    def __len__(self) -> int:
-        return len(self.closure_p)
 
 
 @dataclass

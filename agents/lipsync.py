@@ -1,10 +1,10 @@
 """Audio (and optionally its transcript) to motor commands: the lip-sync pipeline, offline and streaming.
 
-1. **What the mouth must do**, per 30 fps frame (a :class:`MouthPlan`): the 40 lip landmarks, and the
-   probabilities that the lips must seal (B/P/M), round (W/OO/O) or open (open vowels). From the audio
-   (:class:`facetwin.agents.audio_to_lips.AudioToLips`, :func:`plan_from_prediction`) or from a phone timeline
-   (a transcript aligned to the recording, a song's or TTS's own phones: :func:`plan_from_timeline`, certain
-   events and the exact lip track).
+1. **What the mouth must do**, per 30 fps frame (a :class:`~facetwin.agents.mouth_plan.MouthPlan`,
+   :mod:`facetwin.agents.mouth_plan`): the 40 lip landmarks, and the probabilities that the lips must seal (B/P/M),
+   round (W/OO/O) or open (open vowels). From the audio (:class:`facetwin.agents.audio_to_lips.AudioToLips`) or from
+   a phone timeline (a transcript aligned to the recording, a song's or TTS's own phones: certain events and the
+   exact lip track).
 2. **How the face does it** (:class:`MouthController`, settings :data:`CONTROLLER_DEFAULTS`): the command of
    control period ``k`` aims at plan frame ``k + shape_lead`` (the servos and the skin need ~2 frames to get
    there); an event of plan frames ``k + a .. k + b`` (``*_window = (a, b)``) is served by command ``k``:
@@ -59,6 +59,8 @@ from facetwin.audio.timeline import Timeline
 from facetwin.sim.model import FaceModel
 from facetwin.sim.playback import Playback, play
 from facetwin.sim.rates import AUDIO_SR, CONTROL_HZ
+
+from .mouth_plan import MouthPlan, merge_plans, plan_from_prediction, plan_from_timeline
 
 MODES = ("offline", "stream")
 FPS = CONTROL_HZ
@@ -122,56 +124,6 @@ def _pose_controls(rest: np.ndarray, names: list[str], pose: dict[str, float]) -
 def seal_controls(rest: np.ndarray, names: list[str]) -> np.ndarray:
     """The commands of :data:`SEAL_POSE` (lips pressed together) on top of ``rest``."""
     return _pose_controls(rest, names, SEAL_POSE)
-
-
-# ---------------------------------------------------------------------------------------------------- plans
-@dataclass
-class MouthPlan:
-    """What the mouth must do at every 30 fps frame (see the module docstring)."""
-
-    lips_mm: np.ndarray  # (T, 40, 3)
-    closure_p: np.ndarray  # (T,)
-    rounded_p: np.ndarray  # (T,)
-    open_p: np.ndarray  # (T,)
-
-    def __len__(self) -> int:
-        return len(self.closure_p)
-
-
-def plan_from_prediction(pred) -> MouthPlan:
-    """The plan of an :class:`~facetwin.agents.audio_to_lips.LipPrediction`."""
-    return MouthPlan(np.asarray(pred.lips_mm, float), np.asarray(pred.closure_p, float),
-                     np.asarray(pred.rounded_p, float), np.asarray(pred.open_p, float))
-
-
-def plan_from_timeline(timeline: Timeline, n_frames: int, fps: float = FPS) -> MouthPlan:
-    """The plan of a phone timeline: its lip track (:func:`facetwin.audio.lip_track.lip_track`), certain seals on
-    its closure frames, rounding on its rounding frames, opening within 20 ms of its open vowels."""
-    from facetwin.agents.metrics import frames_near
-    from facetwin.audio.lip_track import lip_track
-    from facetwin.audio.phone_sets import lip_class
-
-    track = lip_track(timeline, fps=fps, duration=n_frames / fps)
-    T = int(n_frames)
-    t = np.arange(T) / fps
-    opn = np.zeros(T)
-    for p in timeline:
-        if lip_class(p.phoneme) == "open":
-            opn[frames_near(t, p.start, p.end)] = 1.0
-    return MouthPlan(np.asarray(track.landmarks_mm[:T], float), track.closure[:T].astype(float),
-                     track.rounded[:T].astype(float), opn)
-
-
-def merge_plans(audio: MouthPlan, text: MouthPlan) -> MouthPlan:
-    """A transcript's plan over the audio's: the transcript decides seals, rounding, opening and the lip shape
-    wherever its phones are; in its silences the audio's plan stays."""
-    n = min(len(audio), len(text))
-    covered = (np.abs(text.lips_mm[:n]).max(axis=(1, 2)) > 1e-6) | (text.closure_p[:n] > 0) | (text.open_p[:n] > 0)
-    out = MouthPlan(audio.lips_mm.copy(), audio.closure_p.copy(), audio.rounded_p.copy(), audio.open_p.copy())
-    out.lips_mm[:n][covered] = text.lips_mm[:n][covered]
-    for k in ("closure_p", "rounded_p", "open_p"):
-        getattr(out, k)[:n][covered] = getattr(text, k)[:n][covered]
-    return out
 
 
 # ---------------------------------------------------------------------------------------------------- controller
@@ -327,7 +279,7 @@ class LipSyncResult:
 
     @property
     def duration_s(self) -> float:
-        return self.n_frames / self.fps
+        return len(self.ctrl) / self.fps
 
     @property
     def target_lips_mm(self) -> np.ndarray:
@@ -521,6 +473,5 @@ def save_lipsync_npz(path: str | Path, result: LipSyncResult, *, audio: str = ""
     return path
 
 
-__all__ = ["CONTROLLER_DEFAULTS", "LIPSYNC_NPZ_KEYS", "MODES", "SEAL_POSE", "LipSyncResult",
-           "LipSyncStream", "LipSyncer", "MouthController", "MouthPlan", "merge_plans", "plan_from_prediction",
-           "plan_from_timeline", "save_lipsync_npz", "seal_controls"]
+__all__ = ["CONTROLLER_DEFAULTS", "LIPSYNC_NPZ_KEYS", "MODES", "SEAL_POSE", "LipSyncResult", "LipSyncStream",
+           "LipSyncer", "MouthController", "save_lipsync_npz", "seal_controls"]

@@ -48,7 +48,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -193,24 +193,34 @@ def _cosine_lr(opt: torch.optim.Optimizer, epoch: int, epochs: int) -> None:
         g["lr"] = lr
 
 
-def _forward_phase(f: torch.nn.Module, run: _Run, epochs: int, phase_end: float) -> None:
-    """Phase 1: the forward model regresses the lips on the commands (until ``phase_end``); frozen afterwards."""
-    f.train()
-    opt = torch.optim.Adam(f.parameters(), lr=LR)
-    n = run.n
+def _training_epochs(module: torch.nn.Module, run: _Run, epochs: int) -> Iterator[tuple[int, torch.optim.Optimizer, list]]:
+    """Train ``module`` with Adam, epoch by epoch: yields ``(epoch, optimizer, batches)`` with the epoch's cosine
+    learning rate set, the batches being the shuffled training indices in pieces of ``BATCH``."""
+    module.train()
+    opt = torch.optim.Adam(module.parameters(), lr=LR)
     for e in range(epochs):
         _cosine_lr(opt, e, epochs)
-        perm = torch.randperm(n, generator=run.gen)
+        perm = torch.randperm(run.n, generator=run.gen)
+        yield e, opt, [perm[i:i + BATCH] for i in range(0, run.n, BATCH)]
+
+
+def _step(opt: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+    """One optimizer step down ``loss``."""
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+
+
+def _forward_phase(f: torch.nn.Module, run: _Run, epochs: int, phase_end: float) -> None:
+    """Phase 1: the forward model regresses the lips on the commands (until ``phase_end``); frozen afterwards."""
+    for e, opt, batches in _training_epochs(f, run, epochs):
         tot = 0.0
-        for i in range(0, n, BATCH):
-            b = perm[i:i + BATCH]
+        for b in batches:
             loss = ((f(run.u_tr[b]) - run.y_tr[b]) ** 2).mean()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+            _step(opt, loss)
             tot += loss.item() * len(b)
-        run.hist["forward_loss"].append(tot / n)
-        if run.end_epoch(0, e, epochs, f"forward epoch {e + 1}/{epochs}: loss {tot / n:.4f} mm^2",
+        run.hist["forward_loss"].append(tot / run.n)
+        if run.end_epoch(0, e, epochs, f"forward epoch {e + 1}/{epochs}: loss {tot / run.n:.4f} mm^2",
                          time.perf_counter() > phase_end):
             break
     f.eval()
@@ -239,22 +249,14 @@ def _inverse_loss(g: torch.nn.Module, f: torch.nn.Module, run: _Run, b: torch.Te
 
 def _inverse_phase(g: torch.nn.Module, f: torch.nn.Module, run: _Run, epochs: int) -> None:
     """Phase 2: the inverse model through the frozen forward model (until the run's time budget)."""
-    g.train()
-    opt = torch.optim.Adam(g.parameters(), lr=LR)
-    n = run.n
-    for e in range(epochs):
-        _cosine_lr(opt, e, epochs)
-        perm = torch.randperm(n, generator=run.gen)
+    for e, opt, batches in _training_epochs(g, run, epochs):
         sums = {"supervised": 0.0, "round_trip_mm2": 0.0, "prev": 0.0, "loss": 0.0}
-        for i in range(0, n, BATCH):
-            b = perm[i:i + BATCH]
+        for b in batches:
             terms = _inverse_loss(g, f, run, b)
-            opt.zero_grad()
-            terms["loss"].backward()
-            opt.step()
+            _step(opt, terms["loss"])
             for k, v in terms.items():
                 sums[k] += v.item() * len(b)
-        run.terms = {k: v / n for k, v in sums.items()}
+        run.terms = {k: v / run.n for k, v in sums.items()}
         run.hist["inverse_loss"].append(run.terms["loss"])
         line = f"inverse epoch {e + 1}/{epochs}: " + ", ".join(f"{k} {v:.4f}" for k, v in run.terms.items())
         if run.end_epoch(1, e, epochs, line, time.perf_counter() - run.t_start > run.budget_s):

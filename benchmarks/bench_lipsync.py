@@ -58,7 +58,8 @@ def run(quick: bool = False, repeats: int = 3) -> dict:
     import torch
 
     from facetwin.agents.audio_frontend import raw_features
-    from facetwin.agents.lipsync import LipSyncer, plan_from_prediction
+    from facetwin.agents.lipsync import LipSyncer
+    from facetwin.agents.mouth_plan import plan_from_prediction
 
     torch.set_num_threads(1)
     audio = _speech(1 if quick else 2)
