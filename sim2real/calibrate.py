@@ -51,7 +51,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -457,9 +457,25 @@ def _calibrate_motor(m: MotorCalibration, i: int, bus: ServoBus, camera, ref: Tw
     window = robot_hold
     r, dt = ref.steps(i, float(u_a), float(u_b), hold, window)
     r = r[:, :, :, sel].reshape(*r.shape[:3], -1)
+    ts, Ms, which = _film_steps(camera, clock, write, sel, x_a, x_b, phases=phases, settle=robot_hold, window=window)
+    if len(ts) < 4:
+        return failed(f"only {len(ts)} step frames with a face in view", **common)
+    tau, step_rms = fit_delay(np.array(ts), np.array(Ms), np.array(which), r, dt, max_latency)
+    latency_ms = max(0.0, 1000.0 * (tau - float(getattr(camera, "latency_s", 0.0) or 0.0)))
+    return MotorResult(name=m.name, ok=True, message="", neutral=float(neutral), scale=float(scale),
+                       direction=direction, latency_ms=latency_ms, step_rms_mm=step_rms, **common)
+
+
+
+def _film_steps(camera, clock: _Clock, write: Callable[[float], None], sel: np.ndarray, x_a: float, x_b: float, *,
+                phases: int, settle: float, window: float) -> tuple[list[float], list[np.ndarray], list[int]]:
+    """Stage 4 on the robot: from ``x_a`` (held ``settle`` s), ``phases`` steps to ``x_b`` and back, each filmed for
+    ``window`` s from ``k / phases`` of a period after its write (``k``: the step's phase). Returns per frame: the
+    time since the write, the ``sel`` landmarks' displacement from the pose before the step, and 0 (to ``x_b``) or 1
+    (back to ``x_a``)."""
     ts, Ms, which = [], [], []
     write(x_a)
-    clock.wait(robot_hold)
+    clock.wait(settle)
     for k in range(phases):
         for s, x in enumerate((x_b, x_a)):
             pre = _mean_frames(camera, clock, 2)
@@ -473,12 +489,7 @@ def _calibrate_motor(m: MotorCalibration, i: int, bus: ServoBus, camera, ref: Tw
                     Ms.append((np.asarray(lm, dtype=float) - pre)[sel].ravel())
                     which.append(s)
                 clock.wait(PERIOD)
-    if len(ts) < 4:
-        return failed(f"only {len(ts)} step frames with a face in view", **common)
-    tau, step_rms = fit_delay(np.array(ts), np.array(Ms), np.array(which), r, dt, max_latency)
-    latency_ms = max(0.0, 1000.0 * (tau - float(getattr(camera, "latency_s", 0.0) or 0.0)))
-    return MotorResult(name=m.name, ok=True, message="", neutral=float(neutral), scale=float(scale),
-                       direction=direction, latency_ms=latency_ms, step_rms_mm=step_rms, **common)
+    return ts, Ms, which
 
 
 __all__ = ["CalibrationReport", "MotorResult", "TwinReference", "calibrate",
