@@ -40,7 +40,7 @@ from .timeline import Phone, Timeline
 from .tts import Utterance, synthesize, text_words
 
 
-def _pyworld():
+def load_pyworld():
     """pyworld, imported quietly (its __init__ imports setuptools' deprecated pkg_resources)."""
     import warnings
 
@@ -105,7 +105,7 @@ class _Event:
 
 
 def _analyse(utt: Utterance) -> _Spoken:
-    pyworld = _pyworld()
+    pyworld = load_pyworld()
 
     x = utt.audio.astype(np.float64)
     fp = FRAME_PERIOD_MS
@@ -277,7 +277,7 @@ def sing(song_or_name: Song | str, lang: str | None = None, *, tempo_bpm: float 
     Returns a :class:`facetwin.audio.tts.Utterance` at espeak's rate whose audio lasts the melody's duration and
     whose timeline holds the sung phones (words: the lyric words; rests are gaps).
     """
-    pyworld = _pyworld()
+    pyworld = load_pyworld()
 
     song = song_or_name if isinstance(song_or_name, Song) else load_song(song_or_name)
     if lang is None:

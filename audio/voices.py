@@ -133,12 +133,12 @@ def world_perturb(audio: np.ndarray, sr: int, timeline: Timeline, vtl: float = 1
                   tempo: float = 1.0) -> tuple[np.ndarray, Timeline]:
     """Resynthesize ``audio`` with WORLD: envelope frequency axis x ``vtl``, f0 x ``f0``, ``tempo`` x faster.
     Returns the new audio (float32, same ``sr``) and the timeline with its times divided by ``tempo``."""
-    from .sing import _pyworld
+    from .sing import load_pyworld
 
     for name, v, (lo, hi) in (("vtl", vtl, (0.5, 2.0)), ("f0", f0, (0.25, 4.0)), ("tempo", tempo, (0.25, 4.0))):
         if not lo <= float(v) <= hi:
             raise ValueError(f"{name} must be in [{lo}, {hi}], got {v!r}")
-    pw = _pyworld()
+    pw = load_pyworld()
     x = np.ascontiguousarray(np.asarray(audio, dtype=np.float64))
     f0_track, t = pw.dio(x, sr, frame_period=WORLD_FRAME_MS)
     f0_track = pw.stonemask(x, f0_track, t, sr)

@@ -35,11 +35,23 @@ ALLOWED = {
 BASE = {"files", "lazy"}  # facetwin/files.py, facetwin/lazy.py: import nothing of facetwin, usable by every layer
 
 
+def _package(path: Path) -> list[str]:
+    """The import package of a source file: ``audio/voices.py`` -> facetwin.audio, ``facetwin/cli/x.py`` ->
+    facetwin.cli (the top-level folders are subpackages of facetwin)."""
+    folders = list(path.relative_to(ROOT).parts[:-1])
+    return folders if folders[:1] == ["facetwin"] else ["facetwin", *folders]
+
+
 def _imports(path: Path) -> list[tuple[int, str, list[str]]]:
-    """(line, absolute facetwin module, imported names) of every facetwin import in a file."""
+    """(line, absolute facetwin module, imported names) of every facetwin import in a file, relative ones
+    (``from .sing import x``) resolved."""
     out = []
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+        if isinstance(node, ast.ImportFrom) and node.level > 0:
+            base = _package(path)[: len(_package(path)) - node.level + 1]
+            out.append((node.lineno, ".".join(base + ([node.module] if node.module else [])),
+                        [a.name for a in node.names]))
+        elif isinstance(node, ast.ImportFrom) and node.module:
             if node.module.split(".")[0] == "facetwin":
                 out.append((node.lineno, node.module, [a.name for a in node.names]))
         elif isinstance(node, ast.Import):
