@@ -128,3 +128,22 @@ def test_ruff_passes():
     assert ruff, "ruff is part of the test extra: pip install -e '.[test]'"
     res = subprocess.run([ruff, "check", "--no-cache", str(ROOT)], capture_output=True, text=True, cwd=ROOT)
     assert res.returncode == 0, res.stdout + res.stderr
+
+
+MAX_MODULE_LINES = 500
+MAX_FUNCTION_LINES = 80  # the def line through the last line of the body, docstring included
+
+
+def test_modules_and_functions_stay_small():
+    """Rooms with one job (issue 12): no package module over 500 lines, no function over 80."""
+    bad = []
+    for folder in (*ALLOWED, "facetwin"):
+        for f in _sources(folder):
+            text = f.read_text(encoding="utf-8")
+            if (n := len(text.splitlines())) > MAX_MODULE_LINES:
+                bad.append(f"{f.relative_to(ROOT)}: {n} lines")
+            for node in ast.walk(ast.parse(text)):
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    if (n := node.end_lineno - node.lineno + 1) > MAX_FUNCTION_LINES:
+                        bad.append(f"{f.relative_to(ROOT)}:{node.lineno} {node.name}: {n} lines")
+    assert not bad, "\n".join(bad)
