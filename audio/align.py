@@ -33,9 +33,8 @@ How it works (see REFERENCE.md section 6):
 6. ARPAbet phones are mapped to IPA (:data:`ARPABET_TO_IPA`, :func:`arpabet_to_ipa`) in espeak-ng's en-us
    vocabulary; silences (``SIL``, ``<sil>``) and noise fillers are left as gaps.
 
-Accuracy on espeak-ng speech (tests/test_align.py, onsets matched by phone class): median |error| ~9 ms, 90th
-percentile ~35 ms. Speed ~25x real time for sentences after a one-off ~0.2 s model load, ~11x for minutes-long
-recordings (one CPU core; memory ~0.4 GB at 3 minutes).
+Accuracy on espeak-ng speech is asserted in tests/test_align.py (onsets matched by phone class); the README has the
+measured accuracy and speed.
 
 Limits: pocketsphinx's HMMs have three states with at least one 10 ms frame each, so no aligned phone is shorter
 than 30 ms and boundaries are quantised to 10 ms. The pronunciation is the dictionary's (plus its listed

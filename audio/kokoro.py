@@ -17,7 +17,7 @@ How a phrase is spoken (:func:`synthesize_kokoro`):
    measured against pocketsphinx's alignment of the English output), become the phone timeline (IPA, stress
    and length marks folded into their phones, spaces and punctuation gaps).
 
-Speed: ~1.5x real time on one core (82 M parameters): it is used for a share of the training corpus only.
+At 82 M parameters it is much slower than espeak-ng: it makes a share of the training corpus only.
 The voices are Japanese speakers; other languages come out accented, which for lip shapes matters less than
 natural acoustics.
 """

@@ -57,9 +57,8 @@ Log (``--log out.npz``; ``N = T + pre`` ticks, :data:`LOG_KEYS`):
 | ``backend``, ``policy``, ``audio`` | () str | what ran |
 | ``fault`` | () str | what ended the run early (a bus fault, ``"interrupted"``), else empty |
 
-Loop jitter (``python -m facetwin.benchmarks.bench_deploy``, 20 s at 30 Hz, the other core busy, 2-core VM shared
-with other jobs), lateness p99: null bus 6.4 ms, sim 7.8 ms with normal scheduling; 0.000 ms and 0.018 ms with
-``realtime=True`` (``--realtime``: SCHED_FIFO, needs root or ``CAP_SYS_NICE``), which the robot should use.
+Loop jitter: ``python -m facetwin.benchmarks.bench_deploy`` measures it (the README has the figures); on the robot
+use ``realtime=True`` (``--realtime``: SCHED_FIFO, needs root or ``CAP_SYS_NICE``).
 
 >>> from facetwin.hardware.calibration import nominal_calibration
 >>> res = deploy("hello.wav", nominal_calibration("sim"), "sim", log_path="hello_deploy.npz")
