@@ -24,6 +24,8 @@ import numpy as np
 
 from . import geometry as g
 from .actuators import Actuator, load_actuators
+from .face_design import FaceDesign, builtin_design
+from .landmarks import inner_lip_ids
 from .rates import CONTROL_HZ
 
 
@@ -95,15 +97,16 @@ def _shell_mesh(radius: float, thick: float, el0: float, el1: float, az: float, 
     return verts, np.array(faces)
 
 
-def skin_vertex_frames(skin: g.SkinMesh) -> tuple[list[str], np.ndarray]:
+def skin_vertex_frames(design: FaceDesign) -> tuple[list[str], np.ndarray]:
     """For every skin vertex: the body that carries it and its position in that body's frame."""
+    skin = design.skin
     bodies, local = [], np.zeros_like(skin.vertices)
     for i, (how, p) in enumerate(zip(skin.attach, skin.vertices)):
         if how == "free":
             bodies.append(f"skin_{i}")
         elif how == "jaw":
             bodies.append("jaw")
-            local[i] = p - g.JAW_PIVOT
+            local[i] = p - design.jaw_pivot
         else:
             bodies.append("head")
             local[i] = p
@@ -120,12 +123,13 @@ def deformable_triangles(skin: g.SkinMesh) -> np.ndarray:
     return np.flatnonzero(~(att == "head").all(axis=1) & ~(att == "jaw").all(axis=1))
 
 
-def _skin_xml(name: str, material: str, skin: g.SkinMesh, frame_bodies: list[str], tris: np.ndarray) -> list[str]:
+def _skin_xml(name: str, material: str, design: FaceDesign, frame_bodies: list[str], tris: np.ndarray) -> list[str]:
     """A MuJoCo ``<skin>`` (render-only mesh) over ``tris``: every vertex bound with weight 1 to its body.
 
     The whole face surface is drawn by two skins (skin and lips) rather than by the flex: MuJoCo
     computes skin normals over the whole surface, so glued and simulated parts shade as one smooth mask.
     """
+    skin = design.skin
     used = np.unique(tris)
     remap = -np.ones(len(skin.vertices), dtype=int)
     remap[used] = np.arange(len(used))
@@ -135,16 +139,11 @@ def _skin_xml(name: str, material: str, skin: g.SkinMesh, frame_bodies: list[str
     for new, old in enumerate(used):
         by_body.setdefault(frame_bodies[old], []).append(new)
     for body, ids in by_body.items():
-        bind = (0.0, 0.0, 0.0) if body == "head" else (g.JAW_PIVOT if body == "jaw" else skin.vertices[used[ids[0]]])
+        bind = (0.0, 0.0, 0.0) if body == "head" else (design.jaw_pivot if body == "jaw" else skin.vertices[used[ids[0]]])
         out.append(f'      <bone body="{body}" bindpos="{_f(bind)}" bindquat="1 0 0 0" '
                    f'vertid="{" ".join(map(str, ids))}" vertweight="{" ".join(["1"] * len(ids))}"/>')
     out.append('    </skin>')
     return out
-
-
-def eye_center(side: float) -> np.ndarray:
-    x = float(g.surface_x(side * g.EYE_Y, g.EYE_Z)) - g.EYE_RADIUS + 0.0025
-    return np.array([x, side * g.EYE_Y, g.EYE_Z])
 
 
 LID_UPPER_EDGE = math.radians(22.0)  # elevation of the upper lid edge at rest
@@ -155,18 +154,23 @@ LID_LOWER_EDGE = math.radians(-26.0)
 class _Face:
     """What the parts of the MJCF share: the skin mesh, the actuator table and the skin actuators' end points."""
 
-    skin: g.SkinMesh
+    design: FaceDesign
     acts: tuple[Actuator, ...]
     anchors: dict[str, np.ndarray]  # skin actuator name -> its anchor point (head frame)
     insert_sites: dict[int, list[str]]  # free skin vertex -> the skin actuators inserting there
+
+    @property
+    def skin(self) -> g.SkinMesh:
+        return self.design.skin
 
     def actuator_of(self, insertion: str) -> Actuator:
         """The actuator that drives the joint ``insertion``."""
         return next(a for a in self.acts if a.insertion == insertion)
 
 
-def _face_of(skin: g.SkinMesh, acts: tuple[Actuator, ...]) -> _Face:
+def _face_of(design: FaceDesign, acts: tuple[Actuator, ...]) -> _Face:
     """Where the skin actuators attach: insertions on free skin vertices, anchors offset from them."""
+    skin = design.skin
     v = skin.vertices
     insert_sites: dict[int, list[str]] = {}
     for a in acts:
@@ -177,7 +181,7 @@ def _face_of(skin: g.SkinMesh, acts: tuple[Actuator, ...]) -> _Face:
             insert_sites.setdefault(vid, []).append(a.name)
     anchors = {a.name: v[skin.named[a.insertion]] + np.array(a.anchor_offset_mm) / 1000.0
                for a in acts if a.kind == "skin"}
-    return _Face(skin, acts, anchors, insert_sites)
+    return _Face(design, acts, anchors, insert_sites)
 
 
 def _vertex_masses(skin: g.SkinMesh) -> np.ndarray:
@@ -212,7 +216,7 @@ def _header_xml(variant: str, var: Variant) -> list[str]:
     ]
 
 
-def _asset_xml() -> list[str]:
+def _asset_xml(design: FaceDesign) -> list[str]:
     """The materials and the two eyelid meshes."""
     L = [
         '  <asset>',
@@ -229,7 +233,7 @@ def _asset_xml() -> list[str]:
         '    <material name="backdrop" rgba="0.80 0.82 0.85 1" specular="0"/>',
     ]
     for tag, e0, e1 in (("upper", LID_UPPER_EDGE, math.radians(88)), ("lower", math.radians(-88), LID_LOWER_EDGE)):
-        mv, mf = _shell_mesh(g.EYE_RADIUS + 0.0006, 0.0012, e0, e1, math.radians(80))
+        mv, mf = _shell_mesh(design.eye_radius + 0.0006, 0.0012, e0, e1, math.radians(80))
         L.append(f'    <mesh name="eyelid_{tag}" vertex="{_f(mv)}" face="{" ".join(str(int(i)) for i in mf.ravel())}"/>')
     L.append('  </asset>')
     return L
@@ -272,17 +276,13 @@ def _room_xml(face: _Face) -> list[str]:
     ]
 
 
-def _lip_x() -> float:
-    """The lips' forward position at the midline."""
-    return float(g.surface_x(0.0, g.MOUTH_Z))
-
-
 def _skull_xml(face: _Face) -> list[str]:
     """The head's own geoms (skull, cranium, hair, ears, mouth cavity, upper teeth) and its anchor sites."""
-    lip_x = _lip_x()
+    d = face.design
+    lip_x = d.lip_x
     # skull: kept >= 6 mm behind the skin everywhere on the face (the skin covers the front; the skull the sides)
-    L = [f'      <geom name="skull" type="ellipsoid" size="0.062 {g.HEAD_HALF_WIDTH * 0.993:.5g} '
-         f'{g.HEAD_HALF_HEIGHT * 0.993:.5g}" material="skin"/>',
+    L = [f'      <geom name="skull" type="ellipsoid" size="0.062 {d.head_half_width * 0.993:.5g} '
+         f'{d.head_half_height * 0.993:.5g}" material="skin"/>',
          '      <geom name="cranium" type="ellipsoid" size="0.100 0.078 0.100" pos="-0.030 0 0.018" material="skin"/>',
          '      <geom name="hair" type="ellipsoid" size="0.102 0.080 0.094" pos="-0.030 0 0.028" material="hair"/>']
     for side, tag in ((-1, "R"), (1, "L")):
@@ -290,9 +290,9 @@ def _skull_xml(face: _Face) -> list[str]:
                  f'pos="-0.016 {side * 0.074} -0.005" material="skin"/>')
     # mouth interior: dark cavity, teeth
     L += [f'      <geom name="mouth_cavity" type="ellipsoid" size="0.016 0.020 0.014" '
-          f'pos="{lip_x - 0.030:.4g} 0 {g.MOUTH_Z:.4g}" material="mouth"/>',
+          f'pos="{lip_x - 0.030:.4g} 0 {d.mouth_z:.4g}" material="mouth"/>',
           f'      <geom name="teeth_upper" type="ellipsoid" size="0.005 0.017 0.004" '
-          f'pos="{lip_x - 0.017:.4g} 0 {g.MOUTH_Z + 0.0045:.4g}" material="teeth"/>',
+          f'pos="{lip_x - 0.017:.4g} 0 {d.mouth_z + 0.0045:.4g}" material="teeth"/>',
           '      <site name="head_origin" pos="0 0 0"/>']
     return L + [f'      <site name="anchor_{a.name}" pos="{_f(face.anchors[a.name])}"/>'
                 for a in face.acts if a.kind == "skin" and a.anchor_body == "head"]
@@ -300,7 +300,7 @@ def _skull_xml(face: _Face) -> list[str]:
 
 def _eye_xml(face: _Face, side: int, tag: str) -> list[str]:
     """One eye (yaw and pitch joints, sclera, iris, pupil) and its two eyelids, on the ``tag`` ("R"/"L") side."""
-    c, r = eye_center(side), g.EYE_RADIUS
+    c, r = face.design.eye_center(side), face.design.eye_radius
     ay = face.actuator_of(f"eye_yaw_{tag}")
     L = [f'      <body name="eye_{tag}" pos="{_f(c)}">',
          '        <inertial pos="0 0 0" mass="0.007" diaginertia="4e-7 4e-7 4e-7"/>',
@@ -315,7 +315,7 @@ def _eye_xml(face: _Face, side: int, tag: str) -> list[str]:
          'material="pupil"/>',
          f'        <site name="iris_center_{tag}" pos="{r + 0.0008:.5g} 0 0"/>',
          '      </body>']
-    rr = g.EYE_RADIUS + 0.0018
+    rr = r + 0.0018
     for lid, axis, edge, rng in (("upper", "0 1 0", LID_UPPER_EDGE, (-0.35, 1.1)),
                                  ("lower", "0 -1 0", LID_LOWER_EDGE, (-0.3, 0.6))):
         a = face.actuator_of(f"eyelid_{lid}_{tag}")
@@ -331,10 +331,10 @@ def _eye_xml(face: _Face, side: int, tag: str) -> list[str]:
 
 def _jaw_xml(face: _Face) -> list[str]:
     """The jaw body: its hinge, lower teeth, tongue, mouth floor and the anchor sites it carries."""
-    lip_x, jaw_pivot = _lip_x(), g.JAW_PIVOT
-    lt = np.array([lip_x - 0.019, 0.0, g.MOUTH_Z - 0.0045]) - jaw_pivot
-    tg = np.array([lip_x - 0.034, 0.0, g.MOUTH_Z - 0.008]) - jaw_pivot
-    mc = np.array([lip_x - 0.040, 0.0, g.MOUTH_Z - 0.009]) - jaw_pivot
+    lip_x, jaw_pivot, mouth_z = face.design.lip_x, face.design.jaw_pivot, face.design.mouth_z
+    lt = np.array([lip_x - 0.019, 0.0, mouth_z - 0.0045]) - jaw_pivot
+    tg = np.array([lip_x - 0.034, 0.0, mouth_z - 0.008]) - jaw_pivot
+    mc = np.array([lip_x - 0.040, 0.0, mouth_z - 0.009]) - jaw_pivot
     L = [f'      <body name="jaw" pos="{_f(jaw_pivot)}">',
          '        <inertial pos="0.06 0 -0.05" mass="0.15" diaginertia="2e-4 2e-4 2e-4"/>',
          f'        <joint name="jaw" type="hinge" axis="0 1 0" range="-0.03 0.34" damping="0.01" '
@@ -347,9 +347,37 @@ def _jaw_xml(face: _Face) -> list[str]:
     return L + ['      </body>']
 
 
+LIP_CONTACT_RADIUS = 0.0015  # the lips' contact capsules: about a lip's thickness ...
+LIP_CONTACT_GAP = 0.0004  # ... set back so that they touch when the inner lip vertices are this far apart
+LIP_CONTACT_SOLREF = "0.004 1"  # soft contact (time constant 4 ms, critically damped)
+
+
+def _lip_contact_geoms(design: FaceDesign) -> dict[int, str]:
+    """Free skin vertex -> its lip contact capsule. Each inner lip vertex carries a capsule along its contour (half
+    the way to its neighbours), its axis :data:`LIP_CONTACT_RADIUS` minus half :data:`LIP_CONTACT_GAP` above (upper
+    lip) or below (lower lip) the vertex: the lips touch, and cannot cross, when their inner edges are
+    ``LIP_CONTACT_GAP`` apart. Upper capsules collide only with lower ones (contype 2 / conaffinity 4 and back)."""
+    if not design.lip_contact:
+        return {}
+    v, out = design.skin.vertices, {}
+    lift = LIP_CONTACT_RADIUS - 0.5 * LIP_CONTACT_GAP
+    for ids, sign, bits in zip(inner_lip_ids(), (1.0, -1.0),
+                               ('contype="2" conaffinity="4"', 'contype="4" conaffinity="2"')):
+        verts = [design.landmark_vertices[int(i)] for i in ids]
+        for k, vid in enumerate(verts):
+            a, b = v[verts[max(k - 1, 0)]], v[verts[min(k + 1, len(verts) - 1)]]
+            half = 0.5 * (b - a) / (2 if 0 < k < len(verts) - 1 else 1)
+            c = np.array([0.0, 0.0, sign * lift])
+            out[vid] = (f'        <geom name="lip_contact_{vid}" type="capsule" fromto="{_f(c - half)} {_f(c + half)}" '
+                        f'size="{LIP_CONTACT_RADIUS:g}" {bits} condim="1" solref="{LIP_CONTACT_SOLREF}" group="3"/>')
+    return out
+
+
 def _free_skin_xml(face: _Face) -> list[str]:
-    """The free skin vertices: one body with three slide joints each, and the insertion sites they carry."""
+    """The free skin vertices: one body with three slide joints each, the insertion sites they carry and, on the
+    inner lips of a design with lip contact, the capsules that let the lips meet without crossing."""
     v, vmass = face.skin.vertices, _vertex_masses(face.skin)
+    contact = _lip_contact_geoms(face.design)
     L: list[str] = []
     for i in face.skin.free:
         L += [f'      <body name="skin_{i}" pos="{_f(v[i])}">',
@@ -357,6 +385,7 @@ def _free_skin_xml(face: _Face) -> list[str]:
         L += [f'        <joint name="skin_{i}_{an}" type="slide" axis="{ax}"/>'
               for ax, an in (("1 0 0", "x"), ("0 1 0", "y"), ("0 0 1", "z"))]
         L += [f'        <site name="insert_{name}"/>' for name in face.insert_sites.get(int(i), [])]
+        L += [contact[int(i)]] if int(i) in contact else []
         L.append('      </body>')
     return L
 
@@ -372,9 +401,10 @@ def _worldbody_xml(face: _Face) -> list[str]:
     return L + _jaw_xml(face) + _free_skin_xml(face) + ['    </body>', '  </worldbody>']
 
 
-def _deformable_xml(skin: g.SkinMesh) -> list[str]:
+def _deformable_xml(design: FaceDesign) -> list[str]:
     """The face surface as drawn (two render-only skins) and the skin flex: its deformable part, renumbered."""
-    frame_bodies, frame_local = skin_vertex_frames(skin)
+    skin = design.skin
+    frame_bodies, frame_local = skin_vertex_frames(design)
     tri = skin.triangles
     flex_tris = deformable_triangles(skin)
     ftri = tri[flex_tris]
@@ -386,7 +416,7 @@ def _deformable_xml(skin: g.SkinMesh) -> list[str]:
     L = ['  <deformable>']
     # the face surface as drawn (render only): glued and simulated skin in one smooth mesh, lips apart
     for name, mat in (("face_skin", "skin"), ("face_lips", "lip")):
-        L += _skin_xml(name, mat, skin, frame_bodies, tri[skin.tri_material == mat])
+        L += _skin_xml(name, mat, design, frame_bodies, tri[skin.tri_material == mat])
     # the physics of the skin (group 3: hidden in images, the skins above draw it)
     return L + [
         f'    <flex name="skin" dim="2" radius="0.0003" group="3" body="{" ".join(bodies)}" '
@@ -436,14 +466,16 @@ def _actuator_xml(face: _Face) -> list[str]:
     return L + ['  </actuator>']
 
 
-def build_mjcf(variant: str = "full") -> str:
-    """The complete, standalone MJCF of the face for ``variant`` ("full" or "fast")."""
+def build_mjcf(variant: str = "full", design: FaceDesign | None = None) -> str:
+    """The complete, standalone MJCF of the face for ``variant`` ("full" or "fast"); ``design``: the face
+    (default: :func:`~facetwin.sim.face_design.builtin_design`)."""
     if variant not in VARIANTS:
         raise ValueError(f"unknown model variant {variant!r}; choose one of {sorted(VARIANTS)}")
     acts = load_actuators()
-    face = _face_of(g.build_skin(), acts)
+    design = builtin_design() if design is None else design
+    face = _face_of(design, acts)
     rest = " ".join(f"{a.rest:g}" for a in acts)
-    L = [*_header_xml(variant, VARIANTS[variant]), *_asset_xml(), *_DEFAULT_XML, *_worldbody_xml(face),
-         *_deformable_xml(face.skin), *_tendon_xml(acts), *_actuator_xml(face),
+    L = [*_header_xml(variant, VARIANTS[variant]), *_asset_xml(design), *_DEFAULT_XML, *_worldbody_xml(face),
+         *_deformable_xml(design), *_tendon_xml(acts), *_actuator_xml(face),
          '  <keyframe>', f'    <key name="neutral" ctrl="{rest}"/>', '  </keyframe>', '</mujoco>']
     return "\n".join(L) + "\n"

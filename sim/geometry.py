@@ -126,7 +126,7 @@ def in_cheek_band(y, z) -> bool:
     return 0.030 < abs(y) < 0.056 and MOUTH_Z - 0.024 < z < MOUTH_Z + 0.016
 
 
-def _in_polygon(pts: np.ndarray, poly: np.ndarray) -> np.ndarray:
+def in_polygon(pts: np.ndarray, poly: np.ndarray) -> np.ndarray:
     """Even-odd point in polygon test for (N, 2) points."""
     inside = np.zeros(len(pts), dtype=bool)
     px, py = pts[:, 0], pts[:, 1]
@@ -219,10 +219,10 @@ def _background_grid(fine_step: float, glued_ring: np.ndarray) -> tuple[np.ndarr
     is_free = stride > 0
     keep_lattice = ~is_free | ((gi.ravel() % np.maximum(stride, 1) == 0) & (gk.ravel() % np.maximum(stride, 1) == 0))
     keep = keep_lattice & ((grid[:, 0] / 0.070) ** 2 + ((grid[:, 1] + 0.018) / 0.099) ** 2 < 1.0)
-    keep &= ~_in_polygon(grid, _inflate(glued_ring, 0.004))
+    keep &= ~in_polygon(grid, _inflate(glued_ring, 0.004))
     for side in (-1.0, 1.0):
         ring = eye_ring(side)
-        keep &= ~_in_polygon(grid, _inflate(ring, 0.0035))
+        keep &= ~in_polygon(grid, _inflate(ring, 0.0035))
         bp = brow_points(side)
         d = np.min(np.linalg.norm(grid[:, None, :] - bp[None], axis=2), axis=1)
         keep &= d > 0.0045
@@ -263,9 +263,9 @@ def _outer_triangles(yz: np.ndarray, outer_ids: np.ndarray, glued_ring: np.ndarr
     dl = Delaunay(yz[outer_ids])
     simp = outer_ids[dl.simplices]
     cent = yz[simp].mean(axis=1)
-    bad = _in_polygon(cent, glued_ring)
+    bad = in_polygon(cent, glued_ring)
     for side in (-1.0, 1.0):
-        bad |= _in_polygon(cent, eye_ring(side))
+        bad |= in_polygon(cent, eye_ring(side))
     e = np.stack([yz[simp[:, 1]] - yz[simp[:, 0]], yz[simp[:, 2]] - yz[simp[:, 1]], yz[simp[:, 0]] - yz[simp[:, 2]]])
     longest = np.linalg.norm(e, axis=2).max(axis=0)
     bad |= longest > 6.0 * fine_step

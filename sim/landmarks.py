@@ -87,6 +87,14 @@ def lip_schema() -> tuple[np.ndarray, tuple[str, ...], tuple[str, ...]]:
     return np.array([lm.mp_id for lm in rows], dtype=int), tuple(lm.ref for lm in rows), tuple(lm.region for lm in rows)
 
 
+def inner_lip_ids() -> tuple[np.ndarray, np.ndarray]:
+    """MediaPipe ids of the upper and lower inner lip contours without the corners, each from the face's right to
+    its left (schema order): the points where the lips meet."""
+    rows = [lm for lm in load_schema() if lm.region == "lips_inner" and "corner" not in lm.name]
+    return (np.array([lm.mp_id for lm in rows if "upper" in lm.name]),
+            np.array([lm.mp_id for lm in rows if "lower" in lm.name]))
+
+
 def lip_landmark_ids() -> np.ndarray:
     """MediaPipe ids of the 40 lip landmarks, in schema order (outer 20 then inner 20)."""
     return lip_schema()[0].copy()
@@ -94,11 +102,11 @@ def lip_landmark_ids() -> np.ndarray:
 
 @lru_cache(maxsize=1)
 def _neutral_lips() -> np.ndarray:
-    from .geometry import build_skin
+    from .face_design import builtin_design
 
-    skin = build_skin()
-    _, refs, _ = lip_schema()
-    return np.array([skin.vertices[skin.named[r]] * 1000.0 for r in refs])
+    design = builtin_design()
+    ids, _, _ = lip_schema()
+    return np.array([design.skin.vertices[design.landmark_vertices[int(i)]] * 1000.0 for i in ids])
 
 
 def neutral_lip_landmarks_mm() -> np.ndarray:

@@ -7,9 +7,9 @@ from pathlib import Path
 import mujoco
 import numpy as np
 
-from . import geometry
 from .actuators import load_actuators, rest_controls
 from .builder import CONTROL_HZ, VARIANTS, build_mjcf, skin_vertex_frames
+from .face_design import FaceDesign, builtin_design
 from .landmarks import landmark_ids, load_schema, mouth_measures
 
 GRAVITY = np.array([0.0, 0.0, -9.81])
@@ -26,9 +26,10 @@ class FaceModel:
     Controls are normalized to [-1, 1] per actuator, in the order of ``actuator_names`` (the actuator table).
     """
 
-    def __init__(self, xml: str, variant: str):
+    def __init__(self, xml: str, variant: str, design: FaceDesign | None = None):
         self.variant = variant
         self.xml = xml
+        self.design = builtin_design() if design is None else design
         self.model = mujoco.MjModel.from_xml_string(xml)
         self.data = mujoco.MjData(self.model)
         self.actuators = load_actuators()
@@ -49,9 +50,10 @@ class FaceModel:
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def load(cls, variant: str = "full") -> "FaceModel":
-        """Build and compile the face (``variant``: "full" reference or "fast" training variant)."""
-        return cls(build_mjcf(variant), variant)
+    def load(cls, variant: str = "full", design: FaceDesign | None = None) -> "FaceModel":
+        """Build and compile the face (``variant``: "full" reference or "fast" training variant; ``design``: the
+        face, default the built-in one)."""
+        return cls(build_mjcf(variant, design), variant, design)
 
     def export_xml(self, path: str | Path) -> Path:
         """Write the standalone MJCF of this model (opens in any MuJoCo tool)."""
@@ -62,8 +64,7 @@ class FaceModel:
 
     def _resolve_landmarks(self):
         """Each landmark is a point fixed in some body: a free skin vertex body, the head, the jaw or a site."""
-        skin = geometry.build_skin()
-        frame_bodies, frame_local = skin_vertex_frames(skin)
+        frame_bodies, frame_local = skin_vertex_frames(self.design)
         m = self.model
         body, local = [], []
         for lm in load_schema():
@@ -72,13 +73,7 @@ class FaceModel:
                 body.append(int(m.site_bodyid[sid]))
                 local.append(m.site_pos[sid].copy())
                 continue
-            if lm.ref.startswith("yz:"):
-                y, z = (float(t) / 1000.0 for t in lm.ref[3:].split(","))
-                vid = int(np.argmin(np.hypot(skin.vertices[:, 1] - y, skin.vertices[:, 2] - z)))
-            elif lm.ref in skin.named:
-                vid = skin.named[lm.ref]
-            else:
-                raise ValueError(f"landmark {lm.mp_id}: unknown skin point {lm.ref!r}")
+            vid = self.design.landmark_vertices[lm.mp_id]
             body.append(m.body(frame_bodies[vid]).id)
             local.append(frame_local[vid])
         self._lm_body = np.array(body, dtype=int)
