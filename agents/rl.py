@@ -86,9 +86,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from facetwin.agents.rl_callbacks import training_callbacks
-from facetwin.agents.rl_checkpoint import (  # noqa: F401  (re-exported: rl is the public face of training)
+from facetwin.agents.rl_checkpoint import (
     ALGOS,
-    CHECKPOINT_FORMAT,
     CHECKPOINT_NAME,
     EVAL_NAME,
     MODEL_NAME,
@@ -99,30 +98,23 @@ from facetwin.agents.rl_checkpoint import (  # noqa: F401  (re-exported: rl is t
     remove_stale_temporaries,
     save_checkpoint,
 )
-from facetwin.agents.rl_envs import (  # noqa: F401  (re-exported: rl is the public face of training)
+from facetwin.agents.rl_envs import (
     DEFAULT_ENV_ID,
     DEFAULT_ENV_KWARGS,
     MIRROR_ENV_IDS,
     RandomizationSpec,
     check_env_id,
     check_env_kwargs,
-    make_env,
     make_vec_env,
     resolve_randomization,
 )
-from facetwin.agents.rl_eval import (  # noqa: F401  (re-exported: rl is the public face of training)
+from facetwin.agents.rl_eval import (
     DEFAULT_EVAL_DOMAIN_SEED,
     DEFAULT_EVAL_SEED,
     EvalResult,
-    PolicyFn,
     compare_policies,
-    evaluate,
     format_eval_table,
-    heldout_reset_options,
     model_policy,
-    neutral_action,
-    neutral_policy,
-    random_policy,
 )
 from facetwin.files import atomic_write, atomic_write_bytes
 

@@ -104,7 +104,7 @@ def lipsync_available() -> bool:
 
 def env_settings(cfg: BenchConfig) -> list[tuple[str, str, dict[str, Any], dict[str, Any]]]:
     """(name, env id, kwargs for the raw-vs-env timing, kwargs for the throughput) per benchmarked env."""
-    from facetwin.agents.rl import DEFAULT_ENV_KWARGS
+    from facetwin.agents.rl_envs import DEFAULT_ENV_KWARGS
 
     common = {"variant": VARIANT, "action_mode": "absolute"}
     out = [
@@ -179,7 +179,7 @@ def throughput_1proc(env, steps: int, seed: int) -> float:
 
 
 def _vec_worker_env(env_id: str, kwargs: dict[str, Any], pool: int):
-    from facetwin.agents.rl import make_env
+    from facetwin.agents.rl_envs import make_env
 
     env = make_env(env_id, kwargs)
     _warm_targets(env, pool)
@@ -211,7 +211,7 @@ def throughput_vec(env_id: str, kwargs: dict[str, Any], n_workers: int, steps: i
 
 
 def bench_env(name: str, env_id: str, timing_kwargs: dict, throughput_kwargs: dict, cfg: BenchConfig) -> EnvResult:
-    from facetwin.agents.rl import make_env
+    from facetwin.agents.rl_envs import make_env
     from facetwin.sim import CONTROL_HZ
 
     n_ctrl = max(1, round(cfg.seconds * CONTROL_HZ))

@@ -131,7 +131,7 @@ def _load_run(run: Path, device: str = "cpu"):
         raise
     except Exception as e:  # BadZipFile, a JSON or pickle error, SB3's own complaints: all mean a damaged run
         msg = " ".join(str(e).split())[:200]
-        from facetwin.agents.rl import MODEL_NAME
+        from facetwin.agents.rl_checkpoint import MODEL_NAME
 
         what = run / MODEL_NAME if run.is_dir() else run
         raise ExportError(f"{what}: not a policy that `facetwin train` wrote, or a damaged one "
@@ -139,7 +139,7 @@ def _load_run(run: Path, device: str = "cpu"):
 
 
 def _read_run(run: Path, device: str):
-    from facetwin.agents.rl import (
+    from facetwin.agents.rl_checkpoint import (
         CHECKPOINT_NAME,
         MODEL_NAME,
         VECNORM_NAME,

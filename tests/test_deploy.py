@@ -286,7 +286,7 @@ def test_export_matches_sb3_and_drives_deploy(speech, tmp_path):
     from stable_baselines3 import PPO, SAC
     from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
-    from facetwin.agents.rl import save_checkpoint
+    from facetwin.agents.rl_checkpoint import save_checkpoint
     from facetwin.audio.timeline import Timeline
     from facetwin.cli.robot import add_export_arguments, main_export
     from facetwin.envs.lip_sync import LipSyncEnv

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from facetwin.agents.rl import ALGOS, DEFAULT_ENV_ID, DEFAULT_ENV_KWARGS, MIRROR_ENV_IDS, train
+from facetwin.agents.rl import train
+from facetwin.agents.rl_checkpoint import ALGOS
+from facetwin.agents.rl_envs import DEFAULT_ENV_ID, DEFAULT_ENV_KWARGS, MIRROR_ENV_IDS
 from facetwin.agents.rl_eval import DEFAULT_EVAL_DOMAIN_SEED, DEFAULT_EVAL_SEED
 from facetwin.envs.babble import DEFAULT_CHUNK, DEFAULT_SETTLE_S, DEFAULT_SIGMA, TARGET_DISTRIBUTIONS, babble
 
