@@ -6,7 +6,7 @@
 
 Its parts: the envs (:mod:`~facetwin.agents.rl_envs`), the checkpoints (:mod:`~facetwin.agents.rl_checkpoint`),
 the SB3 callbacks (:mod:`~facetwin.agents.rl_callbacks`), the evaluation (:mod:`~facetwin.agents.rl_eval`); this
-module holds the hyper-parameters and :func:`train`, and gives the public names of the others.
+module holds the hyper-parameters and :func:`train`.
 
 Command line (:mod:`facetwin.cli.learning`)::
 
