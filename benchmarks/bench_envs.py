@@ -42,7 +42,6 @@ from typing import Any
 import mujoco
 import numpy as np
 
-import facetwin  # noqa: F401, I001  (first: picks the offscreen GL backend on headless machines)
 from facetwin.benchmarks.bench_sim import smooth_controls
 from facetwin.benchmarks.common import cpu_name, cpus_available, one_core
 

@@ -23,14 +23,8 @@ Every figure is the best of ``--repeats`` (3) timed repetitions after a warm-up,
 
 from __future__ import annotations
 
-import os
-
-# Offscreen rendering unless the caller chose a GL backend (must happen before mujoco is imported).
-if "MUJOCO_GL" not in os.environ:
-    os.environ["MUJOCO_GL"] = "egl"
-    os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
-
 import argparse
+import os
 import platform
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -43,6 +37,7 @@ import numpy as np
 from facetwin.benchmarks.common import best_wall, cpu_name, cpus_available, one_core, write_json
 from facetwin.sim.builder import CONTROL_HZ, VARIANTS
 from facetwin.sim.model import FaceModel
+from facetwin.sim.render import ensure_offscreen_gl
 
 TARGET_RTF = 10.0  # physics must run at least this many times faster than real time on one core
 VARIANT_NAMES: tuple[str, ...] = ("full", "fast")
@@ -217,6 +212,7 @@ def _mujoco_renderer(face: FaceModel, preset: RenderPreset) -> RenderFns:
     samples = int(m.vis.quality.offsamples)
     if not preset.multisampling:
         m.vis.quality.offsamples = 0  # read when the renderer's GL framebuffer is made
+    ensure_offscreen_gl()
     try:
         renderer = mujoco.Renderer(m, height=preset.height, width=preset.width)
     finally:

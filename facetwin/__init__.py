@@ -1,14 +1,9 @@
 """facetwin: an open digital twin of a humanoid face robot."""
 
-import os as _os
-import sys as _sys
-
 __version__ = "0.1.0"
 
-# Offscreen rendering by default when there is no display (set MUJOCO_GL yourself to override).
-if "MUJOCO_GL" not in _os.environ and not _os.environ.get("DISPLAY") and _sys.platform.startswith("linux"):
-    _os.environ["MUJOCO_GL"] = "egl"
-    _os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
+# Rendering picks an offscreen GL backend itself when there is no display (facetwin.sim.render.ensure_offscreen_gl),
+# whatever was imported first: importing facetwin changes no environment variable.
 
 # Gymnasium environments (entry points are imported lazily, on gymnasium.make).
 ENV_IDS = ("facetwin/MirrorSelfModel-v0", "facetwin/LipSync-v0")

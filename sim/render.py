@@ -14,9 +14,9 @@ pixel coordinates land on the features of the image returned with the same ``mir
 Pixel coordinates are ``(u, v)``: ``u`` to the right, ``v`` down, with pixel centres at integers (OpenCV
 convention): the pixel ``image[i, j]`` covers ``u in [j - 0.5, j + 0.5]``, ``v in [i - 0.5, i + 0.5]``.
 
-Headless machines render through EGL: ``import facetwin`` selects it (``MUJOCO_GL=egl``) when there is no display.
-If ``mujoco`` was imported first and picked GLFW on a machine without a display, :class:`MirrorRenderer` switches
-MuJoCo's offscreen context to EGL itself (see :func:`ensure_offscreen_gl`).
+Headless machines render through EGL: when ``mujoco`` picked GLFW on a machine without a display,
+:class:`MirrorRenderer` switches MuJoCo's offscreen context to EGL itself (:func:`ensure_offscreen_gl`), whatever was
+imported first; ``MUJOCO_GL`` set by the user is respected.
 
 >>> face = FaceModel.load()
 >>> with MirrorRenderer(face, "obs") as r:

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-import facetwin  # noqa: F401, I001  (first: offscreen GL backend before mujoco loads)
 from facetwin.benchmarks import bench_envs
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -15,7 +15,6 @@ import mujoco
 import numpy as np
 import pytest
 
-import facetwin  # noqa: F401, I001  (first: picks the offscreen GL backend on headless machines before mujoco loads)
 from facetwin.benchmarks import bench_sim
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -24,7 +23,12 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 @functools.cache
 def _gl_available() -> bool:
     """Whether this process can render offscreen (without poking a display-less GLFW, which can abort)."""
-    context = getattr(mujoco, "GLContext", None)
+    from facetwin.sim.render import ensure_offscreen_gl
+
+    ensure_offscreen_gl()
+    from mujoco.rendering.classic import gl_context
+
+    context = getattr(gl_context, "GLContext", None)
     if context is None or (context.__module__.startswith("mujoco.glfw") and not os.environ.get("DISPLAY")):
         return False
     try:

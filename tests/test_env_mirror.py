@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-import facetwin  # noqa: F401  (offscreen GL)
 from facetwin.envs.mirror_self_model import LANDMARK_SCALE_MM, MirrorSelfModelEnv, mirror_pairs, sample_expression
 from facetwin.sim.landmarks import region_mask
 

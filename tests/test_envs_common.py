@@ -9,7 +9,6 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-import facetwin  # noqa: F401  (offscreen GL)
 from facetwin.envs import domain as dom
 from facetwin.envs.babble import babble
 from facetwin.envs.domain import DomainParams

@@ -9,7 +9,6 @@ import zipfile
 import numpy as np
 import pytest
 
-import facetwin  # noqa: F401  (offscreen GL)
 from facetwin.envs import domain as dom
 from facetwin.envs.domain import DomainParams
 from facetwin.envs.mirror_self_model import MirrorSelfModelEnv

@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import facetwin  # noqa: F401, I001  (first: offscreen GL backend before mujoco loads)
 from facetwin.agents import rl, rl_checkpoint, rl_envs, rl_eval
 from facetwin.files import atomic_write, stray_temporaries
 
