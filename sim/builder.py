@@ -348,19 +348,22 @@ def _jaw_xml(face: _Face) -> list[str]:
 
 
 LIP_CONTACT_RADIUS = 0.0015  # the lips' contact capsules: about a lip's thickness ...
-LIP_CONTACT_GAP = 0.0004  # ... set back so that they touch when the inner lip vertices are this far apart
-LIP_CONTACT_SOLREF = "0.004 1"  # soft contact (time constant 4 ms, critically damped)
+LIP_CONTACT_GAP = 0.0  # ... set back so that they touch when the inner lip vertices are this far apart
+LIP_CONTACT_SOLREF = "0.004 1"  # contact recovery time constant (clamped to 2 timesteps by MuJoCo), critically damped
+LIP_CONTACT_SOLIMP = "0.99 0.999 0.0005"  # nearly hard: a lip press cannot push through, whatever the force
+LIP_CONTACT_MARGIN = 0.0005  # per capsule: forces start 1 mm (two margins) before the capsules touch, so that a fast
+# closing is caught in time
 
 
 def _lip_contact_geoms(design: FaceDesign) -> dict[int, str]:
     """Free skin vertex -> its lip contact capsule. Each inner lip vertex carries a capsule along its contour (half
-    the way to its neighbours), its axis :data:`LIP_CONTACT_RADIUS` minus half :data:`LIP_CONTACT_GAP` above (upper
-    lip) or below (lower lip) the vertex: the lips touch, and cannot cross, when their inner edges are
+    the way to its neighbours), its axis above (upper lip) or below (lower lip) the vertex by the capsule's radius plus
+    its margin (a pair's margin is the sum of both) minus half :data:`LIP_CONTACT_GAP`: the lips meet, and cannot cross, when their inner edges are
     ``LIP_CONTACT_GAP`` apart. Upper capsules collide only with lower ones (contype 2 / conaffinity 4 and back)."""
     if not design.lip_contact:
         return {}
     v, out = design.skin.vertices, {}
-    lift = LIP_CONTACT_RADIUS - 0.5 * LIP_CONTACT_GAP
+    lift = LIP_CONTACT_RADIUS + LIP_CONTACT_MARGIN - 0.5 * LIP_CONTACT_GAP
     for ids, sign, bits in zip(inner_lip_ids(), (1.0, -1.0),
                                ('contype="2" conaffinity="4"', 'contype="4" conaffinity="2"')):
         verts = [design.landmark_vertices[int(i)] for i in ids]
@@ -369,7 +372,8 @@ def _lip_contact_geoms(design: FaceDesign) -> dict[int, str]:
             half = 0.5 * (b - a) / (2 if 0 < k < len(verts) - 1 else 1)
             c = np.array([0.0, 0.0, sign * lift])
             out[vid] = (f'        <geom name="lip_contact_{vid}" type="capsule" fromto="{_f(c - half)} {_f(c + half)}" '
-                        f'size="{LIP_CONTACT_RADIUS:g}" {bits} condim="1" solref="{LIP_CONTACT_SOLREF}" group="3"/>')
+                        f'size="{LIP_CONTACT_RADIUS:g}" {bits} condim="3" friction="1" solref="{LIP_CONTACT_SOLREF}" '
+                        f'solimp="{LIP_CONTACT_SOLIMP}" margin="{LIP_CONTACT_MARGIN:g}" group="3"/>')
     return out
 
 

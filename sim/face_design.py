@@ -47,6 +47,22 @@ class FaceDesign:
         """Centre of the eye on ``side`` (-1 right, +1 left)."""
         return self.eye_centers[0 if side < 0 else 1].copy()
 
+    def surface_x(self, y: float, z: float) -> float:
+        """Forward position (x) of the skin surface at (y, z) at rest, the frontmost where several layers overlap;
+        NaN outside the skin (the openings, beyond the outline)."""
+        v, tri = self.skin.vertices, self.skin.triangles
+        a, b, c = (v[tri[:, k]] for k in range(3))
+        d1, d2, q = b[:, 1:] - a[:, 1:], c[:, 1:] - a[:, 1:], np.array([y, z]) - a[:, 1:]
+        det = d1[:, 0] * d2[:, 1] - d1[:, 1] * d2[:, 0]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            u = (q[:, 0] * d2[:, 1] - q[:, 1] * d2[:, 0]) / det
+            w = (d1[:, 0] * q[:, 1] - d1[:, 1] * q[:, 0]) / det
+        inside = (u >= 0) & (w >= 0) & (u + w <= 1) & (det != 0)
+        if not inside.any():
+            return float("nan")
+        x = a[:, 0] + u * (b[:, 0] - a[:, 0]) + w * (c[:, 0] - a[:, 0])
+        return float(x[inside].max())
+
 
 # ------------------------------------------------------------------------------------------ procedural face
 def _procedural_landmarks(skin: g.SkinMesh) -> dict[int, int]:
@@ -91,10 +107,11 @@ def mesh_design(vertices: np.ndarray, name: str = "mesh", *, lip_contact: bool =
     The rigid parts are placed from the face's own landmarks and scaled with its inter-ocular distance (the
     procedural face's proportions at 64 mm)."""
     from . import mesh_skin as ms
+    from .face_mesh import N_CANONICAL
 
     v = np.asarray(vertices, dtype=float)
-    if v.shape != (ms.N_CANONICAL, 3) or not np.isfinite(v).all():
-        raise ValueError(f"a mesh face needs ({ms.N_CANONICAL}, 3) finite vertices, got {v.shape}")
+    if v.shape != (N_CANONICAL, 3) or not np.isfinite(v).all():
+        raise ValueError(f"a mesh face needs ({N_CANONICAL}, 3) finite vertices, got {v.shape}")
     skin = ms.skin_from_mesh(v)
     eyes = ms.eye_centers(v)
     s = float(np.linalg.norm(eyes[1] - eyes[0])) / (2.0 * g.EYE_Y)

@@ -26,13 +26,17 @@ from importlib import resources
 import numpy as np
 
 from . import geometry as g
+from .face_mesh import LEFT_EYE as EYE_L
+from .face_mesh import (
+    LOWER_INNER_LIP,
+    UPPER_INNER_LIP,
+    canonical_face,
+    eye_triangles,
+    mouth_slit_triangles,
+)
+from .face_mesh import RIGHT_EYE as EYE_R
 
-N_CANONICAL = 468
-UPPER_INNER_LIP = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308)
-LOWER_INNER_LIP = (78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308)
 OUTER_LIP = (61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291, 375, 321, 405, 314, 17, 84, 181, 91, 146)
-EYE_R = (33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 158, 159, 160, 161, 246)
-EYE_L = (263, 249, 390, 373, 374, 380, 381, 382, 362, 398, 384, 385, 386, 387, 388, 466)
 BROW_R = (55, 65, 52, 53, 46)
 BROW_L = (285, 295, 282, 283, 276)
 UPPER_LIP_MID, LOWER_LIP_MID, SUBNASALE, LOWER_LIP_OUTER_MID = 13, 14, 2, 17
@@ -49,39 +53,22 @@ JAW_BELOW_LOWER_LIP = 0.009  # glued to the jaw: this far below the outer lower 
 BROW_BAND = 0.007  # free skin around each brow landmark
 
 
+def to_head_frame(canonical_cm: np.ndarray) -> np.ndarray:
+    """Canonical-frame points (cm) -> the head frame (m)."""
+    vc = np.asarray(canonical_cm, dtype=float) / 100.0
+    return np.stack([vc[:, 2] + CANONICAL_DX, vc[:, 0], vc[:, 1] + CANONICAL_DZ], axis=1)
+
+
 def canonical_head_frame() -> np.ndarray:
-    """(468, 3) vertices of ``assets/face/meshes/canonical_face.obj`` in the head frame (m)."""
-    return _canonical()[0].copy()
+    """(468, 3) vertices of the canonical face (``assets/face/meshes/canonical_face.obj``) in the head frame (m)."""
+    return to_head_frame(canonical_face().vertices)
 
 
-def canonical_triangles() -> np.ndarray:
-    """(898, 3) triangles of the canonical face (0-based vertex ids)."""
-    return _canonical()[1].copy()
-
-
-@lru_cache(maxsize=1)
-def _canonical() -> tuple[np.ndarray, np.ndarray]:
-    text = (resources.files("facetwin.assets.face.meshes") / "canonical_face.obj").read_text(encoding="utf-8")
-    verts, faces = [], []
-    for line in text.splitlines():
-        parts = line.split()
-        if parts[:1] == ["v"]:
-            verts.append([float(t) for t in parts[1:4]])
-        elif parts[:1] == ["f"]:
-            faces.append([int(t.split("/")[0]) - 1 for t in parts[1:4]])
-    vc = np.array(verts) / 100.0
-    head = np.stack([vc[:, 2] + CANONICAL_DX, vc[:, 0], vc[:, 1] + CANONICAL_DZ], axis=1)
-    return head, np.array(faces, dtype=int)
-
-
-def _closing(tri: np.ndarray, contour: tuple[int, ...]) -> np.ndarray:
-    """Mask of the triangles whose three corners all lie on ``contour`` (they close an opening)."""
-    return np.isin(tri, contour).all(axis=1)
-
-
-def cut_openings(tri: np.ndarray) -> np.ndarray:
+def cut_openings() -> np.ndarray:
     """The canonical triangles without those that close the mouth and the eyes."""
-    closing = _closing(tri, UPPER_INNER_LIP + LOWER_INNER_LIP) | _closing(tri, EYE_R) | _closing(tri, EYE_L)
+    tri = np.asarray(canonical_face().faces)
+    closing = np.zeros(len(tri), dtype=bool)
+    closing[np.concatenate([mouth_slit_triangles(), eye_triangles()])] = True
     return tri[~closing]
 
 
@@ -160,7 +147,7 @@ def skin_from_mesh(v: np.ndarray) -> g.SkinMesh:
     """The :class:`SkinMesh` of 468 canonical-topology vertices ``v`` (head frame, m), its mouth closed to
     :data:`NEUTRAL_APERTURE`."""
     v = close_mouth(v)
-    tri = cut_openings(canonical_triangles())
+    tri = cut_openings()
     normal_x = np.cross(v[tri[:, 1]] - v[tri[:, 0]], v[tri[:, 2]] - v[tri[:, 0]])[:, 0]
     if (normal_x < 0).mean() > 0.5:
         tri = tri[:, [0, 2, 1]]
