@@ -101,11 +101,27 @@ def _model_profiles() -> dict[str, np.ndarray]:
     q = np.cos(0.5 * np.pi * s) ** 2
     q[corner] = 0.0
     sign = np.where(upper & ~corner, 1.0, -1.0)
+    # closing: each inner lip pair closes its own neutral gap (relative to the midline's), so a seal meets everywhere
+    gap = np.abs(neutral[:, 2] - _partner_z(neutral, refs))
+    mid = gap[[k for k, r in enumerate(refs) if r == "ring0_u5"][0]]
+    closing = np.where(outer, v, np.where(corner, 0.0, gap / mid))
     return {
-        "vz": sign * v * np.where(outer, OUTER_VERTICAL, 1.0) * 0.5,  # per mm of aperture change
+        "vz": sign * v * np.where(outer, OUTER_VERTICAL, 1.0) * 0.5,  # per mm of aperture opening
+        "vz_close": sign * closing * np.where(outer, OUTER_VERTICAL, 1.0) * 0.5,  # per mm of aperture closing
         "wy": 0.5 * s,  # per mm of width change
         "px": q * np.where(outer, 1.0, INNER_PROTRUSION),  # per mm of protrusion
     }
+
+
+def _partner_z(neutral: np.ndarray, refs: tuple[str, ...]) -> np.ndarray:
+    """z of each lip point's partner across the slit (ring0_u3 <-> ring0_l3 ...); a corner is its own partner."""
+    index = {r: k for k, r in enumerate(refs)}
+
+    def partner(ref: str) -> str:
+        ring, pos = ref.split("_")
+        return f"{ring}_{'l' if pos[0] == 'u' else 'u'}{pos[1:]}"
+
+    return np.array([neutral[index.get(partner(r), k), 2] for k, r in enumerate(refs)])
 
 
 def neutral_measures() -> dict[str, float]:
@@ -131,7 +147,7 @@ def lip_displacements(aperture_mm, width_mm, protrusion_mm) -> np.ndarray:
     out = np.zeros(shape + (40, 3))
     out[..., 0] = pr[..., None] * prof["px"]
     out[..., 1] = dw[..., None] * prof["wy"]
-    out[..., 2] = da[..., None] * prof["vz"]
+    out[..., 2] = np.where(da[..., None] >= 0, da[..., None] * prof["vz"], da[..., None] * prof["vz_close"])
     return out
 
 

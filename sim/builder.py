@@ -54,8 +54,8 @@ LIP_RGBA = (0.72, 0.36, 0.36, 1.0)
 
 # Mirror camera: 0.42 m in front of the face, looking back at it (+y of the face shows on the image's right in
 # the raw image; facetwin.sim.render flips it like a mirror).
-MIRROR_POS = (0.42, 0.0, -0.012)
-MIRROR_FOVY = 32.0
+MIRROR_POS = (0.42, 0.0, -0.022)
+MIRROR_FOVY = 34.0
 NECK_PIVOT = (-0.020, 0.0, -0.105)  # in the head frame
 
 
@@ -351,7 +351,7 @@ LIP_CONTACT_RADIUS = 0.0015  # the lips' contact capsules: about a lip's thickne
 LIP_CONTACT_GAP = 0.0  # ... set back so that they touch when the inner lip vertices are this far apart
 LIP_CONTACT_SOLREF = "0.004 1"  # contact recovery time constant (clamped to 2 timesteps by MuJoCo), critically damped
 LIP_CONTACT_SOLIMP = "0.99 0.999 0.0005"  # nearly hard: a lip press cannot push through, whatever the force
-LIP_CONTACT_MARGIN = 0.0005  # per capsule: forces start 1 mm (two margins) before the capsules touch, so that a fast
+LIP_CONTACT_MARGIN = 0.001  # per capsule: forces start 1 mm (two margins) before the capsules touch, so that a fast
 # closing is caught in time
 
 

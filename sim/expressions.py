@@ -40,13 +40,15 @@ EXPRESSIONS: dict[str, dict[str, float]] = {
     # The four mouth targets of the face model (tests/test_face_model.py holds the model to them):
     # open vowel "ah": jaw fully open (midline aperture >= 15 mm)
     "ah": {"jaw_open": 1.0},
-    # spread vowel "ee": corners pulled out (mouth width >= +15 %)
-    "ee": {**_pair("lip_corner_pull", 1.0), **_pair("lip_corner_depress", 1.0)},
-    # rounded "oo" / "w": corners pushed in, lips pushed forward (width <= -15 %, protrusion >= 1.5 mm)
-    "oo": {**_pair("lip_corner_pull", -1.0), **_pair("lip_corner_depress", -1.0),
-           "lip_pucker_upper": 0.4, "lip_pucker_lower": 0.4},
-    # bilabial closure "mm" (m, b, p): jaw closed, lower lip pressed up against the upper (aperture <= 1 mm)
-    "mm": {**_pair("lip_lower_depress", -0.7)},
+    # spread vowel "ee": corners pulled up and out, and pushed out (mouth width >= 1.15 x neutral)
+    "ee": {**_pair("lip_corner_pull", 1.0), **_pair("lip_corner_depress", -1.0)},
+    # rounded "oo" / "w": corners drawn in, lips pushed forward, jaw a little open (width <= 0.75 x neutral,
+    # aperture <= 6 mm, protrusion >= 3 mm)
+    "oo": {**_pair("lip_corner_depress", 1.0), **_pair("lip_corner_pull", -0.4),
+           "lip_pucker_upper": 1.0, "lip_pucker_lower": 1.0, "jaw_open": -0.7},
+    # bilabial closure "mm" (m, b, p): jaw closed, both lips pressed together (aperture within [-0.2, 1] mm: they
+    # meet, the lip contact keeps them from crossing however hard they press)
+    "mm": {**_pair("lip_lower_depress", -1.0), **_pair("lip_upper_raise", -1.0)},
     # surprise: brows up, eyes wide
     "brows_up": {
         **_pair("brow_inner", 1.0),
@@ -58,7 +60,8 @@ EXPRESSIONS: dict[str, dict[str, float]] = {
     "frown": {
         **_pair("brow_inner", -1.0),
         **_pair("brow_outer", -0.3),
-        **_pair("lip_corner_depress", 1.0),
+        **_pair("lip_corner_depress", 0.3),
+        **_pair("lip_corner_pull", -0.3),
         **_pair("lip_lower_depress", -0.3),
         **_pair("eyelid_upper", 0.2),
     },

@@ -96,8 +96,8 @@ def procedural_design() -> FaceDesign:
 
 
 def builtin_design() -> FaceDesign:
-    """The face that ``FaceModel.load()`` builds."""
-    return procedural_design()
+    """The face that ``FaceModel.load()`` builds: the MediaPipe canonical face."""
+    return canonical_design()
 
 
 # ------------------------------------------------------------------------------------------ mesh faces

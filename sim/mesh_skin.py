@@ -123,7 +123,8 @@ MOUTH_REACH = 0.012  # how far from the inner lips (s * m) the mouth's closing s
 
 
 def close_mouth(v: np.ndarray, aperture: float = NEUTRAL_APERTURE) -> np.ndarray:
-    """``v`` with the mouth brought to ``aperture`` at the midline (the slit's profile scaled, corners kept).
+    """``v`` with the lips brought to ``aperture`` apart along the whole slit (corners kept): lips closing under a
+    press then meet everywhere at once.
 
     Each inner lip pair moves toward the other by its share of the closing; the skin around follows the nearest
     inner lip vertex of its side (above or below the slit), fading to nothing at :data:`MOUTH_REACH`."""
@@ -131,7 +132,7 @@ def close_mouth(v: np.ndarray, aperture: float = NEUTRAL_APERTURE) -> np.ndarray
     s = float(np.linalg.norm(np.subtract(*eye_centers(v)))) / (2.0 * g.EYE_Y)
     up, lo = (np.array(k) for k in zip(*LIP_PAIRS))
     gap = v[up, 2] - v[lo, 2]
-    shift = 0.5 * gap * (1.0 - aperture / (v[13, 2] - v[14, 2]))  # each side moves half of the gap's change
+    shift = 0.5 * (gap - aperture)  # each side moves half of the way: every lip pair ends ``aperture`` apart
     slit_z = np.interp(v[:, 1], v[up, 1], 0.5 * (v[up, 2] + v[lo, 2]))
     out = v.copy()
     for side, ids, sign in ((v[:, 2] >= slit_z, up, -1.0), (v[:, 2] < slit_z, lo, 1.0)):

@@ -205,8 +205,9 @@ def test_landmarks_match_an_asymmetric_image_only_with_the_same_mirror_flag(face
     for k in (IRIS_R, IRIS_L):
         assert _brightness(img, _uv(face, right, k)) < DARK_MAX
     assert min(_brightness(img, _uv(face, wrong, k)) for k in (IRIS_R, IRIS_L)) > 2 * DARK_MAX
-    for k in (UPPER_OUTER, LOWER_OUTER):
-        assert _red_over_green(img, _uv(face, right, k)) > LIP_MIN_RG
+    for outer, inner in ((UPPER_OUTER, UPPER_INNER), (LOWER_OUTER, LOWER_INNER)):  # just inside the vermilion border
+        p = 0.75 * _uv(face, right, outer) + 0.25 * _uv(face, right, inner)
+        assert _red_over_green(img, p) > LIP_MIN_RG
 
 
 def test_look_left_moves_the_eyes_to_the_image_left_in_the_mirror(face, video):

@@ -26,8 +26,8 @@ from facetwin.audio.visemes import (
 from facetwin.sim.landmarks import lip_landmark_ids, neutral_lip_landmarks_mm
 
 FPS = 30.0
-NEUTRAL_W = 50.0  # the twin's outer mouth width (2 x RING_SHAPES[1] half-width)
-NEUTRAL_A = 2.0  # the twin's neutral inner-lip gap (2 x NEUTRAL_LIP_GAP)
+NEUTRAL_W = 49.12412  # the twin's outer mouth width: 61-291 of the canonical face in the head frame
+NEUTRAL_A = 2.0  # the twin's neutral inner-lip gap (facetwin.sim.mesh_skin.NEUTRAL_APERTURE)
 
 
 def seq(spec, t0=0.3):
@@ -277,19 +277,23 @@ def test_frames_and_fields():
 
 # ------------------------------------------------------------------------------------------ landmarks
 def test_landmark_schema_and_neutral_contour():
-    from facetwin.sim.geometry import MOUTH_Z, NEUTRAL_LIP_GAP, RING_SHAPES, build_skin
+    from facetwin.sim.face_design import builtin_design
     from facetwin.sim.landmarks import load_schema
+    from facetwin.sim.mesh_skin import canonical_head_frame
 
     ids = lip_landmark_ids()
     lips = [lm for lm in load_schema() if lm.region in ("lips_outer", "lips_inner")]
     assert ids.tolist() == [lm.mp_id for lm in lips] and len(ids) == 40
     neutral = neutral_lip_landmarks_mm()
-    skin = build_skin()
-    for k, lm in enumerate(lips):
-        assert np.allclose(neutral[k], skin.vertices[skin.named[lm.ref]] * 1000.0)
+    skin = builtin_design().skin
+    for k, lm in enumerate(lips):  # every lip landmark is the skin vertex of its MediaPipe id
+        assert np.allclose(neutral[k], skin.vertices[lm.mp_id] * 1000.0)
+        assert skin.vertices[skin.named[lm.ref]] == pytest.approx(skin.vertices[lm.mp_id])
     col = {int(i): k for k, i in enumerate(ids)}
-    assert neutral[col[13], 2] == pytest.approx((MOUTH_Z + NEUTRAL_LIP_GAP) * 1000.0)
-    assert neutral[col[291], 1] - neutral[col[61], 1] == pytest.approx(2000.0 * RING_SHAPES[1][0])
+    assert neutral[col[13], 2] - neutral[col[14], 2] == pytest.approx(NEUTRAL_A)  # the mouth closed to 2 mm
+    canonical = canonical_head_frame() * 1000.0  # the corners are the canonical face's
+    assert neutral[col[291], 1] - neutral[col[61], 1] == pytest.approx(canonical[291, 1] - canonical[61, 1])
+    assert neutral[col[291], 1] - neutral[col[61], 1] == pytest.approx(NEUTRAL_W)
 
 
 def test_face_lip_shapes_follow_the_measures_the_face_can_make():
@@ -324,13 +328,14 @@ def test_landmarks_reproduce_the_track_measures():
 def test_lip_model_profile():
     ids = lip_landmark_ids()
     col = {int(i): k for k, i in enumerate(ids)}
-    d = lip_displacements(12.0, 40.0, 3.0)  # open 10 mm more, 10 mm narrower, 3 mm forward
+    d = lip_displacements(12.0, 40.0, 3.0)  # open 10 mm more, ~9 mm narrower, 3 mm forward
     assert d.shape == (40, 3)
     assert d[col[13], 2] == pytest.approx(5.0) and d[col[14], 2] == pytest.approx(-5.0)  # +-dA/2 at the midline
     assert d[col[0], 2] > 0 and d[col[17], 2] < 0  # outer lips follow
     for c in (61, 291, 78, 308):
         assert d[col[c], 2] == pytest.approx(0.0) and d[col[c], 0] == pytest.approx(0.0)  # corners: no z, no x
-    assert d[col[61], 1] == pytest.approx(5.0) and d[col[291], 1] == pytest.approx(-5.0)  # corners: +-dW/2
+    dw = 40.0 - NEUTRAL_W
+    assert d[col[61], 1] == pytest.approx(-dw / 2) and d[col[291], 1] == pytest.approx(dw / 2)  # corners: +-dW/2
     # vertical opening and protrusion peak at the midline and fall off towards the corners
     upper_inner = [78, 191, 80, 81, 82, 13]
     z = [d[col[i], 2] for i in upper_inner]
