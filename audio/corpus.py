@@ -56,7 +56,7 @@ from .timeline import Timeline
 from .tts import LANGUAGES, synthesize
 from .voices import Channel, apply_channel, world_perturb
 
-CORPUS_VERSION = 2  # 2: lip targets are the face's own shapes (facetwin.sim.lip_shapes)
+CORPUS_VERSION = 3  # 2: lip targets are the face's own shapes (facetwin.sim.lip_shapes); 3: of the canonical-mesh face
 CORPUS_SR = AUDIO_SR
 CORPUS_FPS = CONTROL_HZ
 DEFAULT_LANGUAGES = ("en", "fr", "es", "de", "it", "ru", "ja", "ko", "zh", "ar", "he")

@@ -129,6 +129,19 @@ def mesh_design(vertices: np.ndarray, name: str = "mesh", *, lip_contact: bool =
     )
 
 
+def registered_head_frame(vertices: np.ndarray, rigid: np.ndarray, scale_to_metres: float) -> np.ndarray:
+    """A registration's 468 vertices (user frame and units; ``rigid``: the similarity canonical cm -> user) in the
+    head frame (m): turned and moved into the canonical frame, the user's size kept."""
+    from .mesh_skin import to_head_frame
+
+    rigid = np.asarray(rigid, dtype=float)
+    scale = float(np.cbrt(np.linalg.det(rigid[:3, :3])))  # user units per canonical cm
+    rotation = rigid[:3, :3] / scale
+    canonical_axes = (np.asarray(vertices, dtype=float) - rigid[:3, 3]) @ rotation  # rotation^T applied, user units
+    size = scale * scale_to_metres / 0.01  # the user's face relative to the canonical one
+    return to_head_frame(canonical_axes * scale_to_metres * 100.0, size=size)
+
+
 @lru_cache(maxsize=1)
 def canonical_design() -> FaceDesign:
     """The MediaPipe canonical face (``assets/face/meshes/canonical_face.obj``) as a facetwin face."""

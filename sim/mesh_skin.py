@@ -53,10 +53,11 @@ JAW_BELOW_LOWER_LIP = 0.009  # glued to the jaw: this far below the outer lower 
 BROW_BAND = 0.007  # free skin around each brow landmark
 
 
-def to_head_frame(canonical_cm: np.ndarray) -> np.ndarray:
-    """Canonical-frame points (cm) -> the head frame (m)."""
+def to_head_frame(canonical_cm: np.ndarray, size: float = 1.0) -> np.ndarray:
+    """Points in the canonical frame (cm) -> the head frame (m); ``size``: the face's size relative to the canonical
+    one (its offsets from the head's origin scale with it)."""
     vc = np.asarray(canonical_cm, dtype=float) / 100.0
-    return np.stack([vc[:, 2] + CANONICAL_DX, vc[:, 0], vc[:, 1] + CANONICAL_DZ], axis=1)
+    return np.stack([vc[:, 2] + CANONICAL_DX * size, vc[:, 0], vc[:, 1] + CANONICAL_DZ * size], axis=1)
 
 
 def canonical_head_frame() -> np.ndarray:

@@ -58,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
 OUTPUTS: dict[str, dict[str, tuple[str, str | None]]] = {
     "demo": {"out": ("folder", None)},
     "export-xml": {"out": ("file", None)},
+    "build-face": {"out": ("folder", None)},
     "say": {"out": ("file", None)},
     "sing-audio": {"out": ("file", None)},
     "align": {"out": ("file", ".json")},

@@ -1,4 +1,4 @@
-"""The face's commands: ``facetwin demo``, ``export-xml``, ``view``, ``info``."""
+"""The face's commands: ``facetwin demo``, ``export-xml``, ``build-face``, ``view``, ``info``."""
 
 from __future__ import annotations
 
@@ -40,6 +40,31 @@ def cmd_demo(args: argparse.Namespace) -> int:
     for name, m in result["mouth"].items():
         a, w, p = (round(m[k], 2) + 0.0 for k in ("aperture_mm", "width_mm", "protrusion_mm"))  # no "-0.00"
         print(f"  {name:<12} {a:9.2f} {w:8.2f} {p:11.2f}")
+    return 0
+
+
+def add_build_face_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--mesh", required=True, help="the face's surface: .obj, .stl, .ply, .glb or .gltf")
+    parser.add_argument("--landmarks", default=None,
+                        help='JSON map {"mp_id": vertex_index, ...} of MediaPipe landmarks on the mesh (>= 4; optional)')
+    parser.add_argument("--scale", type=float, default=None,
+                        help="metres per mesh unit (default: guessed from the size: m, cm, mm or inch)")
+    parser.add_argument("--out", required=True, help="the model folder to write (face.xml, scene.xml, README, ...)")
+
+
+@command(COMMANDS, "build-face", add_build_face_arguments,
+         "make a face model folder from a face mesh (scan, skin mold) fitted with the canonical face")
+def cmd_build_face(args: argparse.Namespace) -> int:
+    from facetwin.sim.model_folder import build_face
+
+    if args.scale is not None and not args.scale > 0:
+        raise ValueError(f"--scale must be positive, got {args.scale}")
+    built = build_face(args.mesh, args.out, landmarks=args.landmarks, scale_to_metres=args.scale)
+    print(f"wrote {built.folder.resolve()}: fit {100 * built.residual:.2f} % of the inter-ocular distance "
+          f"({built.inter_ocular_mm:.1f} mm)")
+    for name, m in built.mouth.items():
+        print(f"  {name}: aperture {m['aperture_mm']:5.2f} mm, width x{m['width_ratio']:.3f}, "
+              f"protrusion {m['protrusion_mm']:5.2f} mm  {'ok' if built.passed[name] else 'below the bar'}")
     return 0
 
 
