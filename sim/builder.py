@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import geometry as g
+from . import render_surface as rs
 from .actuators import Actuator, load_actuators
 from .face_design import FaceDesign, builtin_design
 from .landmarks import inner_lip_ids
@@ -123,25 +124,23 @@ def deformable_triangles(skin: g.SkinMesh) -> np.ndarray:
     return np.flatnonzero(~(att == "head").all(axis=1) & ~(att == "jaw").all(axis=1))
 
 
-def _skin_xml(name: str, material: str, design: FaceDesign, frame_bodies: list[str], tris: np.ndarray) -> list[str]:
-    """A MuJoCo ``<skin>`` (render-only mesh) over ``tris``: every vertex bound with weight 1 to its body.
+def _skin_xml(name: str, material: str, group: int, design: FaceDesign, frame_bodies: list[str],
+              surface: rs.RenderSurface, tris: np.ndarray) -> list[str]:
+    """A MuJoCo ``<skin>`` (render-only mesh) over the triangles ``tris`` of the drawn ``surface``: every vertex a
+    fixed combination of skin vertices, bound to the bodies that carry them (:func:`render_surface.skin_bones`).
 
     The whole face surface is drawn by two skins (skin and lips) rather than by the flex: MuJoCo
     computes skin normals over the whole surface, so glued and simulated parts shade as one smooth mask.
     """
     skin = design.skin
     used = np.unique(tris)
-    remap = -np.ones(len(skin.vertices), dtype=int)
+    remap = -np.ones(len(surface.weights), dtype=int)
     remap[used] = np.arange(len(used))
-    out = [f'    <skin name="{name}" material="{material}" vertex="{_f(skin.vertices[used])}" '
+    out = [f'    <skin name="{name}" material="{material}" group="{group}" vertex="{_f(surface.vertices(skin.vertices)[used])}" '
            f'face="{" ".join(str(int(k)) for k in remap[tris].ravel())}">']
-    by_body: dict[str, list[int]] = {}
-    for new, old in enumerate(used):
-        by_body.setdefault(frame_bodies[old], []).append(new)
-    for body, ids in by_body.items():
-        bind = (0.0, 0.0, 0.0) if body == "head" else (design.jaw_pivot if body == "jaw" else skin.vertices[used[ids[0]]])
-        out.append(f'      <bone body="{body}" bindpos="{_f(bind)}" bindquat="1 0 0 0" '
-                   f'vertid="{" ".join(map(str, ids))}" vertweight="{" ".join(["1"] * len(ids))}"/>')
+    for b in rs.skin_bones(surface.weights[used], frame_bodies, skin.vertices, design.jaw_pivot):
+        out.append(f'      <bone body="{b.body}" bindpos="{_f(b.bindpos)}" bindquat="1 0 0 0" '
+                   f'vertid="{" ".join(map(str, b.vertid))}" vertweight="{" ".join(f"{w:.8g}" for w in b.weight)}"/>')
     out.append('    </skin>')
     return out
 
@@ -284,7 +283,7 @@ def _skull_xml(face: _Face) -> list[str]:
     L = [f'      <geom name="skull" type="ellipsoid" size="0.062 {d.head_half_width * 0.993:.5g} '
          f'{d.head_half_height * 0.993:.5g}" material="skin"/>',
          '      <geom name="cranium" type="ellipsoid" size="0.100 0.078 0.100" pos="-0.030 0 0.018" material="skin"/>',
-         '      <geom name="hair" type="ellipsoid" size="0.102 0.080 0.094" pos="-0.030 0 0.028" material="hair"/>']
+         '      <geom name="hair" type="ellipsoid" size="0.102 0.080 0.094" pos="-0.036 0 0.028" material="hair"/>']
     for side, tag in ((-1, "R"), (1, "L")):
         L.append(f'      <geom name="ear_{tag}" type="ellipsoid" size="0.010 0.008 0.028" '
                  f'pos="-0.016 {side * 0.074} -0.005" material="skin"/>')
@@ -418,9 +417,13 @@ def _deformable_xml(design: FaceDesign) -> list[str]:
     bodies = [frame_bodies[i] for i in fverts]
     mats = " ".join(str(m) for m in skin.tri_material[flex_tris])
     L = ['  <deformable>']
-    # the face surface as drawn (render only): glued and simulated skin in one smooth mesh, lips apart
-    for name, mat in (("face_skin", "skin"), ("face_lips", "lip")):
-        L += _skin_xml(name, mat, design, frame_bodies, tri[skin.tri_material == mat])
+    # the face surface as drawn (render only): the skin subdivided, glued and simulated parts in one smooth mesh,
+    # lips apart
+    for levels, group, suffix in rs.DRAWINGS:
+        surface = rs.subdivide(skin.vertices, tri, skin.tri_material, levels)
+        for name, mat in (("face_skin", "skin"), ("face_lips", "lip")):
+            L += _skin_xml(name + suffix, mat, group, design, frame_bodies, surface,
+                           surface.triangles[surface.tri_material == mat])
     # the physics of the skin (group 3: hidden in images, the skins above draw it)
     return L + [
         f'    <flex name="skin" dim="2" radius="0.0003" group="3" body="{" ".join(bodies)}" '

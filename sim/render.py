@@ -2,9 +2,10 @@
 
 Two presets:
 
-* ``"obs"``   - observations for learning: 128x128, no shadows, no multisampling, no reflections (fast).
-* ``"video"`` - pictures and videos for people: 640x480, shadows, 4x multisampling, and a dimmer headlight so
-  the key light models the face (the model's own headlight flattens it and saturates the skin).
+* ``"obs"``   - observations for learning: 128x128, no shadows, no multisampling, no reflections, and the face's
+  coarser drawing (one level of subdivision instead of two, :data:`~facetwin.sim.render_surface.DRAWINGS`) (fast).
+* ``"video"`` - pictures and videos for people: 640x480, shadows, 4x multisampling, the face's finest drawing, and a
+  dimmer headlight so the key light models the face (the model's own headlight flattens it and saturates the skin).
 
 Images are **mirrored** by default: :meth:`MirrorRenderer.render` flips the camera image left-right, as a mirror
 shows it, so the face's own left (+y of the head frame) appears on the image's left, as when you look at yourself in
@@ -32,6 +33,7 @@ import mujoco
 import numpy as np
 
 from .model import FaceModel
+from .render_surface import DRAWINGS, OBS_GROUP
 
 
 def ensure_offscreen_gl() -> None:
@@ -69,10 +71,11 @@ class RenderPreset:
     offsamples: int  # multisampling of the offscreen buffer (0 = off)
     reflections: bool
     headlight: tuple[float, float] | None = None  # (ambient, diffuse) grey levels; None: the model's headlight
+    skin_group: int = 0  # the skin group that draws the face (facetwin.sim.render_surface.DRAWINGS)
 
 
 PRESETS: dict[str, RenderPreset] = {
-    "obs": RenderPreset(width=128, height=128, shadows=False, offsamples=0, reflections=False),
+    "obs": RenderPreset(width=128, height=128, shadows=False, offsamples=0, reflections=False, skin_group=OBS_GROUP),
     "video": RenderPreset(
         width=640, height=480, shadows=True, offsamples=4, reflections=False, headlight=(0.25, 0.25)
     ),
@@ -205,6 +208,8 @@ class MirrorRenderer:
         self._option = mujoco.MjvOption()
         self._option.sitegroup[SITE_TENDON_GROUP] = 0
         self._option.tendongroup[SITE_TENDON_GROUP] = 0
+        for _, group, _ in DRAWINGS:  # one drawing of the face: the preset's
+            self._option.skingroup[group] = group == p.skin_group
 
     # ------------------------------------------------------------------ lifetime
     def close(self) -> None:
