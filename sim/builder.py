@@ -24,6 +24,7 @@ import numpy as np
 
 from . import geometry as g
 from . import render_surface as rs
+from . import visuals as vis
 from .actuators import Actuator, load_actuators
 from .face_design import FaceDesign, builtin_design
 from .landmarks import inner_lip_ids
@@ -50,9 +51,6 @@ SKIN_THICKNESS = 0.0025
 SKIN_DAMPING = 0.004
 SKIN_AREAL_DENSITY = 1100.0 * SKIN_THICKNESS
 
-SKIN_RGBA = (0.86, 0.67, 0.56, 1.0)
-LIP_RGBA = (0.72, 0.36, 0.36, 1.0)
-
 # Mirror camera: 0.42 m in front of the face, looking back at it (+y of the face shows on the image's right in
 # the raw image; facetwin.sim.render flips it like a mirror).
 MIRROR_POS = (0.42, 0.0, -0.022)
@@ -62,40 +60,6 @@ NECK_PIVOT = (-0.020, 0.0, -0.105)  # in the head frame
 
 def _f(v) -> str:
     return " ".join(f"{float(x):.6g}" for x in np.ravel(v))
-
-
-def _shell_mesh(radius: float, thick: float, el0: float, el1: float, az: float, n_el=6, n_az=14):
-    """A closed spherical shell patch (eyelid): elevation el0..el1, azimuth -az..az (radians), facing +x."""
-    els = np.linspace(el0, el1, n_el)
-    azs = np.linspace(-az, az, n_az)
-    verts = []
-    for r in (radius + thick, radius):
-        for e in els:
-            for a in azs:
-                verts.append((r * math.cos(e) * math.cos(a), r * math.cos(e) * math.sin(a), r * math.sin(e)))
-    verts = np.array(verts)
-    n = n_el * n_az
-
-    def idx(layer, i, j):
-        return layer * n + i * n_az + j
-
-    faces = []
-    for i in range(n_el - 1):
-        for j in range(n_az - 1):
-            a, b, c, d = idx(0, i, j), idx(0, i, j + 1), idx(0, i + 1, j + 1), idx(0, i + 1, j)
-            faces += [(a, b, c), (a, c, d)]
-            a, b, c, d = idx(1, i, j), idx(1, i, j + 1), idx(1, i + 1, j + 1), idx(1, i + 1, j)
-            faces += [(a, c, b), (a, d, c)]
-    # rims (close the shell)
-    for i in (0, n_el - 1):
-        for j in range(n_az - 1):
-            a, b, c, d = idx(0, i, j), idx(0, i, j + 1), idx(1, i, j + 1), idx(1, i, j)
-            faces += [(a, c, b), (a, d, c)] if i == 0 else [(a, b, c), (a, c, d)]
-    for j in (0, n_az - 1):
-        for i in range(n_el - 1):
-            a, b, c, d = idx(0, i, j), idx(0, i + 1, j), idx(1, i + 1, j), idx(1, i, j)
-            faces += [(a, b, c), (a, c, d)] if j == 0 else [(a, c, b), (a, d, c)]
-    return verts, np.array(faces)
 
 
 def skin_vertex_frames(design: FaceDesign) -> tuple[list[str], np.ndarray]:
@@ -124,21 +88,24 @@ def deformable_triangles(skin: g.SkinMesh) -> np.ndarray:
     return np.flatnonzero(~(att == "head").all(axis=1) & ~(att == "jaw").all(axis=1))
 
 
-def _skin_xml(name: str, material: str, group: int, design: FaceDesign, frame_bodies: list[str],
-              surface: rs.RenderSurface, tris: np.ndarray) -> list[str]:
-    """A MuJoCo ``<skin>`` (render-only mesh) over the triangles ``tris`` of the drawn ``surface``: every vertex a
-    fixed combination of skin vertices, bound to the bodies that carry them (:func:`render_surface.skin_bones`).
+def _skin_xml(name: str, material: str, group: int, design: FaceDesign, drawn: vis.DrawnFace, bodies: list[str],
+              tris: np.ndarray) -> list[str]:
+    """A MuJoCo ``<skin>`` (render-only mesh) over the triangles ``tris`` of the ``drawn`` face: every vertex a fixed
+    combination of skin (and collar) vertices, bound to the ``bodies`` that carry them
+    (:func:`render_surface.skin_bones`); the skin material's with texture coordinates (:func:`visuals.skin_texcoords`).
 
-    The whole face surface is drawn by two skins (skin and lips) rather than by the flex: MuJoCo
+    The whole face surface is drawn by skins (skin, lips, brows) rather than by the flex: MuJoCo
     computes skin normals over the whole surface, so glued and simulated parts shade as one smooth mask.
     """
-    skin = design.skin
+    surface = drawn.surface
     used = np.unique(tris)
     remap = -np.ones(len(surface.weights), dtype=int)
     remap[used] = np.arange(len(used))
-    out = [f'    <skin name="{name}" material="{material}" group="{group}" vertex="{_f(surface.vertices(skin.vertices)[used])}" '
+    rest = surface.vertices(drawn.rest)[used]
+    uv = f'texcoord="{_f(vis.skin_texcoords(rest, design))}" ' if material == "skin" else ""
+    out = [f'    <skin name="{name}" material="{material}" group="{group}" vertex="{_f(rest)}" {uv}'
            f'face="{" ".join(str(int(k)) for k in remap[tris].ravel())}">']
-    for b in rs.skin_bones(surface.weights[used], frame_bodies, skin.vertices, design.jaw_pivot):
+    for b in rs.skin_bones(surface.weights[used], bodies, drawn.rest, design.jaw_pivot):
         out.append(f'      <bone body="{b.body}" bindpos="{_f(b.bindpos)}" bindquat="1 0 0 0" '
                    f'vertid="{" ".join(map(str, b.vertid))}" vertweight="{" ".join(f"{w:.8g}" for w in b.weight)}"/>')
     out.append('    </skin>')
@@ -216,26 +183,8 @@ def _header_xml(variant: str, var: Variant) -> list[str]:
 
 
 def _asset_xml(design: FaceDesign) -> list[str]:
-    """The materials and the two eyelid meshes."""
-    L = [
-        '  <asset>',
-        f'    <material name="skin" rgba="{_f(SKIN_RGBA)}" specular="0.15" shininess="0.25"/>',
-        f'    <material name="lip" rgba="{_f(LIP_RGBA)}" specular="0.3" shininess="0.4"/>',
-        '    <material name="sclera" rgba="0.96 0.95 0.92 1" specular="0.6" shininess="0.9"/>',
-        '    <material name="iris" rgba="0.30 0.45 0.62 1" specular="0.6" shininess="0.9"/>',
-        '    <material name="pupil" rgba="0.02 0.02 0.02 1" specular="0.8" shininess="1"/>',
-        '    <material name="mouth" rgba="0.25 0.06 0.07 1" specular="0.1"/>',
-        '    <material name="teeth" rgba="0.95 0.93 0.86 1" specular="0.4" shininess="0.6"/>',
-        '    <material name="tongue" rgba="0.70 0.30 0.32 1" specular="0.3"/>',
-        '    <material name="hair" rgba="0.16 0.11 0.08 1" specular="0.1"/>',
-        '    <material name="shirt" rgba="0.25 0.32 0.42 1" specular="0.1"/>',
-        '    <material name="backdrop" rgba="0.80 0.82 0.85 1" specular="0"/>',
-    ]
-    for tag, e0, e1 in (("upper", LID_UPPER_EDGE, math.radians(88)), ("lower", math.radians(-88), LID_LOWER_EDGE)):
-        mv, mf = _shell_mesh(design.eye_radius + 0.0006, 0.0012, e0, e1, math.radians(80))
-        L.append(f'    <mesh name="eyelid_{tag}" vertex="{_f(mv)}" face="{" ".join(str(int(i)) for i in mf.ravel())}"/>')
-    L.append('  </asset>')
-    return L
+    """Textures, materials and the drawn parts' meshes (:func:`visuals.asset_xml`)."""
+    return ['  <asset>', *vis.asset_xml(design), '  </asset>']
 
 
 _DEFAULT_XML = [
@@ -261,38 +210,17 @@ def _room_xml(face: _Face) -> list[str]:
         L.append(f'      <joint name="{jn}" type="hinge" pos="{_f(NECK_PIVOT)}" axis="{axis}" range="{-rng} {rng}" '
                  f'damping="0.05" armature="{face.actuator_of(jn).armature:g}"/>')
     return L + [
-        '      <light name="key" pos="0.5 -0.35 0.45" dir="-0.7 0.45 -0.45" diffuse="0.55 0.53 0.5" castshadow="false"/>',
-        '      <light name="fill" pos="0.5 0.45 0.1" dir="-0.8 -0.6 -0.1" diffuse="0.25 0.25 0.28" castshadow="false"/>',
         f'      <camera name="mirror" pos="{_f(MIRROR_POS)}" xyaxes="0 1 0 0 0 1" fovy="{MIRROR_FOVY}"/>',
         '      <camera name="mouth" pos="0.20 0 -0.058" xyaxes="0 1 0 0 0 1" fovy="24"/>',
         '      <camera name="three_quarter" pos="0.34 0.26 0.02" xyaxes="-0.6 0.8 0 -0.05 -0.04 1" fovy="34"/>',
-        '      <geom name="backdrop" type="box" pos="-0.35 0 0" size="0.01 1 1" material="backdrop" group="2"/>',
-        '      <geom name="shoulders" type="capsule" fromto="-0.03 -0.14 -0.25 -0.03 0.14 -0.25" size="0.07" '
-        'material="shirt"/>',
-        '      <geom name="chest" type="box" pos="-0.03 0 -0.33" size="0.07 0.20 0.08" material="shirt"/>',
-        '      <geom name="neck" type="capsule" fromto="-0.02 0 -0.22 -0.015 0 -0.09" size="0.038" material="skin"/>',
+        *vis.room_xml(face.design),  # lights, backdrop, torso and neck
         '    </body>',
     ]
 
 
 def _skull_xml(face: _Face) -> list[str]:
     """The head's own geoms (skull, cranium, hair, ears, mouth cavity, upper teeth) and its anchor sites."""
-    d = face.design
-    lip_x = d.lip_x
-    # skull: kept >= 6 mm behind the skin everywhere on the face (the skin covers the front; the skull the sides)
-    L = [f'      <geom name="skull" type="ellipsoid" size="0.062 {d.head_half_width * 0.993:.5g} '
-         f'{d.head_half_height * 0.993:.5g}" material="skin"/>',
-         '      <geom name="cranium" type="ellipsoid" size="0.100 0.078 0.100" pos="-0.030 0 0.018" material="skin"/>',
-         '      <geom name="hair" type="ellipsoid" size="0.102 0.080 0.094" pos="-0.036 0 0.028" material="hair"/>']
-    for side, tag in ((-1, "R"), (1, "L")):
-        L.append(f'      <geom name="ear_{tag}" type="ellipsoid" size="0.010 0.008 0.028" '
-                 f'pos="-0.016 {side * 0.074} -0.005" material="skin"/>')
-    # mouth interior: dark cavity, teeth
-    L += [f'      <geom name="mouth_cavity" type="ellipsoid" size="0.016 0.020 0.014" '
-          f'pos="{lip_x - 0.030:.4g} 0 {d.mouth_z:.4g}" material="mouth"/>',
-          f'      <geom name="teeth_upper" type="ellipsoid" size="0.005 0.017 0.004" '
-          f'pos="{lip_x - 0.017:.4g} 0 {d.mouth_z + 0.0045:.4g}" material="teeth"/>',
-          '      <site name="head_origin" pos="0 0 0"/>']
+    L = [*vis.head_xml(face.design), '      <site name="head_origin" pos="0 0 0"/>']
     return L + [f'      <site name="anchor_{a.name}" pos="{_f(face.anchors[a.name])}"/>'
                 for a in face.acts if a.kind == "skin" and a.anchor_body == "head"]
 
@@ -307,11 +235,7 @@ def _eye_xml(face: _Face, side: int, tag: str) -> list[str]:
          f'armature="{ay.armature:g}"/>',
          f'        <joint name="eye_pitch_{tag}" type="hinge" axis="0 -1 0" range="-0.45 0.45" damping="1e-4" '
          f'armature="{ay.armature:g}"/>',
-         f'        <geom name="sclera_{tag}" type="sphere" size="{r}" material="sclera"/>',
-         f'        <geom name="iris_{tag}" type="ellipsoid" size="0.0012 0.0056 0.0056" pos="{r - 0.0008:.5g} 0 0" '
-         'material="iris"/>',
-         f'        <geom name="pupil_{tag}" type="ellipsoid" size="0.0006 0.0024 0.0024" pos="{r + 0.0002:.5g} 0 0" '
-         'material="pupil"/>',
+         *vis.eye_xml(face.design, tag),
          f'        <site name="iris_center_{tag}" pos="{r + 0.0008:.5g} 0 0"/>',
          '      </body>']
     rr = r + 0.0018
@@ -322,7 +246,7 @@ def _eye_xml(face: _Face, side: int, tag: str) -> list[str]:
               '        <inertial pos="0.006 0 0" mass="0.002" diaginertia="1e-7 1e-7 1e-7"/>',
               f'        <joint name="eyelid_{lid}_{tag}" type="hinge" axis="{axis}" range="{rng[0]} {rng[1]}" '
               f'damping="1e-4" armature="{a.armature:g}"/>',
-              f'        <geom name="eyelid_{lid}_{tag}" type="mesh" mesh="eyelid_{lid}" material="skin"/>',
+              *vis.lid_geoms(lid, tag),
               f'        <site name="lid_edge_{lid}_{tag}" pos="{rr * math.cos(edge):.5g} 0 {rr * math.sin(edge):.5g}"/>',
               '      </body>']
     return L
@@ -330,17 +254,12 @@ def _eye_xml(face: _Face, side: int, tag: str) -> list[str]:
 
 def _jaw_xml(face: _Face) -> list[str]:
     """The jaw body: its hinge, lower teeth, tongue, mouth floor and the anchor sites it carries."""
-    lip_x, jaw_pivot, mouth_z = face.design.lip_x, face.design.jaw_pivot, face.design.mouth_z
-    lt = np.array([lip_x - 0.019, 0.0, mouth_z - 0.0045]) - jaw_pivot
-    tg = np.array([lip_x - 0.034, 0.0, mouth_z - 0.008]) - jaw_pivot
-    mc = np.array([lip_x - 0.040, 0.0, mouth_z - 0.009]) - jaw_pivot
+    jaw_pivot = face.design.jaw_pivot
     L = [f'      <body name="jaw" pos="{_f(jaw_pivot)}">',
          '        <inertial pos="0.06 0 -0.05" mass="0.15" diaginertia="2e-4 2e-4 2e-4"/>',
          f'        <joint name="jaw" type="hinge" axis="0 1 0" range="-0.03 0.34" damping="0.01" '
          f'armature="{face.actuator_of("jaw").armature:g}"/>',
-         f'        <geom name="teeth_lower" type="ellipsoid" size="0.005 0.016 0.004" pos="{_f(lt)}" material="teeth"/>',
-         f'        <geom name="tongue" type="ellipsoid" size="0.015 0.014 0.005" pos="{_f(tg)}" material="tongue"/>',
-         f'        <geom name="mouth_floor" type="ellipsoid" size="0.016 0.018 0.008" pos="{_f(mc)}" material="mouth"/>']
+         *vis.jaw_xml(face.design)]
     L += [f'        <site name="anchor_{a.name}" pos="{_f(face.anchors[a.name] - jaw_pivot)}"/>'
           for a in face.acts if a.kind == "skin" and a.anchor_body == "jaw"]
     return L + ['      </body>']
@@ -420,10 +339,11 @@ def _deformable_xml(design: FaceDesign) -> list[str]:
     # the face surface as drawn (render only): the skin subdivided, glued and simulated parts in one smooth mesh,
     # lips apart
     for levels, group, suffix in rs.DRAWINGS:
-        surface = rs.subdivide(skin.vertices, tri, skin.tri_material, levels)
-        for name, mat in (("face_skin", "skin"), ("face_lips", "lip")):
-            L += _skin_xml(name + suffix, mat, group, design, frame_bodies, surface,
-                           surface.triangles[surface.tri_material == mat])
+        drawn = vis.drawn_face(design, levels)
+        for name, mat in (("face_skin", "skin"), ("face_lips", "lip"), ("face_brows", "brow")):
+            if (drawn.materials == mat).any():
+                L += _skin_xml(name + suffix, mat, group, design, drawn, drawn.bodies(frame_bodies),
+                               drawn.surface.triangles[drawn.materials == mat])
     # the physics of the skin (group 3: hidden in images, the skins above draw it)
     return L + [
         f'    <flex name="skin" dim="2" radius="0.0003" group="3" body="{" ".join(bodies)}" '

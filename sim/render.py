@@ -2,10 +2,12 @@
 
 Two presets:
 
-* ``"obs"``   - observations for learning: 128x128, no shadows, no multisampling, no reflections, and the face's
-  coarser drawing (one level of subdivision instead of two, :data:`~facetwin.sim.render_surface.DRAWINGS`) (fast).
-* ``"video"`` - pictures and videos for people: 640x480, shadows, 4x multisampling, the face's finest drawing, and a
-  dimmer headlight so the key light models the face (the model's own headlight flattens it and saturates the skin).
+* ``"obs"``   - observations for learning: 128x128, no shadows, no multisampling, no reflections, the face's coarse
+  drawing (the simulated skin itself, not subdivided: :data:`~facetwin.sim.render_surface.DRAWINGS`) and no small
+  details (lashes, gums ...: :data:`~facetwin.sim.visuals.DETAIL_GROUP`) (fast).
+* ``"video"`` - pictures and videos for people: 640x480, shadows (the key light's, 1024-pixel map), 4x
+  multisampling, the face's finest drawing, and a dimmer headlight so the key light models the face (the model's own
+  headlight flattens it and saturates the skin).
 
 Images are **mirrored** by default: :meth:`MirrorRenderer.render` flips the camera image left-right, as a mirror
 shows it, so the face's own left (+y of the head frame) appears on the image's left, as when you look at yourself in
@@ -34,6 +36,7 @@ import numpy as np
 
 from .model import FaceModel
 from .render_surface import DRAWINGS, OBS_GROUP
+from .visuals import DETAIL_GROUP
 
 
 def ensure_offscreen_gl() -> None:
@@ -72,12 +75,15 @@ class RenderPreset:
     reflections: bool
     headlight: tuple[float, float] | None = None  # (ambient, diffuse) grey levels; None: the model's headlight
     skin_group: int = 0  # the skin group that draws the face (facetwin.sim.render_surface.DRAWINGS)
+    shadowsize: int = 0  # shadow map size (pixels a side) while shadows are on; 0: the model's
+    hidden_geom_groups: tuple[int, ...] = ()  # geom groups left out (facetwin.sim.visuals.DETAIL_GROUP)
 
 
 PRESETS: dict[str, RenderPreset] = {
-    "obs": RenderPreset(width=128, height=128, shadows=False, offsamples=0, reflections=False, skin_group=OBS_GROUP),
+    "obs": RenderPreset(width=128, height=128, shadows=False, offsamples=0, reflections=False, skin_group=OBS_GROUP,
+                        hidden_geom_groups=(DETAIL_GROUP,)),
     "video": RenderPreset(
-        width=640, height=480, shadows=True, offsamples=4, reflections=False, headlight=(0.25, 0.25)
+        width=640, height=480, shadows=True, offsamples=4, reflections=False, headlight=(0.28, 0.2), shadowsize=1024
     ),
 }
 
@@ -164,8 +170,8 @@ class MirrorRenderer:
     """Offscreen renderer of a :class:`FaceModel` through its cameras (default: the mirror).
 
     Owns an OpenGL context: close it with :meth:`close` or use it as a context manager. Sites and tendons
-    (group 4) are hidden. The multisampling of the preset is applied while the GL buffers are created
-    (``model.vis.quality.offsamples``) and the model's own value is restored right after.
+    (group 4) are hidden. The multisampling and shadow map size of the preset are applied while the GL buffers are
+    created (``model.vis.quality.offsamples``, ``shadowsize``) and the model's own values are restored right after.
     """
 
     def __init__(
@@ -192,14 +198,15 @@ class MirrorRenderer:
 
         ensure_offscreen_gl()
         vis = face.model.vis
-        saved = (vis.quality.offsamples, vis.global_.offwidth, vis.global_.offheight)
+        saved = (vis.quality.offsamples, vis.global_.offwidth, vis.global_.offheight, vis.quality.shadowsize)
         try:
             vis.quality.offsamples = p.offsamples
             vis.global_.offwidth = max(saved[1], self.width)
             vis.global_.offheight = max(saved[2], self.height)
+            vis.quality.shadowsize = p.shadowsize or saved[3]
             self._renderer = mujoco.Renderer(face.model, self.height, self.width)
         finally:
-            vis.quality.offsamples, vis.global_.offwidth, vis.global_.offheight = saved
+            vis.quality.offsamples, vis.global_.offwidth, vis.global_.offheight, vis.quality.shadowsize = saved
 
         flags = self._renderer.scene.flags
         flags[mujoco.mjtRndFlag.mjRND_SHADOW] = p.shadows
@@ -210,6 +217,8 @@ class MirrorRenderer:
         self._option.tendongroup[SITE_TENDON_GROUP] = 0
         for _, group, _ in DRAWINGS:  # one drawing of the face: the preset's
             self._option.skingroup[group] = group == p.skin_group
+        for group in p.hidden_geom_groups:
+            self._option.geomgroup[group] = 0
 
     # ------------------------------------------------------------------ lifetime
     def close(self) -> None:

@@ -3,7 +3,8 @@
 The skin mesh (MediaPipe's 468 vertices, about 900 triangles) is subdivided with Loop's scheme: every vertex of the
 finer surface is a fixed linear combination of the skin's vertices (:class:`RenderSurface.weights`), so wherever the
 simulated skin goes the drawn surface follows it exactly, smooth. The openings (mouth slit, eyes) and the outline are
-boundaries: their curves are smoothed along themselves only, and their sharp corners (mouth and eye corners) stay.
+boundaries, interpolated: they pass through the skin's own boundary vertices (the four-point rule along them), so the
+lips look sealed exactly when they are, and their sharp corners (mouth and eye corners) stay sharp.
 Every new triangle keeps its parent's material, so the lips' border stays where it is.
 
 :func:`skin_bones` turns a surface into the bones of MuJoCo ``<skin>`` elements (per-vertex weights over the bodies
@@ -24,7 +25,7 @@ import numpy as np
 # coarsely for the small, fast observation images (group OBS_GROUP, hidden by default; the "obs" render preset
 # shows it instead of group 0). (levels of subdivision, skin group, name suffix) per drawing:
 OBS_GROUP = 5
-DRAWINGS = ((2, 0, ""), (1, OBS_GROUP, "_obs"))
+DRAWINGS = ((2, 0, ""), (0, OBS_GROUP, "_obs"))
 CORNER_ANGLE_DEG = 100.0  # a boundary vertex whose two boundary edges meet at less than this is a corner: it stays
 
 
@@ -67,9 +68,8 @@ def _corners(v: np.ndarray, edges: np.ndarray, boundary: np.ndarray) -> set[int]
     return out | {k for k, n in nb.items() if len(n) != 2}  # non-manifold boundary points stay too
 
 
-def _even_rows(n: int, edges: np.ndarray, boundary: np.ndarray, corners: set[int]) -> tuple[list, list, list]:
-    """Loop's rule for the old vertices as (row, column, weight) triplets: interior ``(1 - k beta) v + beta
-    sum(neighbours)`` (Warren's beta), boundary ``3/4 v + 1/8 (both boundary neighbours)``, corners stay."""
+def _neighbours(n: int, edges: np.ndarray, boundary: np.ndarray) -> tuple[list[list[int]], list[list[int]]]:
+    """Each vertex's neighbours, and its neighbours along the boundary."""
     nbrs: list[list[int]] = [[] for _ in range(n)]
     bnbrs: list[list[int]] = [[] for _ in range(n)]
     for (a, b), on_boundary in zip(edges.tolist(), boundary.tolist()):
@@ -78,34 +78,61 @@ def _even_rows(n: int, edges: np.ndarray, boundary: np.ndarray, corners: set[int
         if on_boundary:
             bnbrs[a].append(b)
             bnbrs[b].append(a)
+    return nbrs, bnbrs
+
+
+def _even_rows(nbrs: list[list[int]], bnbrs: list[list[int]]) -> tuple[list, list, list]:
+    """Loop's rule for the old vertices as (row, column, weight) triplets: interior ``(1 - k beta) v + beta
+    sum(neighbours)`` (Warren's beta); boundary vertices stay (the openings and the outline pass through the skin's
+    own vertices: sealed lips look sealed)."""
     rows, cols, vals = [], [], []
-    for i in range(n):
-        if i in corners or not nbrs[i]:
+    for i, nb in enumerate(nbrs):
+        if bnbrs[i] or not nb:
             own, others, w = 1.0, [], 0.0
-        elif bnbrs[i]:
-            own, others, w = 0.75, bnbrs[i], 0.125
         else:
-            k = len(nbrs[i])
+            k = len(nb)
             w = 3.0 / 16.0 if k == 3 else 3.0 / (8.0 * k)
-            own, others = 1.0 - k * w, nbrs[i]
+            own, others = 1.0 - k * w, nb
         rows += [i] * (1 + len(others))
         cols += [i, *others]
         vals += [own] + [w] * len(others)
     return rows, cols, vals
 
 
+def _boundary_rows(n: int, edges: np.ndarray, boundary: np.ndarray, bnbrs: list[list[int]], corners: set[int]):
+    """The new vertex of each boundary edge (a, b): the four-point rule ``(9 (a + b) - a' - b') / 16`` over the
+    boundary neighbours a' of a and b' of b (interpolating: the boundary curve passes through the old vertices);
+    beyond a corner the curve is extended straight (a' = 2 a - b)."""
+    rows, cols, vals = [], [], []
+    for e in np.flatnonzero(boundary):
+        a, b = (int(x) for x in edges[e])
+        w = {a: 9 / 16, b: 9 / 16}
+        for p, q in ((a, b), (b, a)):
+            other = [x for x in bnbrs[p] if x != q]
+            if p in corners or len(other) != 1:
+                w[p] -= 2 / 16  # - (2 p - q) / 16
+                w[q] += 1 / 16
+            else:
+                w[other[0]] = w.get(other[0], 0.0) - 1 / 16
+        rows += [n + e] * len(w)
+        cols += list(w)
+        vals += list(w.values())
+    return rows, cols, vals
+
+
 def loop_step(v: np.ndarray, tri: np.ndarray) -> tuple[tuple[np.ndarray, ...], np.ndarray, np.ndarray]:
     """One level of Loop subdivision of (v, tri): the weights of the new vertices over the old ones as (row,
     column, weight) triplets (old vertices first, then one per edge), the new triangles (4 per old one, same
-    winding) and each one's parent."""
+    winding) and each one's parent. Boundaries are interpolated (:func:`_even_rows`, :func:`_boundary_rows`)."""
     n = len(v)
     edges, side, count = _edges(tri)
     boundary = count == 1
-    rows, cols, vals = _even_rows(n, edges, boundary, _corners(v, edges, boundary))
-    e = np.arange(len(edges))
-    ends = np.where(boundary, 0.5, 0.375)
-    rows, cols, vals = [np.asarray(rows), n + e, n + e], [np.asarray(cols), edges[:, 0], edges[:, 1]], \
-        [np.asarray(vals, dtype=float), ends, ends]
+    nbrs, bnbrs = _neighbours(n, edges, boundary)
+    parts = [_even_rows(nbrs, bnbrs), _boundary_rows(n, edges, boundary, bnbrs, _corners(v, edges, boundary))]
+    e = np.flatnonzero(~boundary)
+    rows = [np.asarray(p[0], dtype=int) for p in parts] + [n + e, n + e]
+    cols = [np.asarray(p[1], dtype=int) for p in parts] + [edges[e, 0], edges[e, 1]]
+    vals = [np.asarray(p[2], dtype=float) for p in parts] + [np.full(len(e), 0.375)] * 2
     for k in range(3):  # the vertex opposite each triangle side weighs 1/8 on an interior edge
         inner = ~boundary[side[:, k]]
         rows.append(n + side[inner, k])
@@ -166,8 +193,8 @@ def skin_bones(weights: np.ndarray, bodies: list[str], rest: np.ndarray, jaw_piv
     ``jaw_pivot``) or a free vertex body (only translates; its rest position is ``rest[i]``). A drawn vertex ``v``
     gets each body's share of its weights. MuJoCo moves it by every bone as if it were rigidly attached to that bone,
     at its own rest position ``v``, so a bone carrying parents at rest centroid ``c`` with weight ``W`` adds the
-    error ``W (T(v) - T(c))``: for translating bodies these sum to ``W_jaw (c_jaw - v)``, the jaw's is
-    ``W_jaw R (v - c_jaw)``. Both are cancelled by pairs of bones with opposite weights whose bind positions differ
+    error ``W (T(v) - T(c))`` (``W c``: the weighted sum of those parents; weights may be negative): for translating
+    bodies these sum to ``W_jaw (c_jaw - v)``, the jaw's is ``W_jaw R (v - c_jaw)``. Both are cancelled by pairs of bones with opposite weights whose bind positions differ
     by :data:`OFFSET_LEVER` along an axis: on the head they add a constant vector, on the jaw a vector that turns
     with it. The vertex's total weight stays 1.
     """
@@ -181,10 +208,8 @@ def skin_bones(weights: np.ndarray, bodies: list[str], rest: np.ndarray, jaw_piv
     v = weights @ rest
     jaw = np.array([b == "jaw" for b in bodies])
     w_jaw = weights[:, jaw].sum(axis=1)
-    mixed = (w_jaw > 1e-12) & (w_jaw < 1.0 - 1e-12)
-    c_jaw = np.zeros_like(v)
-    c_jaw[mixed] = (weights[mixed][:, jaw] @ rest[jaw]) / w_jaw[mixed, None]
-    const = np.where(mixed[:, None], w_jaw[:, None] * (v - c_jaw), 0.0)  # to add, fixed: cancels W (c - v)
+    const = w_jaw[:, None] * v - weights[:, jaw] @ rest[jaw]  # W (v - c): to add, fixed, it cancels W (c - v)
+    const[np.abs(const) < 1e-12] = 0.0
     turning = -const  # to add, turning with the jaw: cancels W R (v - c)
     # a pair (weight a at bind + L e_k, -a at bind) adds -a L e_k (turned with the body)
     head_off, jaw_off = -const / OFFSET_LEVER, -turning / OFFSET_LEVER
@@ -204,3 +229,41 @@ def skin_bones(weights: np.ndarray, bodies: list[str], rest: np.ndarray, jaw_piv
 def _bone(body: str, bindpos: np.ndarray, w: np.ndarray) -> Bone:
     ids = np.flatnonzero(w != 0.0)
     return Bone(body, np.asarray(bindpos, dtype=float), ids, w[ids])
+
+
+def split_along(surface: RenderSurface, values: np.ndarray) -> tuple[RenderSurface, np.ndarray]:
+    """``surface`` with every triangle that the zero level of ``values`` (one per drawn vertex, linear over each
+    triangle) crosses cut in three along it, and which triangles lie where ``values < 0``.
+
+    The new vertices sit on the edges where the values cross zero, each a combination of its edge's two ends (so of
+    the skin's vertices too); neighbouring triangles share them. Materials and parents are kept."""
+    f = np.asarray(values, dtype=float)
+    f = np.where(f == 0.0, 1e-12, f)  # no vertex exactly on the line
+    weights, rows = list(surface.weights), {}
+    tris, parent, mats, inside = [], [], [], []
+
+    def cut(a, b):  # the vertex where edge a-b crosses zero
+        key = (min(a, b), max(a, b))
+        if key not in rows:
+            t = f[a] / (f[a] - f[b])
+            rows[key] = len(weights)
+            weights.append((1.0 - t) * surface.weights[a] + t * surface.weights[b])
+        return rows[key]
+
+    for k, tri in enumerate(surface.triangles.tolist()):
+        neg = [f[i] < 0 for i in tri]
+        if all(neg) or not any(neg):
+            pieces = [(tri, neg[0])]
+        else:
+            j = next(j for j in range(3) if neg[j] != neg[(j + 1) % 3] and neg[j] != neg[(j + 2) % 3])
+            a, b, c = tri[j], tri[(j + 1) % 3], tri[(j + 2) % 3]
+            ab, ac = cut(a, b), cut(a, c)
+            pieces = [((a, ab, ac), neg[j]), ((ab, b, c), not neg[j]), ((ab, c, ac), not neg[j])]
+        for t, side in pieces:
+            tris.append(t)
+            parent.append(surface.parent[k])
+            mats.append(surface.tri_material[k])
+            inside.append(side)
+    out = RenderSurface(weights=np.array(weights), triangles=np.array(tris, dtype=int),
+                        tri_material=np.array(mats), parent=np.array(parent))
+    return out, np.array(inside)

@@ -110,12 +110,11 @@ def test_the_drawn_face_follows_the_simulated_skin_exactly():
     import mujoco
 
     from facetwin.sim import render_surface as rs
+    from facetwin.sim import visuals
     from facetwin.sim.builder import skin_vertex_frames
 
     face = FaceModel.load("fast")
     m, d, skin = face.model, face.data, face.design.skin
-    bodies, local = skin_vertex_frames(face.design)
-    bid = np.array([m.body(b).id for b in bodies])
     scene = mujoco.MjvScene(m, 2000)
     face.reset()
     face.settle(mix_ctrl(face, {"ah": 1.0, "smile": 0.6}), 0.5)
@@ -124,16 +123,20 @@ def test_the_drawn_face_follows_the_simulated_skin_exactly():
     every_group.skingroup[:] = 1
     mujoco.mjv_updateScene(m, d, every_group, mujoco.MjvPerturb(), mujoco.MjvCamera(),
                            mujoco.mjtCatBit.mjCAT_ALL, scene)
-    now = d.xpos[bid] + np.einsum("nij,nj->ni", d.xmat[bid].reshape(-1, 3, 3), local)  # the skin's vertices
+    skin_bodies, _ = skin_vertex_frames(face.design)
     for levels, group, suffix in rs.DRAWINGS:
-        surface = rs.subdivide(skin.vertices, skin.triangles, skin.tri_material, levels)
-        assert len(surface.triangles) == 4**levels * len(skin.triangles)
-        assert np.allclose(surface.weights.sum(axis=1), 1.0) and (surface.weights >= 0).all()
-        drawn = surface.vertices(now)
-        for name, mat in (("face_skin", "skin"), ("face_lips", "lip")):
+        drawn = visuals.drawn_face(face.design, levels)
+        assert len(drawn.surface.triangles) >= 4**levels * len(skin.triangles)
+        assert np.allclose(drawn.surface.weights.sum(axis=1), 1.0)
+        # where the vertices the drawing combines are now: each rides rigidly on its body
+        bid = np.array([m.body(b).id for b in drawn.bodies(skin_bodies)])
+        origin = np.array([m.body_pos[i] if m.body(i).name != "head" else np.zeros(3) for i in bid])
+        now = d.xpos[bid] + np.einsum("nij,nj->ni", d.xmat[bid].reshape(-1, 3, 3), drawn.rest - origin)
+        expected = drawn.surface.vertices(now)
+        for name, mat in (("face_skin", "skin"), ("face_lips", "lip"), ("face_brows", "brow")):
             k = m.skin(name + suffix).id
             assert m.skin_group[k] == group
-            used = np.unique(surface.triangles[surface.tri_material == mat])
+            used = np.unique(drawn.surface.triangles[drawn.materials == mat])
             a, n = scene.skinvertadr[k], scene.skinvertnum[k]
             got = np.asarray(scene.skinvert[3 * a : 3 * (a + n)]).reshape(-1, 3)
-            assert n == len(used) and np.abs(got - drawn[used]).max() < 2e-6, f"{name + suffix} is off the skin"
+            assert n == len(used) and np.abs(got - expected[used]).max() < 2e-6, f"{name + suffix} is off the skin"
