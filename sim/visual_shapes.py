@@ -8,6 +8,7 @@ Sizes follow the face: ``s`` (:func:`scale`) is its inter-ocular distance over 6
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import numpy as np
 
@@ -157,6 +158,7 @@ def teeth_meshes(design: FaceDesign, upper: bool, origin: np.ndarray) -> tuple[t
 
 
 # ---------------------------------------------------------------------------------------------- head
+@lru_cache(maxsize=8)  # a design is immutable; the head and the drawn face both ask
 def outline(design: FaceDesign) -> np.ndarray:
     """The mask's outline (:func:`mesh_skin.outline_vertices`; on other faces: boundary vertices far from the
     openings), in order around the face."""
@@ -174,9 +176,11 @@ def outline(design: FaceDesign) -> np.ndarray:
     return b[np.argsort(np.arctan2(v[b, 2] - centre[1], v[b, 1] - centre[0]))]
 
 
+@lru_cache(maxsize=8)  # a design is immutable; the head and the drawn face both ask
 def cranium(design: FaceDesign) -> tuple[np.ndarray, np.ndarray]:
-    """Centre and semi-axes of the cranium: an ellipsoid through the mask's upper outline (1.5 % inside it), its
-    crown 1.3 face heights above the chin and its back 1.05 face heights behind the forehead's top."""
+    """Centre and semi-axes of the cranium: an ellipsoid just inside the mask's upper outline (the face's collar
+    bends onto it), its crown 1.3 face heights above the chin and its back 1.05 face heights behind the forehead's
+    top."""
     v = design.skin.vertices
     top = v[np.argmax(v[:, 2])]
     face_h = top[2] - v[:, 2].min()
@@ -188,10 +192,10 @@ def cranium(design: FaceDesign) -> tuple[np.ndarray, np.ndarray]:
         for cz in np.linspace(-0.04, 0.05, 46):
             a, c = cx - x_back, z_crown - cz
             xz = ((p[:, 0] - cx) / a) ** 2 + ((p[:, 2] - cz) / c) ** 2
-            if xz.max() >= 0.97:
+            if xz.max() >= 1.04:
                 continue
-            inv_b2 = max(np.sum((0.97 - xz) * p[:, 1] ** 2) / np.sum(p[:, 1] ** 4), 1e-6)
-            err = np.sum((xz + inv_b2 * p[:, 1] ** 2 - 0.97) ** 2)
+            inv_b2 = max(np.sum((1.04 - xz) * p[:, 1] ** 2) / np.sum(p[:, 1] ** 4), 1e-6)
+            err = np.sum((xz + inv_b2 * p[:, 1] ** 2 - 1.04) ** 2)
             if best is None or err < best[0]:
                 best = (err, np.array([cx, 0.0, cz]), np.array([a, inv_b2**-0.5, c]))
     return best[1], best[2]
@@ -208,20 +212,20 @@ def ellipsoid_points(centre, axes, n: int = 24) -> np.ndarray:
 
 def head_points(design: FaceDesign) -> np.ndarray:
     """Points whose convex hull is the head above the jaw: the outer ring of the face's collar (riding on the head,
-    1 mm inwards) and the cranium's surface where the face is not (outside the outline seen from the front, or
+    1.5 mm inwards) and the cranium's surface where the face is not (outside the outline seen from the front, or
     behind it)."""
     s, (c, ax) = scale(design), cranium(design)
     v = design.skin.vertices
     ring = outline(design)
     rim = collar_rim(design, jaw=False)
-    p = ellipsoid_points(c, ax, 36)
+    p = ellipsoid_points(c, ax, 64)
     behind_face = ~g.in_polygon(p[:, 1:], v[ring][:, 1:]) | (p[:, 0] < v[ring][:, 0].min() - 0.01 * s)
     low = p[:, 2] < np.where(p[:, 0] > c[0] - 0.02 * s, design.eye_centers[0, 2] - 0.03 * s, design.mouth_z)
     return np.vstack([rim, p[behind_face & ~low]])
 
 
 def collar_rim(design: FaceDesign, jaw: bool) -> np.ndarray:
-    """The collar's outer ring where it rides on the jaw (``jaw``) or not, 1 mm towards the head's vertical axis
+    """The collar's outer ring where it rides on the jaw (``jaw``) or not, 1.5 mm towards the head's vertical axis
     (the mask's outline on a face without a collar)."""
     s, (c, _) = scale(design), cranium(design)
     if len(design.skin.vertices) == CANONICAL_VERTICES:
@@ -231,25 +235,23 @@ def collar_rim(design: FaceDesign, jaw: bool) -> np.ndarray:
         ids = outline(design)
         p = design.skin.vertices[ids][(design.skin.attach[ids] == "jaw") == jaw]
     axis = np.stack([np.full(len(p), c[0]), np.zeros(len(p)), p[:, 2]], axis=1)
-    return p + 0.001 * s * (axis - p) / np.linalg.norm(axis - p, axis=1, keepdims=True)
+    return p + 0.0015 * s * (axis - p) / np.linalg.norm(axis - p, axis=1, keepdims=True)
 
 
 def hair_mesh(design: FaceDesign) -> tuple[np.ndarray, np.ndarray]:
-    """The hair: a cap 1 to 4 mm over the cranium, down to a hairline 26 mm above the forehead's top at the front,
+    """The hair: a cap (a surface) 3 mm over the cranium, down to a hairline over the collar's top edge at the front,
     30 mm above the eyes at the sides and the mouth's height at the back."""
     s, (c, ax) = scale(design), cranium(design)
-    v = design.skin.vertices
     az = np.linspace(-np.pi, np.pi, 33)
-    z_front, z_side = v[:, 2].max() + 0.026 * s, design.eye_centers[0, 2] + 0.032 * s
+    z_front, z_side = collar(design)[0][:, 2].max() - 0.004 * s, design.eye_centers[0, 2] + 0.032 * s
     z_back = design.mouth_z
     z_line = z_side + (z_front - z_side) * np.clip(np.cos(az), 0, 1) ** 1.5 \
         + (z_back - z_side) * np.clip(-np.cos(az), 0, 1) ** 1.5
     el0 = np.arcsin(np.clip((z_line - c[2]) / ax[2], -0.99, 0.99))
     unit, faces = band_mesh((1.0, 2.0), az, el0, np.full_like(az, 0.5 * np.pi - 1e-3), n_el=7)
-    half = len(unit) // 2  # outer layer first (radius 2), inner after (radius 1)
-    dirs = unit / np.linalg.norm(unit, axis=1, keepdims=True)
-    grow = np.where(np.arange(len(unit)) < half, 0.004 * s, 0.001 * s)[:, None]
-    return c + dirs * (ax + grow), faces
+    half = len(unit) // 2  # outer layer first (radius 2): only it is drawn (the inside is never seen)
+    dirs = unit[:half] / np.linalg.norm(unit[:half], axis=1, keepdims=True)
+    return c + dirs * (ax + 0.003 * s), faces[(faces < half).all(axis=1)]
 
 
 def filler_points(design: FaceDesign) -> np.ndarray:
@@ -264,9 +266,10 @@ def filler_points(design: FaceDesign) -> np.ndarray:
 COLLAR = (0.007, 0.009)  # m (times s): the collar's two rings, the mask's surface continued, then bent back
 
 
+@lru_cache(maxsize=8)  # a design is immutable; the head and the drawn face both ask
 def collar(design: FaceDesign) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A band drawn around the mask's outline (render only): its vertices (two rings: the surface continued
-    outwards, then bent back towards the head), its triangles (vertex ids after the skin's, wound like the skin's)
+    outwards, then bent back towards the head, ending on the cranium above the mouth), its triangles (vertex ids after the skin's, wound like the skin's)
     and each vertex's attachment (its outline vertex's: head or jaw)."""
     from .mesh_skin import boundary_vertices
 
@@ -288,6 +291,12 @@ def collar(design: FaceDesign) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     back = d - 0.8 * np.array([1.0, 0.0, 0.0])
     ring1 = v[ring] + COLLAR[0] * s * d
     ring2 = ring1 + COLLAR[1] * s * back / np.linalg.norm(back, axis=1, keepdims=True)
+    # above the mouth the collar ends on the cranium, so that the head goes on from it without a step
+    c, ax = cranium(design)
+    w = np.clip((v[ring, 2] - design.mouth_z) / (design.eye_centers[0, 2] - design.mouth_z), 0.0, 1.0)[:, None]
+    for r, share in ((ring1, 0.5), (ring2, 1.0)):
+        on = c + (r - c) / np.sqrt((((r - c) / ax) ** 2).sum(axis=1, keepdims=True))
+        r += share * w * (on - r)
     n, m = len(v), len(ring)
     faces = []
     for k in range(m):

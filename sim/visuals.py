@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -45,7 +46,7 @@ from .visual_shapes import (
 
 SKIN_RGBA = (0.86, 0.67, 0.56, 1.0)  # the skin's mean colour (the face's texture varies around it)
 LIP_RGBA = (0.72, 0.36, 0.36, 1.0)
-DETAIL_GROUP = 0  # geom group of small details (lashes, limbus, inner ears and eye corners, gums, throat): drawn by
+DETAIL_GROUP = 0  # geom group of small details (lashes, limbus, ears, inner eye corners, gums, throat): drawn by
 # default, left out of the small "obs" images (facetwin.sim.render.PRESETS)
 _DETAIL = f' group="{DETAIL_GROUP}"'
 
@@ -91,6 +92,7 @@ class DrawnFace:
         return list(skin_bodies) + [str(a) for a in self.attach[len(skin_bodies):]]
 
 
+@lru_cache(maxsize=8)  # a design is immutable: both variants of a face draw it alike
 def drawn_face(design: FaceDesign, levels: int) -> DrawnFace:
     """The face as drawn with ``levels`` of subdivision: the skin and, on a canonical-topology face, a collar
     around its outline (:func:`collar`); each triangle its parent's material (skin or lip) or ``brow`` inside the
@@ -121,9 +123,9 @@ def skin_texcoords(drawn_rest: np.ndarray, design: FaceDesign) -> np.ndarray:
     return np.clip(0.5 + 0.5 * (drawn_rest[:, 1:] - centre) / half, 0.0, 1.0)
 
 
-def _mesh(name: str, v: np.ndarray, f: np.ndarray | None = None) -> str:
+def _mesh(name: str, v: np.ndarray, f: np.ndarray | None = None, extra: str = "") -> str:
     face = "" if f is None else f' face="{_ints(f)}"'
-    return f'    <mesh name="{name}" vertex="{_f(v)}"{face}/>'
+    return f'    <mesh name="{name}" vertex="{_f(v)}"{face}{extra}/>'
 
 
 def lid_meshes(design: FaceDesign) -> list[str]:
@@ -167,9 +169,9 @@ def asset_xml(design: FaceDesign) -> list[str]:
         '    <material name="pupil" rgba="0.02 0.02 0.02 1" specular="0.8" shininess="1"/>',
         '    <material name="caruncle" rgba="0.74 0.50 0.46 1" specular="0.5" shininess="0.7"/>',
         '    <material name="mouth" rgba="0.22 0.05 0.06 1" specular="0.1"/>',
-        '    <material name="teeth" rgba="0.93 0.91 0.84 1" specular="0.5" shininess="0.7"/>',
+        '    <material name="teeth" rgba="0.96 0.94 0.88 1" specular="0.5" shininess="0.7"/>',
         '    <material name="gum" rgba="0.80 0.42 0.42 1" specular="0.4" shininess="0.6"/>',
-        '    <material name="tongue" rgba="0.74 0.36 0.38 1" specular="0.35" shininess="0.5"/>',
+        '    <material name="tongue" rgba="0.80 0.42 0.44 1" specular="0.35" shininess="0.5"/>',
         '    <material name="hair" texture="hair_tex" rgba="1 1 1 1" specular="0.12" shininess="0.2"/>',
         '    <material name="ear_inner" rgba="0.74 0.55 0.46 1" specular="0.1"/>',
         '    <material name="shirt" rgba="0.25 0.32 0.42 1" specular="0.1"/>',
@@ -180,7 +182,7 @@ def asset_xml(design: FaceDesign) -> list[str]:
         (tv, tf), (gv, gf) = teeth_meshes(design, upper, origin)
         tag = "upper" if upper else "lower"
         L += [_mesh(f"teeth_{tag}", tv, tf), _mesh(f"gums_{tag}", gv, gf)]
-    L += [_mesh("cranium", head_points(design)), _mesh("hair", *hair_mesh(design)),
+    L += [_mesh("cranium", head_points(design)), _mesh("hair", *hair_mesh(design), ' inertia="shell"'),
           _mesh("jaw_filler", filler_points(design) - np.asarray(design.jaw_pivot, dtype=float))]
     return L
 
@@ -199,7 +201,7 @@ def head_xml(design: FaceDesign) -> list[str]:
         y = ax[1] * math.sqrt(max(1 - ((ear_x - c[0]) / ax[0]) ** 2 - ((ear_z - c[2]) / ax[2]) ** 2, 0.0))
         tilt = f' euler="{side * 0.25:.3g} -0.2 0"'
         L += [_ellipsoid(f"ear_{tag}", [ear_x, side * (y + 0.002 * s), ear_z], np.array([0.012, 0.006, 0.029]) * s,
-                         "skin_body", tilt),
+                         "skin_body", tilt + _DETAIL),
               _ellipsoid(f"ear_inner_{tag}", [ear_x + 0.001 * s, side * (y + 0.0062 * s), ear_z - 0.004 * s],
                          np.array([0.0065, 0.003, 0.014]) * s, "ear_inner", tilt + _DETAIL)]
         inner = v[EYES[0 if side < 0 else 1][8]] if len(v) == CANONICAL_VERTICES else design.eye_center(side)
@@ -246,7 +248,7 @@ def jaw_xml(design: FaceDesign) -> list[str]:
     return [
         '        <geom name="teeth_lower" type="mesh" mesh="teeth_lower" material="teeth"/>',
         f'        <geom name="gums_lower" type="mesh" mesh="gums_lower" material="gum"{_DETAIL}/>',
-        f'  {_ellipsoid("tongue", np.array([lx - 0.025 * s, 0, lz - 0.0085 * s]) - o, np.array([0.022, 0.016, 0.007]) * s, "tongue")}',
+        f'  {_ellipsoid("tongue", np.array([lx - 0.026 * s, 0, lz - 0.006 * s]) - o, np.array([0.023, 0.017, 0.007]) * s, "tongue")}',
         f'  {_ellipsoid("mouth_floor", np.array([lx - 0.026 * s, 0, lz - 0.014 * s]) - o, np.array([0.022, 0.021, 0.009]) * s, "mouth")}',
         '        <geom name="jaw_filler" type="mesh" mesh="jaw_filler" material="skin_body"/>',
     ]
@@ -259,9 +261,9 @@ def room_xml(design: FaceDesign) -> list[str]:
     chin = v[:, 2].min()
     neck_x = -0.018 * s
     return [
-        '      <light name="key" pos="0.55 -0.2 0.3" dir="-0.84 0.3 -0.45" diffuse="0.55 0.53 0.5" '
+        '      <light name="key" pos="0.55 -0.2 0.3" dir="-0.84 0.3 -0.45" diffuse="0.5 0.48 0.45" '
         'specular="0.2 0.2 0.2" cutoff="25" exponent="1" castshadow="true"/>',
-        '      <light name="fill" pos="0.5 0.4 0.0" dir="-0.78 -0.62 0.0" diffuse="0.3 0.3 0.33" '
+        '      <light name="fill" pos="0.5 0.4 0.0" dir="-0.78 -0.62 0.0" diffuse="0.34 0.34 0.37" '
         'specular="0.05 0.05 0.05" cutoff="50" castshadow="false"/>',
         '      <light name="rim" pos="-0.4 0.3 0.4" dir="0.6 -0.4 -0.5" diffuse="0.3 0.3 0.32" '
         'specular="0.1 0.1 0.1" cutoff="40" castshadow="false"/>',
