@@ -6,6 +6,11 @@ through the "video" preset (640x480) by the mirror camera. FaceMesh runs on ever
 tracking carries a lost face over). The camera's raw image is used, as a camera filming a person sees it: FaceMesh
 names a face's landmarks as the person's own, so a mirrored image would swap its left and right ids; the twin's true
 landmark pixels come from :meth:`MirrorRenderer.project_landmarks` with the same (raw, ``mirror=False``) flip.
+
+Measured on the built-in face: found in 30 of 30 frames; landmark error median 1.5 %, 90th percentile 3.2 % of the
+inter-ocular distance (outer eye corners 33-263), lips 1.5 %.
+
+The drawn face itself (a subdivided skin, render only) is checked to follow the simulated skin exactly.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import pytest
 
 from facetwin.sim import FaceModel
 from facetwin.sim.expressions import mix_ctrl
+from facetwin.sim.landmarks import lip_landmark_ids
 from facetwin.sim.render import MirrorRenderer
 
 N_FRAMES = 30
@@ -99,7 +105,10 @@ def test_facemesh_landmarks_land_on_the_twins_landmarks(filmed):
     med, p90 = float(np.median(e)), float(np.percentile(e, 90))
     print(f"landmark error: median {100 * med:.2f} %, 90th percentile {100 * p90:.2f} % of the inter-ocular distance")
     assert med < MEDIAN_ERROR_MAX, f"median landmark error {100 * med:.2f} % of the inter-ocular distance"
-    # the mouth is measured as well as the rest of the face: the speaking frames are not read short
+    # the speaking mouth is read as well as the rest of the face
+    lips = np.isin(np.asarray(filmed["ids"]), lip_landmark_ids())
+    assert np.median(e[:, lips]) < MEDIAN_ERROR_MAX, f"lips: median error {100 * np.median(e[:, lips]):.2f} %"
+    # and no landmark is far off in most frames (the worst: the forehead's top, 10, read ~10 % low at the hairline)
     assert np.median(e, axis=0).max() < 0.15, "some landmark is far off in most frames"
 
 
