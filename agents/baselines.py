@@ -136,14 +136,15 @@ def amplitude_controls(
 
 
 # ------------------------------------------------------------------------------------------------ viseme rule
-def viseme_rule_controls(timeline: Timeline, n_frames: int, *, fps: float = 30.0, lead_frames: int = 2,
+def viseme_rule_controls(timeline: Timeline, n_frames: int, *, fps: float = 30.0, lead_frames: int = 1,
                          seal_lead_frames: int = 1) -> np.ndarray:
     """(n_frames, 26) commands from a phoneme timeline: the :data:`VISEME_POSES` pose of every viseme segment
     (:func:`facetwin.audio.visemes.viseme_segments`: phones split into their viseme parts, gaps as ``sil``, long
     segments tiled) at the segment's centre, linearly interpolated in between; every frame sampling a bilabial
     (``PP``) segment, and at least the one nearest its centre, holds the ``"mm"`` seal, starting
     ``seal_lead_frames`` frames earlier (the jaw needs a head start to shut from a vowel). Row ``k`` is the pose of
-    time ``(k + lead_frames) / fps`` (the face needs ~2 frames to reach a pose).
+    time ``(k + lead_frames) / fps`` (the face needs ~1 frame to reach a pose: on the training corpus's held-out sentences and language, a lead of 1
+    frame rather than 2 brought the median offset from -44 ms to -11 ms and closure from 88 % to 94 %).
     """
     fps = _check_fps(fps)
     if isinstance(n_frames, bool) or not isinstance(n_frames, (int, np.integer)) or n_frames < 1:
@@ -260,7 +261,7 @@ class BabbleBank:
         return np.argmin(d, axis=1)
 
 
-def nearest_neighbour_controls(target_lips, bank: BabbleBank, *, lead_frames: int = 2) -> np.ndarray:
+def nearest_neighbour_controls(target_lips, bank: BabbleBank, *, lead_frames: int = 1) -> np.ndarray:
     """(T, 26) commands: row ``k`` = the commands of the bank entry whose lip shape is nearest the shape of target
     frame ``k + lead_frames`` (clamped to the clip; shape = ``target_lips`` (T, 40, 3) minus its mean over the 40
     points)."""

@@ -6,12 +6,12 @@
    a phone timeline (a transcript aligned to the recording, a song's or TTS's own phones: certain events and the
    exact lip track).
 2. **How the face does it** (:class:`MouthController`, settings :data:`CONTROLLER_DEFAULTS`): the command of
-   control period ``k`` aims at plan frame ``k + shape_lead`` (the servos and the skin need ~2 frames to get
+   control period ``k`` aims at plan frame ``k + shape_lead`` (the servos and the skin need ~1 frame to get
    there); an event of plan frames ``k + a .. k + b`` (``*_window = (a, b)``) is served by command ``k``:
 
    | plan | command ``k`` |
    |---|---|
-   | a seal is likely in ``seal_window`` (``closure_p > seal_threshold``) | :data:`SEAL_POSE`: the lower lip pressed up, the upper down, the jaw shut (a /b/ lasts ~1 frame; the face needs ~3 to shut from a vowel) |
+   | a seal is likely in ``seal_window`` (``closure_p > seal_threshold``) | :data:`SEAL_POSE`: the lower lip pressed up, the upper down, the jaw shut (a /b/ lasts ~1 frame; the face needs ~2 to shut from a wide vowel) |
    | rounding likely in ``round_window`` (``rounded_p > round_threshold``) | the face's own lip shape (:mod:`facetwin.sim.lip_shapes`) nearest to a rounded mouth: at most ``ROUND_WIDTH`` x the neutral width, ``ROUND_APERTURE_MM`` apart, ``ROUND_PROTRUSION_MM`` forward, through the inverse self-model |
    | an open vowel likely in ``open_window`` (``open_p > open_threshold``) | the same with the aperture at least ``OPEN_APERTURE_MM`` |
    | otherwise | the face's own lip shape nearest to the plan's lips at ``k + shape_lead``, through the inverse self-model |
@@ -101,15 +101,17 @@ ROUND_APERTURE_MM = (3.0, 7.0)
 ROUND_PROTRUSION_MM = 2.0
 #: controller defaults per mode, chosen on the held-out sentences and held-out language of the training corpus
 #: (training voices; never on real recordings nor on the held-out voices). Offline, thresholds of 0.4 rather than
-#: 0.5 gained 3 points of closure and 7 of rounding for 0.05 mm of lip error; streaming, they gained nothing.
+#: 0.5 gained 3 points of closure and 7 of rounding for 0.05 mm of lip error; streaming, they gained nothing. With
+#: the canonical-mesh face (faster servos) a lead of 1 frame and seals served from the command's own frame brought
+#: the median offset from -32 ms to ~0 and closure +3 points (offline) / +2.5 (stream) on that tuning set.
 #: ``*_window``: command k serves an event of plan frames k + a .. k + b; ``shape_lead``: command k aims at the
 #: lip shape of frame k + shape_lead; ``seal_early``: a wide-open mouth (the previous command settles above
 #: SEAL_EARLY_MM) starts sealing this many frames sooner (it needs ~3 frames to shut, a half-open one ~2).
 SEAL_EARLY_MM = 8.0
 CONTROLLER_DEFAULTS: dict[str, dict] = {
-    "offline": {"shape_lead": 2, "seal_window": (1, 2), "seal_early": 0, "round_window": (0, 2),
+    "offline": {"shape_lead": 1, "seal_window": (0, 1), "seal_early": 0, "round_window": (0, 2),
                 "open_window": (1, 1), "seal_threshold": 0.4, "round_threshold": 0.4, "open_threshold": 0.5},
-    "stream": {"shape_lead": 2, "seal_window": (1, 2), "seal_early": 0, "round_window": (0, 2),
+    "stream": {"shape_lead": 1, "seal_window": (0, 1), "seal_early": 0, "round_window": (0, 2),
                "open_window": (1, 1), "seal_threshold": 0.5, "round_threshold": 0.5, "open_threshold": 0.5},
 }
 

@@ -82,7 +82,10 @@ def test_bank_from_babble_and_exact_nearest(tmp_path):
     u = nearest_neighbour_controls(lips, shipped, lead_frames=0)
     _check(u, 5)
     assert np.array_equal(u, shipped.ctrl[j].astype(float))
-    assert np.array_equal(nearest_neighbour_controls(lips, shipped)[:3], shipped.ctrl[[17, 2500, 2500]].astype(float))
+    # led by one frame (the default): row k is the pick for target k + 1
+    assert np.array_equal(nearest_neighbour_controls(lips, shipped)[:3], shipped.ctrl[[17, 17, 2500]].astype(float))
+    assert np.array_equal(nearest_neighbour_controls(lips, shipped, lead_frames=2)[:3],
+                          shipped.ctrl[[17, 2500, 2500]].astype(float))
 
 
 def test_played_baselines_on_heldout_clips():

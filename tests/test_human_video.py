@@ -17,7 +17,7 @@ import torch
 
 from facetwin.agents.human_video import STABLE_IDS, VideoLips, extract_lip_track, ingest_video, retarget
 from facetwin.audio.corpus import CORPUS_NPZ_KEYS, CORPUS_VERSION, load_item
-from facetwin.audio.lip_track import lip_displacements
+from facetwin.audio.lip_track import lip_displacements, neutral_measures
 from facetwin.cli.learning import add_ingest_arguments, main_ingest
 from facetwin.sim.landmarks import lip_landmark_ids, neutral_lip_landmarks_mm
 
@@ -27,16 +27,19 @@ SENTENCE = "Bob and Mary met my mom by the pool."
 
 
 # ---------------------------------------------------------------------------------------------- synthetic person
+NEUTRAL_W = neutral_measures()["width_mm"]  # the twin's neutral mouth width (61-291)
+
+
 def _synthetic_person(n: int = 50, video_fps: float = 25.0, seed: int = 0):
     """VideoLips of a 'person' whose lips are the twin's lip model, filmed at 2 px/mm with head roll, zoom and
     translation, and the per-frame truth (aperture, width, protrusion in mm)."""
     rng = np.random.default_rng(seed)
     t = np.arange(n) / video_fps
     ap = 2.5 + 4.5 * (1.0 + np.sin(2 * np.pi * 1.3 * t))  # 2.5 .. 11.5 mm; the rest face has 2 mm
-    width = 50.0 + 8.0 * np.sin(2 * np.pi * 0.7 * t)
+    width = NEUTRAL_W + 8.0 * np.sin(2 * np.pi * 0.7 * t)
     prot = 2.0 * np.clip(np.sin(2 * np.pi * 0.5 * t + 1.0), 0.0, None)
     ap[:12] = 2.0  # a rest stretch: the most closed frames are the neutral face
-    width[:12], prot[:12] = 50.0, 0.0
+    width[:12], prot[:12] = NEUTRAL_W, 0.0
     k = 2.0  # px per mm
 
     def to_img(head_mm):  # camera view: image x = head y, image y = -head z, image z = -head x
@@ -77,13 +80,13 @@ def test_retarget_recovers_a_synthetic_person_exactly():
 
     # displacement from rest x 0.9 in the head frame, aperture absolute (the rest face is the twin's 2 mm)
     np.testing.assert_allclose(lips["aperture_mm"], expect(0.9 * truth["aperture_mm"]), atol=1e-6)
-    np.testing.assert_allclose(lips["width_mm"], expect(50.0 + 0.9 * (truth["width_mm"] - 50.0)), atol=1e-6)
+    np.testing.assert_allclose(lips["width_mm"], expect(NEUTRAL_W + 0.9 * (truth["width_mm"] - NEUTRAL_W)), atol=1e-6)
     np.testing.assert_allclose(lips["protrusion_mm"], expect(0.9 * truth["protrusion_mm"]), atol=1e-6)
     near = np.clip(np.rint(tk * vl.fps).astype(int), 0, len(vl) - 1)
     assert np.array_equal(lips["observed"], ok[near]) and not lips["observed"].all()
     assert np.array_equal(lips["closure"], lips["aperture_mm"] <= 1.0)
     assert not lips["closure"].any()  # 0.9 x 2 mm at rest: never sealed
-    assert np.array_equal(lips["rounded"], lips["width_mm"] <= 45.0) and lips["rounded"].any()
+    assert np.array_equal(lips["rounded"], lips["width_mm"] <= 0.9 * NEUTRAL_W) and lips["rounded"].any()
 
     # relative aperture: the twin's neutral 2 mm + 0.9 x the change; n_frames fixes the length (ends held)
     rel = retarget(vl, absolute_aperture=False, n_frames=T + 10)
