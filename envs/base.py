@@ -2,7 +2,7 @@
 
 A subclass defines a task (its observation space, observation and reward terms); :class:`FaceEnv` does the rest:
 
-* the face: a :class:`facetwin.sim.FaceModel` (``variant="fast"`` by default: physics at 60 Hz, 2 substeps per
+* the face: a :class:`facetwin.sim.FaceModel` (``variant="fast"`` by default: physics at 90 Hz, 3 substeps per
   30 Hz control step); one ``step()`` = one control step = 1/30 s;
 * the action: ``Box(-1, 1, (26,), float32)`` in actuator order (``env.unwrapped.actuator_names``), interpreted by
   ``action_mode``:
@@ -71,7 +71,7 @@ class FaceEnv(gym.Env):
 
     | argument | default | meaning |
     |---|---|---|
-    | ``variant`` | ``"fast"`` | ``FaceModel`` variant: ``"fast"`` (60 Hz physics, training) or ``"full"`` (300 Hz reference) |
+    | ``variant`` | ``"fast"`` | ``FaceModel`` variant: ``"fast"`` (90 Hz physics, training) or ``"full"`` (300 Hz reference) |
     | ``face`` | ``None`` | an existing ``FaceModel`` to use instead of loading one (the env then owns its state) |
     | ``action_mode`` | ``"absolute"`` | ``"absolute"`` motor targets or ``"delta"`` increments of ``max_delta`` |
     | ``max_delta`` | 0.2 | largest command change per step in ``"delta"`` mode (normalized units) |

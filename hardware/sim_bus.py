@@ -13,7 +13,7 @@ behave; :class:`SimCamera` watches it like the robot's camera. :func:`random_tru
 | ``relax(channels)`` | the motor goes to its rest command (``jaw_open`` -1, all others 0), through the same delay |
 | ``read(channels)`` | present positions in servo units: :meth:`FaceModel.motor_positions` through the true mapping |
 | ``set_latency(channels, ms)`` | change those motors' delay (the calibration's reference twin simulates fractional delays with it) |
-| ``advance(seconds)`` | steps the physics; time moves in whole physics substeps (1/60 s in "fast", 1/300 s in "full") |
+| ``advance(seconds)`` | steps the physics; time moves in whole physics substeps (1/90 s in "fast", 1/300 s in "full") |
 | ``time`` | simulated seconds since the last :meth:`reset` |
 
 Latency resolution: continuous, to first order. A goal that arrives inside a physics substep gets the substep the

@@ -245,5 +245,5 @@ def test_fast_variant_tracks_the_reference():
         tracks[variant] = np.array(track)
     lips = region_mask("lips_outer", "lips_inner")
     err = np.linalg.norm(tracks["fast"] - tracks["full"], axis=2)[:, lips]
-    assert err.mean() < 0.6, f"mean lip deviation {err.mean():.2f} mm"
+    assert err.mean() < 0.5, f"mean lip deviation {err.mean():.2f} mm"  # issue 13: within 0.5 mm (mean)
     assert np.percentile(err, 99) < 3.0
