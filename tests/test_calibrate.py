@@ -95,7 +95,7 @@ def test_sim_bus_maps_units_through_the_truth_after_the_latency(face):
 
 
 def test_sim_bus_latency_is_not_rounded_to_substeps(face):
-    with SimBus(_truth(0.25 * 1000 / 120), face=face) as bus:  # a quarter of a physics substep
+    with SimBus(_truth(0.25 * 1000 * face.sim_dt), face=face) as bus:  # a quarter of a physics substep
         bus.advance(bus.dt)
         bus.write([1], [1920.0])  # u = +0.2: the force stays in range
         bus.advance(bus.dt)

@@ -51,9 +51,9 @@ def test_export_xml_fast_variant_has_fewer_substeps_and_a_larger_timestep(tmp_pa
     full = _export(tmp_path / "full.xml")
     fast = _export(tmp_path / "fast.xml", "--variant", "fast")
     n_full, n_fast = int(full.numeric("substeps").data[0]), int(fast.numeric("substeps").data[0])
-    assert n_fast < n_full and (n_full, n_fast) == (10, 4)
+    assert n_fast < n_full and (n_full, n_fast) == (10, 3)
     assert fast.opt.timestep > full.opt.timestep
-    assert fast.opt.timestep == pytest.approx(1.0 / 120.0)
+    assert fast.opt.timestep == pytest.approx(1.0 / 90.0)
     # one control step (1/30 s) is the same time in both
     assert n_fast * fast.opt.timestep == pytest.approx(n_full * full.opt.timestep) == pytest.approx(1.0 / 30.0)
     # same face: same sizes, same actuators
@@ -200,7 +200,7 @@ def test_demo_refuses_non_positive_seconds(tmp_path, capsys):
 _ROW = re.compile(r"^\s+(\d+)\s+(\S+)\s+(\S+)\s+(-?[\d.]+)\s+(.*)$")
 
 
-@pytest.mark.parametrize("variant, substeps", [("full", 10), ("fast", 4)])
+@pytest.mark.parametrize("variant, substeps", [("full", 10), ("fast", 3)])
 def test_info_lists_the_26_actuators(capsys, variant, substeps):
     assert main(["info", "--variant", variant]) == 0
     out = capsys.readouterr().out

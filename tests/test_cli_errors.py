@@ -34,6 +34,7 @@ COMMANDS = {
     "export-policy": ["export-policy", "run", "--out", "{}"],
     "train-self-model": ["train-self-model", "--babble", "b.npz", "--out", "{}"],
     "build-lip-shapes": ["build-lip-shapes", "--out", "{}"],
+    "build-face": ["build-face", "--mesh", "face.obj", "--out", "{}"],
 }
 
 

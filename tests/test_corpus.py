@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from facetwin.audio.corpus import CORPUS_NPZ_KEYS, build_corpus, load_item
+from facetwin.audio.corpus import CORPUS_NPZ_KEYS, CORPUS_VERSION, build_corpus, load_item
 from facetwin.audio.corpus_plan import load_sentences
 from facetwin.audio.io import load_audio
 from facetwin.audio.timeline import Timeline
@@ -27,7 +27,7 @@ def test_manifest_and_layout(corpus):
     out, m = corpus
     on_disk = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
     assert on_disk == m
-    assert m["version"] == 2 and m["fps"] == 30.0 and m["sr"] == 16000 and m["languages"] == list(LANGS)
+    assert m["version"] == CORPUS_VERSION and m["fps"] == 30.0 and m["sr"] == 16000 and m["languages"] == list(LANGS)
     speech = [it for it in m["items"] if it["kind"] == "speech"]
     songs = [it for it in m["items"] if it["kind"] == "song"]
     assert len(speech) == 12 and {it["lang"] for it in speech} == set(LANGS)

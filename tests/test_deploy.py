@@ -150,11 +150,12 @@ def test_deploy_on_the_sim_moves_the_twin_in_time_with_the_audio(speech, tmp_pat
     assert len(ap_led) == len(ap_ref)
     # the mouth opens and shuts (Bob, mom: bilabial seals)
     assert ap_ref.max() > 6.0 and ap_ref[10:].min() < 1.0
-    # led by its latency, the slow twin's mouth follows the audio as the instant one does (measured: max 0.67 mm,
-    # mean 0.17 mm; SimBus applies a delayed command through its force-averaging path, which differs a little from
-    # the undelayed one during fast moves: the seals and re-openings of the lip-sync commands) ...
+    # led by its latency, the slow twin's mouth follows the audio as the instant one does (measured: max 1.65 mm,
+    # mean 0.33 mm with the canonical-mesh face, 0.67 / 0.17 mm with the old one; SimBus applies a delayed command
+    # through its force-averaging path, which differs a little from the undelayed one during fast moves: the seals
+    # and re-openings of the lip-sync commands, sharper now that the lips touch and the servos are faster) ...
     diff = np.abs(ap_led - ap_ref)
-    assert diff.max() < 1.5 and diff.mean() < 0.3
+    assert diff.max() < 2.0 and diff.mean() < 0.4
     # ... where without the lead it would trail by 67 ms, off by several mm
     assert np.abs(ap_ref[2:] - ap_ref[:-2]).max() > 3.0
 

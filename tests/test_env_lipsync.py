@@ -104,6 +104,19 @@ def test_episode_is_the_clip_and_scripted_track_beats_neutral(env, corpus):
     assert all(s > n for s, n in zip(scripted_total, neutral_total))
 
 
+def test_scripted_jaw_table_is_the_face_s_own():
+    """AH_APERTURE (the scripted baseline's jaw table) is what the built-in face settles to (within 0.1 mm)."""
+    from facetwin.envs.lip_sync import AH_APERTURE, AH_LEVELS
+    from facetwin.sim.expressions import mix_ctrl
+    from facetwin.sim.model import FaceModel
+
+    face = FaceModel.load("fast")
+    for level, aperture in list(zip(AH_LEVELS, AH_APERTURE))[::2]:
+        face.reset()
+        face.settle(mix_ctrl(face, {"ah": float(level)}), 1.0)
+        assert face.mouth()["aperture_mm"] == pytest.approx(aperture, abs=0.1)
+
+
 def test_audio_window_is_the_corpus_features_at_the_right_frames(corpus):
     out, manifest = corpus
     env = LipSyncEnv(corpus_dir=out, split="all", context_frames=4, lookahead_frames=2)
