@@ -17,24 +17,23 @@ From the surface to a :class:`~facetwin.sim.geometry.SkinMesh`:
 
 from __future__ import annotations
 
-import csv
-import io
-from collections import Counter
 from functools import lru_cache
-from importlib import resources
 
 import numpy as np
+import trimesh
 
 from . import geometry as g
 from .face_mesh import LEFT_EYE as EYE_L
 from .face_mesh import (
     LOWER_INNER_LIP,
     UPPER_INNER_LIP,
+    boundary_loops,
     canonical_face,
     eye_triangles,
     mouth_slit_triangles,
 )
 from .face_mesh import RIGHT_EYE as EYE_R
+from .landmarks import load_schema
 
 OUTER_LIP = (61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291, 375, 321, 405, 314, 17, 84, 181, 91, 146)
 BROW_R = (55, 65, 52, 53, 46)
@@ -75,8 +74,9 @@ def cut_openings() -> np.ndarray:
 
 def boundary_vertices(tri: np.ndarray) -> np.ndarray:
     """Vertices on an edge used by one triangle only (the outline and the openings' rims)."""
-    edges = Counter(tuple(sorted((int(a), int(b)))) for t in tri for a, b in ((t[0], t[1]), (t[1], t[2]), (t[2], t[0])))
-    return np.array(sorted({v for e, n in edges.items() if n == 1 for v in e}), dtype=int)
+    surface = trimesh.Trimesh(np.zeros((int(tri.max()) + 1, 3)), tri, process=False)
+    loops = boundary_loops(surface)
+    return np.unique(np.concatenate(loops)) if loops else np.zeros(0, dtype=int)
 
 
 def outline_vertices(skin: g.SkinMesh) -> np.ndarray:
@@ -112,10 +112,7 @@ def _attach(v: np.ndarray, tri: np.ndarray) -> np.ndarray:
 @lru_cache(maxsize=1)
 def schema_points() -> dict[str, int]:
     """Named skin points of the landmark schema (``ring1_u3`` ...) -> their MediaPipe ids."""
-    text = (resources.files("facetwin.assets.data") / "landmarks.csv").read_text(encoding="utf-8")
-    rows = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
-    return {r["ref"]: int(r["mp_id"]) for r in csv.DictReader(io.StringIO("\n".join(rows)))
-            if r["source"] == "vertex" and not r["ref"].startswith("yz:")}
+    return {lm.ref: lm.mp_id for lm in load_schema() if lm.source == "vertex" and not lm.ref.startswith("yz:")}
 
 
 NEUTRAL_APERTURE = 0.002  # the lips' midline gap at rest (m), as on the procedural face
