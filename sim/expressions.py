@@ -6,6 +6,9 @@
 
 >>> u = expression_ctrl(face, "smile")              # (26,) in face.actuator_names order
 >>> u = mix_ctrl(face, {"smile": 0.5, "ah": 0.8})   # rest + 0.5 * (smile - rest) + 0.8 * (ah - rest)
+
+:data:`EMOTIONS` holds the seven basic emotions (neutral, happy, sad, angry, surprised, afraid, disgusted) in the
+same form, made of FACS-like action units; ``emotion_ctrl(face, "happy", 0.6)`` gives one at an intensity in [0, 1].
 """
 
 from __future__ import annotations
@@ -77,6 +80,68 @@ EXPRESSIONS: dict[str, dict[str, float]] = {
     },
 }
 
+# Emotions (FACS-inspired action units on this face's actuators), the same form as EXPRESSIONS: overrides of the rest
+# face. facetwin.agents' behaviour layer blends them under speech (the mouth's actuators: actuators.indices("lips"),
+# indices("jaw")).
+EMOTIONS: dict[str, dict[str, float]] = {
+    "neutral": {},
+    # AU6 + AU12: corners pulled up and out, cheeks push the lower lids up, teeth stay together
+    "happy": {
+        **_pair("lip_corner_pull", 0.9),
+        **_pair("lip_corner_depress", -0.2),
+        **_pair("lip_upper_raise", 0.2),
+        **_pair("eyelid_lower", 0.5),
+        **_pair("brow_outer", 0.1),
+    },
+    # AU1 + AU15 (+ AU17): inner brows up, outer ones down a little, corners down, lids heavy, lower lip pushed up
+    "sad": {
+        **_pair("brow_inner", 0.9),
+        **_pair("brow_outer", -0.3),
+        **_pair("lip_corner_pull", -0.6),
+        **_pair("lip_corner_depress", -0.2),
+        **_pair("lip_lower_depress", -0.3),
+        **_pair("eyelid_upper", 0.25),
+    },
+    # AU4 + AU5 + AU7 + AU24: brows down and together, upper lids raised a little, lower lids tense, lips pressed
+    "angry": {
+        **_pair("brow_inner", -1.0),
+        **_pair("brow_outer", -0.4),
+        **_pair("eyelid_upper", -0.3),
+        **_pair("eyelid_lower", 0.4),
+        **_pair("lip_upper_raise", -0.4),
+        **_pair("lip_lower_depress", -0.4),
+        **_pair("lip_corner_pull", -0.2),
+    },
+    # AU1 + AU2 + AU5 + AU26: brows up, upper lids wide, jaw a little open
+    "surprised": {
+        **_pair("brow_inner", 1.0),
+        **_pair("brow_outer", 1.0),
+        **_pair("eyelid_upper", -0.8),
+        **_pair("lip_lower_depress", 0.2),
+        "jaw_open": -0.4,
+    },
+    # AU1 + AU2 + AU4 + AU5 + AU20: inner brows up more than the outer, lids wide, lower lids tense, corners stretched
+    # sideways, jaw a little open
+    "afraid": {
+        **_pair("brow_inner", 0.8),
+        **_pair("brow_outer", 0.2),
+        **_pair("eyelid_upper", -0.8),
+        **_pair("eyelid_lower", 0.3),
+        **_pair("lip_corner_depress", -0.7),
+        **_pair("lip_corner_pull", 0.15),
+        **_pair("lip_lower_depress", 0.3),
+        "jaw_open": -0.6,
+    },
+    # AU10 + AU4 (+ AU7): upper lip raised, lower lip a little down, brows a little down, lower lids up (a squint)
+    "disgusted": {
+        **_pair("lip_upper_raise", 1.0),
+        **_pair("lip_lower_depress", 0.2),
+        **_pair("brow_inner", -0.4),
+        **_pair("brow_outer", -0.3),
+        **_pair("eyelid_lower", 0.4),
+    },
+}
+
 FaceOrNames = Union["FaceModel", Sequence[str]]
 
 
@@ -127,3 +192,25 @@ def expression_ctrl(face_or_names: FaceOrNames, name: str, intensity: float = 1.
     (rest values from the actuator table). ``intensity`` scales the offset from rest (1 = as defined).
     """
     return mix_ctrl(face_or_names, {name: intensity})
+
+
+def emotion_ctrl(face_or_names: FaceOrNames, name: str, intensity: float = 1.0) -> np.ndarray:
+    """Normalized control vector of emotion ``name`` (:data:`EMOTIONS`) in the actuator order of ``face_or_names``
+    (a FaceModel or a sequence of actuator names, as :func:`expression_ctrl`): rest plus ``intensity`` (in [0, 1])
+    times the emotion's offset from rest. ``KeyError`` for an unknown emotion, ``ValueError`` for an intensity
+    outside [0, 1]."""
+    if name not in EMOTIONS:
+        raise KeyError(f"unknown emotion {name!r}; known: {', '.join(EMOTIONS)}")
+    w = float(intensity)
+    if not 0.0 <= w <= 1.0:  # NaN fails too
+        raise ValueError(f"emotion intensity must be in [0, 1], got {intensity!r}")
+    names, rest = _names_and_rest(face_or_names)
+    index = {n: i for i, n in enumerate(names)}
+    known = {a.name for a in load_actuators()}
+    u = rest.copy()
+    for act, value in EMOTIONS[name].items():
+        if act not in known:
+            raise ValueError(f"emotion {name!r}: unknown actuator {act!r}")
+        if act in index:
+            u[index[act]] += w * (value - rest[index[act]])
+    return np.clip(u, -1.0, 1.0)
