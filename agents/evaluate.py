@@ -263,10 +263,13 @@ def evaluate(
     variant: str = "fast",
     weights_dir: str | Path | None = None,
     residual: str | Path | None = None,
+    behaviour=None,
     progress: bool = True,
 ) -> EvalReport:
     """Score ``methods`` on the clips of ``data`` (at most ``max_clips`` per split, evenly spread; only
-    ``clip_ids`` when given); for a corpus, the items of ``splits`` (``"all"``: every item)."""
+    ``clip_ids`` when given); for a corpus, the items of ``splits`` (``"all"``: every item). ``behaviour``: a
+    :class:`facetwin.agents.behaviour.BehaviourConfig`: every method's commands with the behaviour layer on (eyes,
+    brows, head, emotion), to check that it leaves the mouth's scores alone."""
     from facetwin.agents.metrics import clip_metrics
 
     for m in methods:
@@ -286,6 +289,11 @@ def evaluate(
         raise ValueError(f"no clips in {data}" + ("" if len(clips) == 1 else f" (splits {', '.join(splits)})"))
     face = FaceModel.load(variant)
     gen = _Methods(weights_dir, residual)
+    beh = None
+    if behaviour is not None:
+        from facetwin.agents.behaviour import Behaviour
+
+        beh = Behaviour(behaviour, model=face.model)
     per_clip: dict[str, list[dict]] = {m: [] for m in methods}
     bar = None
     if progress:
@@ -297,6 +305,8 @@ def evaluate(
             for clip in cs:
                 for m in methods:
                     ctrl, secs = gen(m, clip)
+                    if ctrl is not None and beh is not None:
+                        ctrl = beh.apply(ctrl, clip.load_audio16(), 16000)
                     if ctrl is not None:
                         r = clip_metrics(play(face, ctrl), clip)
                         r.update(split=split, lang=clip.lang or "?", voice=clip.voice or "?", clip=clip.id,

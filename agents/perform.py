@@ -12,13 +12,14 @@ phonemes decide the seals, rounding, opening and the lip shapes; the audio fills
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from facetwin.audio.timeline import Timeline
 
+from .behaviour import Behaviour, BehaviourConfig
 from .lipsync import FPS, SR, LipSyncer, LipSyncResult, save_lipsync_npz
 
 FEATURE_SR = SR
@@ -33,9 +34,11 @@ def _transcript_timeline(syncer: LipSyncer, audio: np.ndarray, sr: int, text: st
 
 def lipsync_file(audio_path: str | Path, out: str | Path, *, mode: str = "offline", text: str | None = None,
                  lang: str | None = None, variant: str = "fast", video: str | Path | None = None,
-                 weights_dir: str | Path | None = None, progress: bool = True) -> LipSyncResult:
+                 weights_dir: str | Path | None = None, behaviour: BehaviourConfig | None = None,
+                 progress: bool = True) -> LipSyncResult:
     """Audio file -> commands -> simulated face -> ``out`` (.npz, :data:`facetwin.agents.lipsync.LIPSYNC_NPZ_KEYS`);
-    ``video``: also an mp4 of the face with the audio."""
+    ``video``: also an mp4 of the face with the audio; ``behaviour``: the behaviour layer on (eyes, brows, head,
+    emotion: :mod:`facetwin.agents.behaviour`)."""
     from facetwin.audio.io import load_audio
     from facetwin.sim.model import FaceModel
     from facetwin.sim.playback import play
@@ -50,6 +53,7 @@ def lipsync_file(audio_path: str | Path, out: str | Path, *, mode: str = "offlin
     timeline = _transcript_timeline(syncer, audio, FEATURE_SR, text, lang)
     res = syncer.controls(audio, FEATURE_SR, timeline=timeline)
     res.meta["variant"] = variant
+    with_behaviour(res, audio, FEATURE_SR, behaviour)
     if video is not None:
         from facetwin.sim.video import render_video
 
@@ -58,6 +62,15 @@ def lipsync_file(audio_path: str | Path, out: str | Path, *, mode: str = "offlin
     else:
         res.playback = play(FaceModel.load(variant), res.ctrl)
     save_lipsync_npz(out, res, audio=str(audio_path), text=text or "", lang=lang or "")
+    return res
+
+
+def with_behaviour(res: LipSyncResult, audio: np.ndarray, sr: int, config: BehaviourConfig | None) -> LipSyncResult:
+    """``res`` with the behaviour layer on its commands (in place; noted in ``res.meta["behaviour"]``); unchanged
+    when ``config`` is None."""
+    if config is not None:
+        res.ctrl = Behaviour(config).apply(res.ctrl, audio, sr)
+        res.meta["behaviour"] = f"emotion {config.emotion} {config.emotion_intensity:g}, seed {config.seed}"
     return res
 
 
@@ -74,15 +87,17 @@ class Performance:
 
 def sing_file(song_or_audio: str | Path, out: str | Path, *, lang: str | None = None, lyrics: str | None = None,
               tempo_bpm: float | None = None, mode: str = "offline", layout: str = "mirror", plot: bool = False,
-              variant: str = "fast", weights_dir: str | Path | None = None, progress: bool = True) -> Performance:
+              variant: str = "fast", weights_dir: str | Path | None = None,
+              behaviour: BehaviourConfig | None = None, progress: bool = True) -> Performance:
     """Render the twin singing a built-in song (by name) or any audio file into ``out`` (.mp4, audio muxed in).
 
     A built-in song is synthesized (:func:`facetwin.audio.sing.sing`) and its phonemes are known; an audio file can
     bring its ``lyrics`` (aligned to it, any language with ``lang``). ``plot`` adds a live plot of the face's aperture against the lip
-    track of the phonemes (when known) or the audio model's target.
+    track of the phonemes (when known) or the audio model's target. ``behaviour``: the behaviour layer on (a
+    built-in song's head follows its own tempo; an audio file's, the tracked beat).
     """
     from facetwin.audio.sing import sing
-    from facetwin.audio.songs import list_songs
+    from facetwin.audio.songs import list_songs, load_song
     from facetwin.sim.video import render_video
 
     out = Path(out)
@@ -95,6 +110,8 @@ def sing_file(song_or_audio: str | Path, out: str | Path, *, lang: str | None = 
         audio, sr, timeline = np.asarray(utt.audio, dtype=np.float64), int(utt.sr), utt.timeline
         if lyrics:
             raise ValueError("--lyrics is for audio files; a built-in song brings its own")
+        if behaviour is not None and behaviour.tempo_bpm is None:
+            behaviour = replace(behaviour, tempo_bpm=float(tempo_bpm or load_song(name).tempo_bpm), beat_offset_s=0.0)
     else:
         from facetwin.audio.io import load_audio
 
@@ -106,6 +123,7 @@ def sing_file(song_or_audio: str | Path, out: str | Path, *, lang: str | None = 
         timeline = _transcript_timeline(syncer, audio, sr, lyrics, lang)
     res = syncer.controls(audio, sr, timeline=timeline)
     res.meta["variant"] = variant
+    with_behaviour(res, audio, sr, behaviour)
     target = None
     if plot:
         if timeline is not None and len(timeline):
@@ -122,5 +140,4 @@ def sing_file(song_or_audio: str | Path, out: str | Path, *, lang: str | None = 
     return Performance(result=res, video=vr, timeline=timeline, audio=audio, sr=sr)
 
 
-__all__ = ["Performance", "lipsync_file",
-           "sing_file"]
+__all__ = ["Performance", "lipsync_file", "sing_file", "with_behaviour"]

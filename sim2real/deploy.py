@@ -333,6 +333,7 @@ def deploy(
     realtime: bool = False,
     spin_s: float = SPIN_S,
     handle_signals: bool = False,
+    behaviour=None,
     progress: bool = True,
 ) -> DeployResult:
     """Play ``audio_path`` with the lips of ``policy`` on ``backend`` at 30 Hz (module doc). ``buses`` replaces the
@@ -341,7 +342,8 @@ def deploy(
     :class:`~facetwin.hardware.safety_config.SafetyConfig` or its JSON file; default ``SafetyConfig()``, its rate set
     to 30 Hz). ``handle_signals``: Ctrl-C / SIGTERM stop the loop through the safety layer (neutral, then torque off;
     the CLI sets it). ``realtime``: the loop under SCHED_FIFO where permitted (see
-    :func:`~facetwin.sim2real.realtime_loop.run_loop`)."""
+    :func:`~facetwin.sim2real.realtime_loop.run_loop`). ``behaviour``: a
+    :class:`~facetwin.agents.behaviour.BehaviourConfig`: blinks, gaze, brows, head and emotion around the lips."""
     _check_baudrate(baudrate)
     cal = calibration if isinstance(calibration, Calibration) else Calibration.load(calibration)
     if backend not in BACKENDS:
@@ -350,6 +352,10 @@ def deploy(
     bus_map = dict(buses) if buses is not None else open_buses(cal, backend, port=port, i2c_bus=i2c_bus,
                                                                variant=variant, baudrate=baudrate)
     ctrl = clip_controls(audio_path, policy)
+    if behaviour is not None:
+        from facetwin.agents.behaviour import Behaviour
+
+        ctrl = Behaviour(behaviour).apply(ctrl, audio, sr)
     sched, pre = schedule_commands(ctrl, cal.latency_ms, FPS, interpolate=interpolate)
     if isinstance(player, str):
         player = make_player("clock" if backend == "sim" and player == "auto" else player, audio, sr)

@@ -76,7 +76,7 @@ def test_export_xml_default_path_and_bad_variant(tmp_path, monkeypatch, capsys):
 # ---------------------------------------------------------------------------------------------------- demo
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
-    """Run ``facetwin demo`` once (fast variant, 1 s of video): (output folder, stdout, exit code)."""
+    """Run ``facetwin demo`` once (fast variant, 1 s of video, the song): (output folder, stdout, exit code)."""
     out = tmp_path_factory.mktemp("demo") / "out"
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
@@ -97,11 +97,27 @@ def test_demo_writes_the_expected_files(demo):
         "neutral_landmarks.png",
         "contact_sheet.png",
         "random_expressions.mp4",
+        "song.mp4",
     }
     assert {p.name for p in out.iterdir()} == expected
     assert f"wrote {len(expected)} files to {out.resolve()}" in stdout
     for name in expected:
         assert str(out / name) in stdout
+
+
+def test_demo_song_is_the_twin_singing_with_its_audio(demo):
+    """The README's first command also shows the twin singing (issue 14): an mp4 with an audio stream of the song's
+    length, the mirror and the mouth side by side, the eyes blinking and the head moving with the song."""
+    from facetwin.audio.songs import load_song
+    from facetwin.cli.face import DEMO_SONG
+    from facetwin.sim.video import probe_video
+
+    out, stdout, _rc = demo
+    info = probe_video(out / "song.mp4")
+    length = load_song(DEMO_SONG).duration()
+    assert info["audio_codec"] is not None and abs(info["audio_duration_s"] - length) < 0.1, info
+    assert abs(info["n_frames"] / info["fps"] - length) < 0.1 and info["width"] > info["height"], info
+    assert f"the twin sings {DEMO_SONG}" in stdout
 
 
 def test_demo_expression_pictures(demo):

@@ -9,12 +9,13 @@ from pathlib import Path
 
 from facetwin import __version__
 
-from .table import Command, command
+from .table import Command, add_behaviour, behaviour_config, command
 
 COMMANDS: list[Command] = []  # filled by @command, in the order of the definitions below
 
 DEFAULT_DEMO_DIR = "facetwin_out"
 DEFAULT_XML = "facetwin_face.xml"
+DEMO_SONG = "happy_birthday"  # the shortest built-in song (15 s)
 
 
 def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,16 +23,33 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     _variant(parser)
     parser.add_argument("--seconds", type=float, default=6.0, help="length of the random-expression video (default: 6)")
     parser.add_argument("--seed", type=int, default=0, help="random seed of the video (default: 0)")
+    parser.add_argument("--song", default=DEMO_SONG,
+                        help=f"the built-in song the twin sings into song.mp4 (default {DEMO_SONG}; 'none': skip)")
+    add_behaviour(parser)
 
 
-@command(COMMANDS, "demo", add_demo_arguments, "render expressions, a landmark overlay, a contact sheet and a video")
+@command(COMMANDS, "demo", add_demo_arguments,
+         "render expressions, a landmark overlay, a contact sheet, a video and the twin singing a song")
 def cmd_demo(args: argparse.Namespace) -> int:
     if not args.seconds > 0:
         raise ValueError(f"--seconds must be positive, got {args.seconds}")
+    from facetwin.audio.songs import list_songs
+
+    if args.song != "none" and args.song not in list_songs():
+        raise ValueError(f"--song: unknown song {args.song!r}; choose one of {', '.join(list_songs())} or none")
+    behaviour = behaviour_config(args)  # a bad --emotion fails here, before any work
     out_dir = Path(args.out)
     from facetwin.sim.demo import run_demo
 
     result = run_demo(out_dir, variant=args.variant, seconds=args.seconds, seed=args.seed)
+    if args.song != "none":
+        from facetwin.agents.perform import sing_file
+
+        song = out_dir / "song.mp4"
+        perf = sing_file(args.song, song, layout="side_by_side", behaviour=behaviour, progress=True)
+        result["files"].append(song)
+        print(f"the twin sings {args.song}: {song} ({perf.video.duration_s:.1f} s, audio "
+              f"{'muxed' if perf.video.has_audio else 'missing'})")
     print(f"wrote {len(result['files'])} files to {out_dir.resolve()}:")
     for f in result["files"]:
         print(f"  {f}")

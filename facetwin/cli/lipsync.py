@@ -22,7 +22,7 @@ from facetwin.agents.perform import lipsync_file, sing_file
 from facetwin.agents.train_lipsync import DEFAULT_BABBLE_N, train_lipsync
 from facetwin.agents.weights import AUDIO_TO_LIPS_FILES, BABBLE_BANK_FILE, SELF_MODEL_FILE, shipped_weights_dir
 
-from .table import Command, add_quiet, command
+from .table import Command, add_behaviour, add_quiet, behaviour_config, command
 
 COMMANDS: list[Command] = []  # filled by @command, in the order of the definitions below
 
@@ -45,6 +45,7 @@ def add_lipsync_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentP
                         help="what is said: aligned to the audio, it decides the seals, rounding and opening")
     parser.add_argument("--lang", default=None, help="language code of the audio and --text (default en)")
     parser.add_argument("--video", default=None, help="also render an .mp4 of the face with the audio")
+    add_behaviour(parser, default_on=False)
     return _add_common_arguments(parser)
 
 
@@ -52,7 +53,8 @@ def add_lipsync_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentP
          "lip-sync any audio file: motor commands and the simulated face to .npz")
 def main_lipsync(args: argparse.Namespace) -> int:
     res = lipsync_file(args.audio, args.out, mode=args.mode, text=args.text, lang=args.lang, variant=args.variant,
-                       video=args.video, weights_dir=args.weights, progress=not args.quiet)
+                       video=args.video, weights_dir=args.weights, behaviour=behaviour_config(args),
+                       progress=not args.quiet)
     pb = res.playback
     print(f"wrote {args.out}: {res.n_frames} frames ({res.duration_s:.2f} s) at {res.fps:g} fps, mode {res.mode}, "
           f"computed at {res.duration_s / max(res.inference_s, 1e-9):.0f}x real time; aperture "
@@ -72,6 +74,7 @@ def add_sing_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
     parser.add_argument("--layout", choices=LAYOUTS, default="mirror",
                         help="mirror (default) or side_by_side (mirror + mouth close-up)")
     parser.add_argument("--plot", action="store_true", help="add a live plot of the aperture vs its target")
+    add_behaviour(parser)
     return _add_common_arguments(parser)
 
 
@@ -80,7 +83,7 @@ def add_sing_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
 def main_sing(args: argparse.Namespace) -> int:
     perf = sing_file(args.song, args.out, lang=args.lang, lyrics=args.lyrics, tempo_bpm=args.tempo, mode=args.mode,
                      layout=args.layout, plot=args.plot, variant=args.variant, weights_dir=args.weights,
-                     progress=not args.quiet)
+                     behaviour=behaviour_config(args), progress=not args.quiet)
     v = perf.video
     print(f"wrote {v.path}: {v.n_frames} frames, {v.duration_s:.2f} s, {v.width}x{v.height}, audio "
           f"{'muxed' if v.has_audio else 'missing'}; rendered at {v.render_fps:.0f} fps")
@@ -104,6 +107,7 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
     parser.add_argument("--residual", default=None,
                         help=f"a residual policy from `facetwin train-residual` (adds the method {RESIDUAL_METHOD})")
     parser.add_argument("--json", default=None, help="also write the results (pooled and per clip) as JSON")
+    add_behaviour(parser, default_on=False)
     add_quiet(parser)
     return parser
 
@@ -134,7 +138,7 @@ def main_evaluate(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"--data: {args.data}: no such folder")
     report = evaluate(args.data, splits=[s for s in args.splits.split(",") if s], methods=methods,
                       max_clips=args.max_clips, variant=args.variant, weights_dir=args.weights,
-                      residual=args.residual, progress=not args.quiet)
+                      residual=args.residual, behaviour=behaviour_config(args), progress=not args.quiet)
     print(f"\n### all clips\n\n{format_table(report)}")
     for b in by:
         print(f"\n### by {b}\n\n{format_table(report, b)}")

@@ -46,6 +46,31 @@ def add_quiet(parser: argparse.ArgumentParser, help: str = "no progress bar") ->
     parser.add_argument("--quiet", action="store_true", help=help)
 
 
+def add_behaviour(parser: argparse.ArgumentParser, default_on: bool = True) -> None:
+    """The behaviour layer's options (:mod:`facetwin.agents.behaviour`): on by default for a performance
+    (``--no-behaviour`` for the mouth alone), off by default where the mouth is measured (``--behaviour``)."""
+    if default_on:
+        parser.add_argument("--no-behaviour", dest="behaviour", action="store_false",
+                            help="the mouth only: no blinks, gaze, brows, head motion or emotion")
+    else:
+        parser.add_argument("--behaviour", action="store_true",
+                            help="with the behaviour layer on (blinks, gaze, brows, head, emotion)")
+    parser.add_argument("--emotion", default="neutral",
+                        help="emotion preset: neutral, happy, sad, angry, surprised, afraid, disgusted")
+    parser.add_argument("--emotion-intensity", type=float, default=0.6, help="0..1 (default 0.6)")
+    parser.add_argument("--behaviour-seed", type=int, default=0, help="seed of the blinks, gaze and idle motion")
+
+
+def behaviour_config(args: argparse.Namespace, **extra: Any):
+    """The :class:`facetwin.agents.behaviour.BehaviourConfig` of :func:`add_behaviour`'s options, or None when off."""
+    if not getattr(args, "behaviour", False):
+        return None
+    from facetwin.agents.behaviour import BehaviourConfig
+
+    return BehaviourConfig(seed=args.behaviour_seed, emotion=args.emotion, emotion_intensity=args.emotion_intensity,
+                           **extra)
+
+
 def _parse_value(text: str) -> Any:
     try:
         return json.loads(text)
@@ -65,4 +90,4 @@ def parse_key_values(items: Sequence[str] | None, what: str) -> dict[str, Any]:
     return out
 
 
-__all__ = ["Command", "add_quiet", "command", "parse_key_values"]
+__all__ = ["Command", "add_behaviour", "add_quiet", "behaviour_config", "command", "parse_key_values"]
