@@ -36,6 +36,7 @@ DT = 1.0 / CONTROL_HZ
 #: the upper eyelid's command through a blink, frame by frame, as a fraction of the way from open to shut: fast
 #: down (~70 ms), shut for a frame, slower up (~130 ms), as people blink
 BLINK_PROFILE = (0.55, 1.0, 1.0, 0.65, 0.35, 0.12)
+BLINK_LONG_P = 0.35  # a blink stays shut one frame longer this often (people's blinks vary in length)
 BLINK_LOWER = 0.35  # the lower lid rises this fraction of the way during a blink
 BLINK_SHAPE = 3.0  # gamma shape of the intervals between blinks (1 would be Poisson; people's are more regular)
 
@@ -317,6 +318,7 @@ class BlinkTimer:
         self.progress = 0.0
         self.due = self._draw()
         self.start = -10**9  # frame the current (or last) blink began
+        self.profile = BLINK_PROFILE
         self.closure = 0.0
 
     def _draw(self) -> float:
@@ -330,8 +332,10 @@ class BlinkTimer:
         fire = free and (self.progress >= self.due or (phrase_end and self.rng.random() < c.phrase_end_blink_p))
         if fire:
             self.start, self.progress, self.due = k, 0.0, self._draw()
+            long = self.rng.random() < BLINK_LONG_P
+            self.profile = BLINK_PROFILE[:2] + (1.0,) + BLINK_PROFILE[2:] if long else BLINK_PROFILE
         j = k - self.start
-        self.closure = BLINK_PROFILE[j] if 0 <= j < len(BLINK_PROFILE) else 0.0
+        self.closure = self.profile[j] if 0 <= j < len(self.profile) else 0.0
 
 
 class GazeWander:
