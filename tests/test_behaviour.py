@@ -234,3 +234,18 @@ def test_bad_commands_are_refused(face):
     s.command(5, rest_controls())
     with pytest.raises(ValueError, match="goes forward"):
         s.command(4, rest_controls())
+
+
+def test_evaluate_scores_the_same_with_the_behaviour_on_real_speech():
+    """Issue 14's bar on the shipped real-speech subset: every lip-sync score of `facetwin evaluate` within 1 point
+    and 0.05 mm of the mouth-only run (on ../shared/data/human_dev, 48 clips: identical hits, +0.0002 mm)."""
+    from pathlib import Path
+
+    from facetwin.agents.evaluate import evaluate
+
+    data = Path(__file__).parent / "data" / "human_subset"
+    off = evaluate(data, methods=("learned",), progress=False).results["learned"]["all"]
+    on = evaluate(data, methods=("learned",), behaviour=BehaviourConfig(seed=5), progress=False).results["learned"]["all"]
+    for rate in ("closure_rate", "rounding_rate", "open_rate"):
+        assert abs(on[rate] - off[rate]) <= 0.01, (rate, off[rate], on[rate])
+    assert abs(on["lip_error_mm"] - off["lip_error_mm"]) <= 0.05
