@@ -5,7 +5,7 @@ Learning: ``babble`` (mirror self-modeling data), ``train`` (SB3 on the Gymnasiu
 (the self-model and audio-to-lips weights), ``evaluate`` (all lip-sync methods, one table), ``ingest-video``.
 Performing: ``lipsync`` (any audio file -> motor commands + simulated face), ``sing`` (an mp4 of the twin singing).
 Sim-to-real: ``calibrate`` (a robot's calibration file), ``deploy`` (audio + motor commands on the robot or the twin),
-``export-policy`` (TorchScript).
+``live`` (a live voice: microphone, file or stdin, lip-synced on the twin or the robot), ``export-policy`` (TorchScript).
 
 ``facetwin demo`` is the first thing to run: it renders the neutral face and a set of named expressions through
 the mirror camera, a landmark overlay, a contact sheet and a short video of random expressions.
@@ -16,7 +16,7 @@ numbers checked before any work) and the parser; the commands live in modules of
 :mod:`facetwin.cli.face` (demo, export-xml, view, info), :mod:`facetwin.cli.speech` (say, sing-audio, align,
 corpus build), :mod:`facetwin.cli.learning` (babble, train, train-residual, ingest-video),
 :mod:`facetwin.cli.lipsync` (lipsync, sing, evaluate, train-lipsync), :mod:`facetwin.cli.robot` (calibrate,
-deploy, export-policy), :mod:`facetwin.cli.tools` (emulate, train-self-model, build-lip-shapes).
+deploy, export-policy, live), :mod:`facetwin.cli.tools` (emulate, train-self-model, build-lip-shapes).
 """
 
 from __future__ import annotations
@@ -73,6 +73,7 @@ OUTPUTS: dict[str, dict[str, tuple[str, str | None]]] = {
     "ingest-video": {"corpus": ("folder", None)},
     "calibrate": {"out": ("file", ".json")},
     "deploy": {"log": ("file", ".npz")},
+    "live": {"log": ("file", ".npz")},
     "export-policy": {"out": ("folder", None)},
     "train-self-model": {"out": ("file", ".pt")},
     "build-lip-shapes": {"out": ("file", ".npz")},
@@ -127,8 +128,9 @@ def error_message(exc: BaseException) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``facetwin`` command; returns the exit code: 0, 2 for bad input (one line on stderr),
-    3 when the robot's hardware failed (a servo bus or a servo: ``calibrate``, ``deploy``), 1 for an internal
-    error (one line; ``--debug`` or ``FACETWIN_DEBUG=1`` shows the traceback), 130 on Ctrl-C."""
+    3 when the robot's hardware failed (a servo bus or a servo: ``calibrate``, ``deploy``, ``live``; also
+    ``live``'s audio device), 1 for an internal error (one line; ``--debug`` or ``FACETWIN_DEBUG=1`` shows the
+    traceback), 130 on Ctrl-C."""
     from facetwin.hardware.bus import EXIT_FAULT, BusError
     args = build_parser().parse_args(argv)
     debug = bool(getattr(args, "debug", False) or os.environ.get("FACETWIN_DEBUG"))

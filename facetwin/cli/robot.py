@@ -16,7 +16,7 @@ from facetwin.sim2real.calibrate import SWEEP, calibrate
 from facetwin.sim2real.deploy import BACKENDS, FPS, PLAYERS, deploy
 from facetwin.sim2real.export import CONFIG_FILE, POLICY_FILE, export_policy
 
-from .table import Command, add_quiet, command, parse_key_values
+from .table import Command, add_behaviour, add_quiet, behaviour_config, command, parse_key_values
 
 COMMANDS: list[Command] = []  # filled by @command, in the order of the definitions below
 
@@ -187,4 +187,68 @@ def main_export(args: argparse.Namespace) -> int:
     kwargs = parse_key_values(args.env_arg, "--env-arg") if args.env_arg else None
     out = export_policy(args.run, args.out, env_id=args.env, env_kwargs=kwargs)
     print(f"exported {args.run} -> {out / POLICY_FILE}, {out / CONFIG_FILE}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------------- live
+def add_live_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Arguments of ``facetwin live``."""
+    parser.add_argument("source", help="'mic' (the default input device), 'mic:NAME', an audio file (played in real "
+                                       "time), or '-': raw s16le 16 kHz mono (or a 16 kHz 16-bit WAV) on stdin")
+    parser.add_argument("--backend", choices=BACKENDS, default="sim",
+                        help="sim (the twin, default), pca9685 or serial (the robot)")
+    parser.add_argument("--calibration", type=Path, default=None,
+                        help="the robot's calibration JSON (required for pca9685 / serial; sim: nominal)")
+    parser.add_argument("--window", action=argparse.BooleanOptionalAction, default=None,
+                        help="draw the twin in a MuJoCo window (default: when a display exists)")
+    add_behaviour(parser)
+    parser.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    parser.add_argument("--port", default=None, help="serial port of the serial backend (e.g. /dev/ttyUSB0)")
+    parser.add_argument("--i2c-bus", type=int, default=1, help="I2C adapter of the pca9685 backend (default 1)")
+    parser.add_argument("--baudrate", type=int, default=None, help="serial backend: the servos' baud rate")
+    parser.add_argument("--safety", type=Path, default=None, help="safety layer limits (SafetyConfig JSON)")
+    parser.add_argument("--realtime", action="store_true",
+                        help="run the 30 Hz loop under SCHED_FIFO (needs root or CAP_SYS_NICE)")
+    parser.add_argument("--log", type=Path, default=None, help="write the per-tick log (.npz), also on a fault")
+    add_quiet(parser, help="no start line or notes")
+    return parser
+
+
+@command(COMMANDS, "live", add_live_arguments,
+         "a live voice (microphone, file, stdin) lip-synced on the twin or the robot at 30 Hz")
+def main_live(args: argparse.Namespace) -> int:
+    """Run :func:`facetwin.sim2real.live.run_live` from parsed :func:`add_live_arguments` arguments; prints what
+    played; an exit code: 0, :data:`~facetwin.hardware.bus.EXIT_FAULT` when a bus, a servo or the audio device
+    failed, 130 on Ctrl-C (bad input raises, for the CLI's one line and code 2)."""
+    import torch
+
+    from facetwin.audio.input import AudioDeviceError
+    from facetwin.sim2real.live import run_live
+
+    torch.set_num_threads(1)  # the lip model shares the loop's core; more threads only add jitter
+    kept = f"; log -> {args.log}" if args.log is not None else ""
+    try:
+        res = run_live(args.source, backend=args.backend, calibration=args.calibration, window=args.window,
+                       behaviour=behaviour_config(args) or False, log_path=args.log, duration_s=args.duration,
+                       port=args.port, i2c_bus=args.i2c_bus, baudrate=args.baudrate, safety=args.safety,
+                       realtime=args.realtime, handle_signals=True, progress=not args.quiet)
+    except AudioDeviceError as e:
+        print(f"facetwin live: audio device error: {' '.join(str(e).split())}; the face was brought to rest{kept}",
+              file=sys.stderr)
+        return EXIT_FAULT
+    except (BusError, SafetyError) as e:
+        print(f"facetwin live: robot fault: {' '.join(str(e).split())}; the face was brought to rest and relaxed"
+              f"{kept}", file=sys.stderr)
+        return EXIT_FAULT
+    except KeyboardInterrupt:
+        print(f"facetwin live: interrupted: the face was brought to rest and relaxed{kept}", file=sys.stderr)
+        return 130
+    s, j = res.stats, res.jitter
+    print(f"live {args.source} on {args.backend}: {s['ticks']} ticks at {FPS:g} Hz, {s['dropped']} dropped; "
+          f"{s['lip_frames']} lip frames, {s['holds']} held, {s['skipped_frames']} skipped; audio overruns "
+          f"{s['overruns']}, underruns {s['underruns']}")
+    print("| lateness p50 (ms) | p99 | max | mouth lag (ms) |\n|---:|---:|---:|---:|\n"
+          f"| {j['p50_ms']:.3f} | {j['p99_ms']:.3f} | {j['max_ms']:.3f} | {s['mouth_lag_ms']:.1f} |")
+    if args.log is not None:
+        print(f"log -> {args.log}")
     return 0
