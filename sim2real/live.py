@@ -261,7 +261,8 @@ class LiveSession:
         stats = {"ticks": n_rows, "dropped": dropped_ticks(arrays), "holds": self.holds,
                  "skipped_frames": self.skipped_frames, "lip_frames": int(self.k + 1), **src,
                  "gap_samples": self.gap_samples, "mouth_lag_ms": mouth_lag_ms(arrays),
-                 "prepare_ms_p99": float(np.percentile(arrays["prepare_ms"], 99)) if n_rows else math.nan}
+                 "prepare_ms_p99": float(np.percentile(arrays["prepare_ms"], 99)) if n_rows else math.nan,
+                 "realtime": times.realtime}
         return LiveResult(arrays, jitter_stats(arrays["lateness_ms"]), stats)
 
 
@@ -423,6 +424,7 @@ def run_live(source: AudioSource | str, *, backend: str = "sim", calibration: Ca
         src.start()
         start = session.start_time()  # the first audio is in: from here on a command every tick (the watchdog)
         session.layer.open()
+        session.layer.command(session.cmd)  # the rest command until the first tick (the watchdog counts from here)
         run_loop(None, session.send, FPS, prepare=session.prepare, prepare_s=prepare_s, start=start,
                  skip_missed=True, realtime=realtime, spin_s=SPIN_S, out=times)
     except BaseException as e:  # Ctrl-C, a bus fault, the device: rest first, then the log, then raise it

@@ -390,3 +390,53 @@ def test_cli_plays_a_file_for_a_duration_and_refuses_bad_input(tmp_path, capsys)
     a = np.load(tmp_path / "x.npz")
     assert len(a["tick"]) == 90 and dropped_ticks(a) == 0 and (np.diff(a["tick"]) == 1).all()
     assert bool(a["behaviour"]) and a["lip_k"].max() >= 85 and np.isfinite(a["aperture_mm"]).all()
+
+
+def test_a_window_is_drawn_each_tick_when_a_display_exists(vowel, syncer, twin, monkeypatch):
+    """The viewer itself is MuJoCo's: a stand-in records what the session asks of it."""
+    import contextlib
+
+    import mujoco.viewer
+
+    calls = {"launch": 0, "sync": 0, "close": 0, "locked": 0}
+
+    class Viewer:
+        def lock(self):
+            calls["locked"] += 1
+            return contextlib.nullcontext()
+
+        def sync(self):
+            calls["sync"] += 1
+
+        def close(self):
+            calls["close"] += 1
+
+    def launch(model, data, **kw):
+        calls["launch"] += 1
+        assert model is twin.face.model and data is twin.face.data
+        return Viewer()
+
+    monkeypatch.setattr(mujoco.viewer, "launch_passive", launch)
+    monkeypatch.setenv("DISPLAY", ":99")
+    twin.reset()
+    res = run_live(SignalSource(vowel), backend="sim", buses={"sim": twin}, syncer=syncer, window=True,
+                   behaviour=False)
+    n = res.stats["ticks"]
+    assert calls == {"launch": 1, "sync": n, "close": 1, "locked": n} and res.notes == []
+    monkeypatch.delenv("DISPLAY")
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    res = run_live(SignalSource(vowel[:1600]), backend="sim", buses={"sim": twin}, syncer=syncer, window=True,
+                   behaviour=False)
+    assert calls["launch"] == 1 and len(res.notes) == 1 and "headless" in res.notes[0]
+
+
+def test_the_benchmark_runs_and_reports_the_bars():
+    from facetwin.benchmarks import bench_live
+
+    result = bench_live.run(minutes=0.06, modes=("normal",))
+    (row,) = result["rows"]
+    assert row["ticks"] == 108 and row["onsets"] >= 1 and row["onsets_found"] == row["onsets"]
+    assert 0 < row["latency_median_ms"] < 1000 and row["p50_ms"] <= row["p99_ms"] <= row["max_ms"]
+    assert set(row["pass"]) == {"latency", "jitter", "dropped"}
+    text = bench_live.table(result)
+    assert text.count("\n| normal |") == 1 and "latency <= 150 ms" in text
