@@ -134,6 +134,7 @@ def add_deploy_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPa
                         help="run the 30 Hz loop under SCHED_FIFO (needs root or CAP_SYS_NICE; p99 jitter 5 -> 0 ms)")
     parser.add_argument("--interpolate", action="store_true", help="lead by the exact latency (sub-period)")
     parser.add_argument("--log", type=Path, default=None, help="write the per-tick log (.npz)")
+    add_behaviour(parser)
     add_quiet(parser)
     return parser
 
@@ -148,7 +149,8 @@ def main_deploy(args: argparse.Namespace) -> int:
     try:
         res = deploy(args.audio, args.calibration, args.backend, args.policy, port=args.port, i2c_bus=args.i2c_bus,
                      baudrate=args.baudrate, player=args.player, interpolate=args.interpolate, log_path=args.log,
-                     safety=args.safety, realtime=args.realtime, handle_signals=True, progress=not args.quiet)
+                     safety=args.safety, realtime=args.realtime, handle_signals=True,
+                     behaviour=behaviour_config(args), progress=not args.quiet)
     except (BusError, SafetyError) as e:  # the robot faulted: the safety layer parked and relaxed it
         msg = " ".join(str(e).split())
         print(f"facetwin deploy: robot fault: {msg}; the robot was brought to rest and relaxed{log}", file=sys.stderr)
