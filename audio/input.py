@@ -131,6 +131,11 @@ class AudioSource:
     def stopping(self) -> bool:
         return self._stop.is_set()
 
+    @property
+    def native_id(self) -> int | None:
+        """The reader thread's OS thread id once started (to raise its scheduling priority), else None."""
+        return None if self._thread is None else self._thread.native_id
+
     def stats(self) -> dict:
         """Counters: samples produced (the next index), overruns, dropped samples, underruns, error."""
         return {"samples": self._next, "overruns": self.overruns, "dropped_samples": self.dropped_samples,

@@ -42,7 +42,7 @@ Log (``log_path``, ``.npz``; ``N`` ticks played, ``M`` audio chunks; times in se
 | ``aperture_mm`` | (N,) | sim backend: the twin's mouth aperture at the end of the tick's period, else NaN |
 | ``chunk_stop``, ``chunk_t_s`` | (M,) | each audio chunk's end (sample index) and the wall time of that end |
 | ``actuators``, ``backend``, ``source``, ``emotion``, ``fault`` | | names; ``fault``: what ended the run early, else empty |
-| ``behaviour``, ``overruns``, ``underruns``, ``dropped_samples`` | () | whether the behaviour layer ran; the source's counters |
+| ``behaviour``, ``overruns``, ``underruns``, ``dropped_samples``, ``realtime`` | () | whether the behaviour layer ran; the source's counters; whether the loop ran under SCHED_FIFO |
 
 End-to-end latency (:func:`reaction_latency`): from the wall time of a sound's onset sample to the send of the first
 command that moves the mouth away from where it was; ``python -m facetwin.benchmarks.bench_live`` measures it with
@@ -71,8 +71,8 @@ from facetwin.hardware.safety import SafeBus
 from facetwin.hardware.safety_config import SafetyConfig
 from facetwin.sim.actuators import actuator_names, indices
 from facetwin.sim.rates import CONTROL_HZ
-from facetwin.sim2real.deploy import BACKENDS, open_buses
-from facetwin.sim2real.realtime_loop import SPIN_S, LoopTimes, jitter_stats, run_loop
+from facetwin.sim2real.deploy import BACKENDS, DeployResult, open_buses
+from facetwin.sim2real.realtime_loop import SPIN_S, LoopTimes, jitter_stats, one_blas_thread, run_loop, sleep_until
 
 FPS = CONTROL_HZ
 #: the prepare step runs this long before each deadline
@@ -86,7 +86,7 @@ MOVE_THRESHOLD = 0.15
 LIVE_LOG_KEYS = ("fps", "tick", "target_s", "actual_s", "lateness_ms", "send_ms", "prepare_ms", "lip_k", "held",
                  "audio_samples", "audio_wall_s", "ctrl", "units", "aperture_mm", "chunk_stop", "chunk_t_s",
                  "actuators", "backend", "source", "behaviour", "emotion", "fault", "overruns", "underruns",
-                 "dropped_samples")
+                 "dropped_samples", "realtime")
 
 
 @dataclass
@@ -100,13 +100,8 @@ class LiveResult:
     notes: list[str] = field(default_factory=list)
 
     def save(self, path: str | Path) -> Path:
-        """The log as ``.npz`` (atomically)."""
-        from facetwin.files import atomic_write
-
-        p = Path(path)
-        if p.suffix != ".npz":
-            raise ValueError(f"the log must be a .npz file, got {p}")
-        return atomic_write(p, lambda tmp: np.savez_compressed(tmp, **self.arrays))
+        """The log as ``.npz`` (atomically; as ``deploy``'s)."""
+        return DeployResult.save(self, path)
 
 
 class LiveSession:
@@ -255,7 +250,7 @@ class LiveSession:
             "source": np.array(self.source.name), "behaviour": np.bool_(self.behaviour is not None),
             "emotion": np.array(emotion), "fault": np.array(_fault_text(fault)),
             "overruns": np.int64(src["overruns"]), "underruns": np.int64(src["underruns"]),
-            "dropped_samples": np.int64(src["dropped_samples"]),
+            "dropped_samples": np.int64(src["dropped_samples"]), "realtime": np.bool_(times.realtime),
         }
         assert set(arrays) == set(LIVE_LOG_KEYS)
         stats = {"ticks": n_rows, "dropped": dropped_ticks(arrays), "holds": self.holds,
@@ -379,6 +374,15 @@ def _window(window: bool | None, face, notes: list[str]):
         return None
 
 
+def _fifo(tid: int | None, priority: int) -> bool:
+    """Put thread ``tid`` under SCHED_FIFO at ``priority`` where permitted (Linux, root or CAP_SYS_NICE)."""
+    try:
+        os.sched_setscheduler(tid, os.SCHED_FIFO, os.sched_param(priority))
+    except (AttributeError, OSError, TypeError):
+        return False
+    return True
+
+
 def _check_options(backend: str, duration_s, prepare_s: float, log_path) -> None:
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
@@ -422,11 +426,15 @@ def run_live(source: AudioSource | str, *, backend: str = "sim", calibration: Ca
     fault: BaseException | None = None
     try:
         src.start()
-        start = session.start_time()  # the first audio is in: from here on a command every tick (the watchdog)
+        if realtime:  # the audio's reader beside the SCHED_FIFO loop, just below it: ordinary processes cannot starve it
+            _fifo(src.native_id, 49)
+        start = session.start_time()
+        sleep_until(start - prepare_s - 0.05)  # then a command at least every tick (the safety layer's watchdog)
         session.layer.open()
-        session.layer.command(session.cmd)  # the rest command until the first tick (the watchdog counts from here)
-        run_loop(None, session.send, FPS, prepare=session.prepare, prepare_s=prepare_s, start=start,
-                 skip_missed=True, realtime=realtime, spin_s=SPIN_S, out=times)
+        session.layer.command(session.cmd)  # rest until the first tick
+        with one_blas_thread():  # no waiting on BLAS worker threads inside a tick
+            run_loop(None, session.send, FPS, prepare=session.prepare, prepare_s=prepare_s, start=start,
+                     skip_missed=True, realtime=realtime, spin_s=SPIN_S, out=times)
     except BaseException as e:  # Ctrl-C, a bus fault, the device: rest first, then the log, then raise it
         fault = e
     finally:

@@ -18,7 +18,8 @@ from __future__ import annotations
 import gc
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -154,6 +155,39 @@ def _grow(times: LoopTimes, n: int, cut: bool = False) -> None:
         setattr(times, name, a[:n] if cut else a)
 
 
+@contextmanager
+def one_blas_thread() -> Iterator[int]:
+    """During the block every OpenBLAS the process has loaded (numpy's, scipy's: found in ``/proc/self/maps``) runs
+    on one thread, its own count restored after; yields how many libraries it set. A loop that calls into a
+    multi-threaded BLAS waits on the BLAS's worker threads, which other processes can starve: under SCHED_FIFO
+    with the other core busy, ``facetwin live``'s ticks came seconds late until this was in place."""
+    import ctypes
+
+    try:
+        with open("/proc/self/maps") as f:
+            paths = sorted({line.split()[-1] for line in f if "openblas" in line.lower() and "/" in line})
+    except OSError:  # not Linux
+        paths = []
+    restore = []
+    for path in paths:
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for name in ("openblas_{}_num_threads64_", "openblas_{}_num_threads", "scipy_openblas_{}_num_threads64_",
+                     "scipy_openblas_{}_num_threads"):
+            get, put = getattr(lib, name.format("get"), None), getattr(lib, name.format("set"), None)
+            if get is not None and put is not None:
+                restore.append((put, int(get())))
+                put(1)
+                break
+    try:
+        yield len(restore)
+    finally:
+        for put, n in restore:
+            put(n)
+
+
 def _enter_realtime() -> tuple[int, os.sched_param] | None:
     """Switch this thread to SCHED_FIFO (priority 50); returns the previous (policy, param) or None if refused."""
     if not hasattr(os, "sched_setscheduler"):
@@ -166,4 +200,4 @@ def _enter_realtime() -> tuple[int, os.sched_param] | None:
     return old
 
 
-__all__ = ["SPIN_S", "LoopTimes", "Player", "jitter_stats", "run_loop", "sleep_until"]
+__all__ = ["SPIN_S", "LoopTimes", "Player", "jitter_stats", "one_blas_thread", "run_loop", "sleep_until"]
