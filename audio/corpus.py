@@ -10,7 +10,8 @@
 Every item is synthesized offline (espeak-ng speech with a per-item speaking rate and pitch, or a sung song), so
 the phoneme timeline is exact; which items a corpus holds, and their splits, is planned in
 :mod:`facetwin.audio.corpus_plan`. The corpus is deterministic for a given seed and arguments; an interrupted build
-resumes where it stopped (finished items are kept and skipped).
+resumes where it stopped (finished items are kept and skipped). Items are built in this process, in ``workers``
+processes, or as Ray tasks (``executor="ray"``, a local runtime or the cluster at ``address``): the same files.
 
 Items that other tools added to a corpus folder (``facetwin ingest-video``: kind ``"video"``, split ``"train"``)
 are kept when the corpus is rebuilt or resumed.
@@ -63,6 +64,7 @@ DEFAULT_LANGUAGES = ("en", "fr", "es", "de", "it", "ru", "ja", "ko", "zh", "ar",
 DEFAULT_HELDOUT_LANGUAGES = ("he",)
 SPLIT_NAMES = ("train", "heldout_sentence", "heldout_language", "heldout_voice")
 VOICE_MODES = ("default", "diverse")
+EXECUTORS = ("process", "ray")  # where build_corpus(workers > 1) builds items
 
 # The npz layout of one corpus item: the one definition, read by environments and trainers.
 CORPUS_NPZ_KEYS = {
@@ -112,11 +114,22 @@ def _render(job: Job) -> tuple[np.ndarray, Timeline]:
 
 def _build_item(out: Path, job: Job, split: str) -> dict:
     """Render, featurize and write one item; its manifest entry."""
+    return _write_item(out, *_make_item(job, split))
+
+
+def _write_item(out: Path, audio16: np.ndarray, arrays: dict[str, np.ndarray], item: dict) -> dict:
+    """Write one item's wav and npz files (atomically); its manifest entry ``item``."""
+    atomic_write(out / item["audio"], lambda p: save_wav(p, audio16, CORPUS_SR))
+    atomic_write(out / item["data"], lambda p: np.savez_compressed(p, **arrays))
+    return item
+
+
+def _make_item(job: Job, split: str) -> tuple[np.ndarray, dict[str, np.ndarray], dict]:
+    """Render and featurize one item: its 16 kHz audio, npz arrays and manifest entry (nothing written: a Ray task
+    returns them to the process that writes the corpus)."""
     audio16, timeline = _render(job)
     arrays = _item_arrays(audio16, timeline)
     wav_rel, npz_rel = f"audio/{job.id}.wav", f"data/{job.id}.npz"
-    atomic_write(out / wav_rel, lambda p: save_wav(p, audio16, CORPUS_SR))
-    atomic_write(out / npz_rel, lambda p: np.savez_compressed(p, **arrays))
     item = {
         "id": job.id, "kind": job.kind, "lang": job.lang, "text": job.text, "sentence": job.sentence,
         "split": split, "duration_s": round(len(audio16) / CORPUS_SR, 4),
@@ -128,7 +141,7 @@ def _build_item(out: Path, job: Job, split: str) -> dict:
         item["channel"] = (job.channel or Channel()).name()
         if job.transpose:
             item["transpose"] = job.transpose
-    return item
+    return audio16, arrays, item
 
 
 def _build_item_star(args) -> dict:
@@ -187,6 +200,8 @@ class _Request:
     song_variants: int
     kokoro_fraction: float
     workers: int
+    executor: str = "process"
+    address: str | None = None
 
     def check(self) -> None:
         """``ValueError`` naming the first bad argument."""
@@ -206,6 +221,10 @@ class _Request:
             raise ValueError(f"salad_fraction must be in [0, 1], got {self.salad_fraction!r}")
         if int(self.workers) < 1:
             raise ValueError(f"workers must be >= 1, got {self.workers!r}")
+        if self.executor not in EXECUTORS:
+            raise ValueError(f"unknown executor {self.executor!r}; choose one of {', '.join(EXECUTORS)}")
+        if self.address is not None and self.executor != "ray":
+            raise ValueError(f"address={self.address!r} needs executor='ray' (the address of a Ray cluster)")
         if not 0.0 <= self.kokoro_fraction <= 1.0:
             raise ValueError(f"kokoro_fraction must be in [0, 1], got {self.kokoro_fraction!r}")
         if int(self.n_heldout_voice) < 0 or int(self.song_variants) < 1:
@@ -287,23 +306,35 @@ def _write_manifest(out: Path, req: _Request, items: list[dict]) -> dict:
 
 
 def _build_missing(out: Path, req: _Request, todo: list[Job], splits: dict[str, str], items: list[dict], bar) -> None:
-    """Build the ``todo`` items (in ``req.workers`` processes), adding each to ``items`` and rewriting the manifest
+    """Build the ``todo`` items (in ``req.workers`` processes or Ray tasks), adding each to ``items`` and rewriting the manifest
     after each one (with several processes: after every 20 and the last)."""
-    if int(req.workers) == 1 or len(todo) < 2:
+    if req.executor != "ray" and (int(req.workers) == 1 or len(todo) < 2):
         for job in todo:
             items.append(_build_item(out, job, splits[job.id]))
             _write_manifest(out, req, items)
             bar.update(1)
         return
+    for n_done, item in enumerate(_parallel_items(out, req, todo, splits), start=1):
+        items.append(item)
+        if n_done % 20 == 0 or n_done == len(todo):
+            _write_manifest(out, req, items)
+        bar.update(1)
+
+
+def _parallel_items(out: Path, req: _Request, todo: list[Job], splits: dict[str, str]):
+    """The manifest entries of the ``todo`` items as they are built and written: in ``req.workers`` processes, or
+    as Ray tasks (``req.workers`` at a time) whose audio and arrays this process writes."""
+    if req.executor == "ray":
+        from facetwin.sim.ray_tasks import ray_map
+
+        for _i, made in ray_map(_make_item, [(job, splits[job.id]) for job in todo], workers=int(req.workers),
+                                address=req.address):
+            yield _write_item(out, *made)
+        return
     import multiprocessing as mp
 
     with mp.get_context("fork").Pool(int(req.workers)) as pool:
-        for n_done, item in enumerate(pool.imap_unordered(
-                _build_item_star, [(out, job, splits[job.id]) for job in todo], chunksize=1), start=1):
-            items.append(item)
-            if n_done % 20 == 0 or n_done == len(todo):
-                _write_manifest(out, req, items)
-            bar.update(1)
+        yield from pool.imap_unordered(_build_item_star, [(out, job, splits[job.id]) for job in todo], chunksize=1)
 
 
 def build_corpus(
@@ -322,15 +353,20 @@ def build_corpus(
     song_variants: int = 1,
     kokoro_fraction: float = 0.0,
     workers: int = 1,
+    executor: str = "process",
+    address: str | None = None,
 ) -> dict:
     """Build (or resume) a corpus in ``out_dir``; returns the manifest. See the module docstring.
 
     ``voices="diverse"`` draws a voice and a channel per item (:mod:`facetwin.audio.voices`), makes
     ``salad_fraction`` of the speech word salads, adds ``n_heldout_voice`` items by held-out voices and sings each
     song ``song_variants`` times; ``"default"`` (the built-in corpora) speaks everything with each language's
-    default voice. ``workers`` processes build items in parallel (same files for any count)."""
+    default voice. ``workers`` processes build items in parallel (same files for any count); ``executor="ray"``
+    makes them Ray tasks instead (``workers`` at a time, :mod:`facetwin.sim.ray_tasks`: a local runtime, or the
+    cluster at ``address``; the same files)."""
     req = _Request(n_utterances, tuple(langs or DEFAULT_LANGUAGES), heldout_langs, heldout_fraction, include_songs,
-                   seed, voices, salad_fraction, n_heldout_voice, song_variants, kokoro_fraction, workers)
+                   seed, voices, salad_fraction, n_heldout_voice, song_variants, kokoro_fraction, workers, executor,
+                   address)
     req.check()
     out = Path(out_dir)
     jobs, splits = req.plan()
