@@ -28,7 +28,13 @@ Resumable: samples are written in chunks of ``chunk`` to ``<out>.parts/`` (each 
 a rerun with the same settings continues after the last complete chunk, and the final file is assembled (also
 atomically) and the parts removed. Asking an existing dataset for more samples extends it.
 
+Parallel: ``workers > 1`` simulates chunks at the same time with ``executor`` ``"thread"`` (default: threads of this
+process, each on its own copy of the model), ``"process"`` (worker processes) or ``"ray"`` (Ray tasks, on a local
+runtime or the cluster at ``address``; :mod:`facetwin.envs.babble_executors`). The arrays are the same for every
+executor and worker count, and the file does not record either.
+
 >>> babble(2000, "babble.npz", seed=0)              # ~5 min on one core (fast variant)
+>>> babble(2000, "babble.npz", seed=0, workers=2)   # the same file, on both cores
 >>> d = np.load("babble.npz"); d["ctrl"].shape, d["landmarks_mm"].shape   # (2000, 26), (2000, 69, 3)
 """
 
@@ -44,6 +50,7 @@ import numpy as np
 from facetwin.files import atomic_write
 from facetwin.sim.landmarks import mouth_measures
 
+from .babble_executors import DEFAULT_EXECUTOR, check_executor, parallel_chunks
 from .mirror_self_model import TARGET_DISTRIBUTIONS, TARGET_SETTLE_S, sample_expression
 
 VERSION = 1
@@ -87,38 +94,54 @@ def _close_worker() -> None:
         r.close()
 
 
-def _babble_chunk(args, face=None, on_sample=None) -> tuple[int, int]:
-    """Simulate samples ``a .. b - 1`` and write them atomically as one chunk file (in this or a worker process)."""
-    job, a, b = args
-    if face is None:
-        from facetwin.sim import FaceModel
-
-        if _WORKER.get("variant") != job["variant"]:
-            _WORKER.update(variant=job["variant"], face=FaceModel.load(job["variant"]))
-        face = _WORKER["face"]
-    renderer = None
-    if job["images"]:
-        if _WORKER.get("renderer_face") is not face:
-            from facetwin.sim.render import MirrorRenderer
-
-            _close_worker()
-            _WORKER.update(renderer=MirrorRenderer(face, "obs", camera="mouth"), renderer_face=face)
-        renderer = _WORKER["renderer"]
+def simulate_chunk(job: dict, a: int, b: int, face, renderer=None, on_sample=None, stop=None
+                   ) -> dict[str, np.ndarray] | None:
+    """The arrays of samples ``a .. b - 1`` (sample ``k`` drawn from ``(job["seed"], k)``) simulated on ``face``
+    (``renderer``: its mouth camera, with ``job["images"]``); ``on_sample(1)`` after each sample. Returns None when
+    the event ``stop`` is set before the chunk is done."""
     names, rest = list(face.actuator_names), face.rest_ctrl.copy()
     rows = []
     for k in range(a, b):
+        if stop is not None and stop.is_set():
+            return None
         u = sample_expression(np.random.default_rng([job["seed"], k]), rest, names, distribution=job["distribution"],
                               sigma=job["sigma"], symmetric=job["symmetric"])
         rows.append(_collect_one(face, u, job["settle_s"], renderer))
         if on_sample is not None:
             on_sample(1)
-    arrays = {key: np.stack([r[key] for r in rows]) for key in rows[0]}
+    return {key: np.stack([r[key] for r in rows]) for key in rows[0]}
+
+
+def _worker_renderer(job: dict, face):
+    """This process's mouth-camera renderer of ``face`` (made once), or None without images."""
+    if not job["images"]:
+        return None
+    if _WORKER.get("renderer_face") is not face:
+        from facetwin.sim.render import MirrorRenderer
+
+        _close_worker()
+        _WORKER.update(renderer=MirrorRenderer(face, "obs", camera="mouth"), renderer_face=face)
+    return _WORKER["renderer"]
+
+
+def chunk_task(job: dict, a: int, b: int) -> tuple[int, int, dict[str, np.ndarray]]:
+    """``(a, b, arrays)`` of samples ``a .. b - 1``, simulated on this process's own face of ``job["variant"]``
+    (loaded once per process): the task of a worker process or a Ray worker."""
+    from facetwin.sim import FaceModel
+
+    if _WORKER.get("variant") != job["variant"]:
+        _WORKER.update(variant=job["variant"], face=FaceModel.load(job["variant"]))
+    face = _WORKER["face"]
+    return a, b, simulate_chunk(job, a, b, face, _worker_renderer(job, face))
+
+
+def _write_chunk(job: dict, a: int, b: int, arrays: dict[str, np.ndarray]) -> None:
     _savez_atomic(Path(job["parts"]) / f"chunk_{a:09d}_{b:09d}.npz", **arrays)
-    return a, b
 
 
-def _check_args(n, chunk, sigma, settle_s, distribution: str, workers) -> None:
+def _check_args(n, chunk, sigma, settle_s, distribution: str, workers, executor, address) -> None:
     """Raise ``ValueError`` for settings :func:`babble` cannot run with."""
+    check_executor(executor, address)
     if distribution not in TARGET_DISTRIBUTIONS:
         raise ValueError(f"unknown distribution {distribution!r}; choose one of {', '.join(TARGET_DISTRIBUTIONS)}")
     if int(workers) < 1:
@@ -190,19 +213,20 @@ def _resume_parts(parts: Path, meta: dict, resume: bool, start: int, n: int) -> 
     return done
 
 
-def _run_chunks(job: dict, todo: list[tuple[int, int]], face, workers: int, bar) -> None:
-    """Simulate and write the chunks ``todo``: in this process, or in a pool of ``workers`` processes."""
+def _run_chunks(job: dict, todo: list[tuple[int, int]], face, workers: int, executor: str | None,
+                address: str | None, bar) -> None:
+    """Simulate and write the chunks ``todo``: in this process (one worker or one chunk, unless Ray is asked for),
+    else with ``executor`` (:mod:`facetwin.envs.babble_executors`; default the fastest on one machine)."""
+    tick = bar.update if bar is not None else None
     try:
-        if int(workers) > 1 and len(todo) > 1:
-            import multiprocessing as mp
-
-            with mp.get_context("spawn").Pool(min(int(workers), len(todo))) as pool:
-                for a, b in pool.imap_unordered(_babble_chunk, [(job, a, b) for a, b in todo]):
-                    if bar is not None:
-                        bar.update(b - a)
-        else:
+        if executor != "ray" and (int(workers) == 1 or len(todo) < 2):
             for a, b in todo:
-                _babble_chunk((job, a, b), face=face, on_sample=(bar.update if bar is not None else None))
+                _write_chunk(job, a, b, simulate_chunk(job, a, b, face, _worker_renderer(job, face), tick))
+            return
+        for a, b, arrays in parallel_chunks(executor or DEFAULT_EXECUTOR, job, todo, face, workers=int(workers),
+                                            simulate=simulate_chunk, task=chunk_task, address=address,
+                                            on_sample=tick):
+            _write_chunk(job, a, b, arrays)
     finally:
         if bar is not None:
             bar.close()
@@ -251,15 +275,19 @@ def babble(
     resume: bool = True,
     distribution: str = "gaussian",
     workers: int = 1,
+    executor: str | None = None,
+    address: str | None = None,
 ) -> Path:
     """Collect ``n`` babbled expressions into the ``.npz`` dataset ``out_path`` (see the module docstring).
 
     ``resume=True`` continues an interrupted run (or extends an existing dataset) with the same settings;
     ``resume=False`` starts over. ``distribution`` is that of :func:`sample_expression` (``"speech"``: the mouth
-    poses of speech, what the lip-sync self-model trains on). ``workers > 1`` simulates chunks in that many
-    processes (same arrays as one process). Returns the path written.
+    poses of speech, what the lip-sync self-model trains on). ``workers > 1`` simulates chunks in parallel with
+    ``executor`` (``"thread"``, the default, ``"process"`` or ``"ray"``: :mod:`facetwin.envs.babble_executors`);
+    ``executor="ray"`` with ``address`` joins a Ray cluster (``workers`` tasks at a time). Every executor and worker
+    count gives the same arrays, and neither is recorded in the file. Returns the path written.
     """
-    _check_args(n, chunk, sigma, settle_s, distribution, workers)
+    _check_args(n, chunk, sigma, settle_s, distribution, workers, executor, address)
     n = int(n)
     out = Path(out_path)
     if out.suffix != ".npz":
@@ -289,6 +317,6 @@ def babble(
         from tqdm.auto import tqdm
 
         bar = tqdm(total=n, initial=done, desc="babble", unit="expr")
-    _run_chunks(job, todo, face, workers, bar)
+    _run_chunks(job, todo, face, workers, executor, address, bar)
     _write_dataset(out, parts, prefix, face, n, meta)
     return out
