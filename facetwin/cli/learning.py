@@ -14,6 +14,7 @@ from facetwin.agents.rl_checkpoint import ALGOS
 from facetwin.agents.rl_envs import DEFAULT_ENV_ID, DEFAULT_ENV_KWARGS, MIRROR_ENV_IDS
 from facetwin.agents.rl_eval import DEFAULT_EVAL_DOMAIN_SEED, DEFAULT_EVAL_SEED
 from facetwin.envs.babble import DEFAULT_CHUNK, DEFAULT_SETTLE_S, DEFAULT_SIGMA, TARGET_DISTRIBUTIONS, babble
+from facetwin.envs.babble_executors import DEFAULT_EXECUTOR, EXECUTORS
 
 from .table import Command, add_quiet, command, parse_key_values
 
@@ -35,7 +36,12 @@ def add_babble_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPa
     parser.add_argument("--no-resume", action="store_true", help="start over instead of continuing a partial run")
     parser.add_argument("--distribution", default="gaussian", choices=TARGET_DISTRIBUTIONS,
                         help="gaussian around rest (default), uniform, or speech (mouth poses of speech)")
-    parser.add_argument("--workers", type=int, default=1, help="processes simulating chunks in parallel")
+    parser.add_argument("--workers", type=int, default=1, help="chunks simulated in parallel (default 1)")
+    parser.add_argument("--executor", default=None, choices=EXECUTORS,
+                        help=f"how --workers > 1 run: threads, processes or Ray tasks (default {DEFAULT_EXECUTOR}; "
+                        "the same data with any)")
+    parser.add_argument("--address", default=None,
+                        help="Ray cluster to run on (with --executor ray; e.g. auto or HEAD:6379; default: local)")
     add_quiet(parser)
     return parser
 
@@ -43,12 +49,18 @@ def add_babble_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPa
 @command(COMMANDS, "babble", add_babble_arguments,
          "collect random expressions and their landmarks (mirror self-modeling data)")
 def main_babble(args: argparse.Namespace) -> int:
-    """``facetwin babble``: run :func:`babble` from parsed arguments (see :func:`add_babble_arguments`)."""
-    path = babble(
-        args.n, args.out, seed=args.seed, symmetric=not args.asymmetric, images=args.images, variant=args.variant,
-        sigma=args.sigma, settle_s=args.settle, chunk=args.chunk, progress=not args.quiet, resume=not args.no_resume,
-        distribution=args.distribution, workers=args.workers,
-    )
+    """``facetwin babble``: run :func:`babble` from parsed arguments (see :func:`add_babble_arguments`); 2 with one
+    line on stderr when ``--executor ray`` lacks the [scale] extra."""
+    try:
+        path = babble(
+            args.n, args.out, seed=args.seed, symmetric=not args.asymmetric, images=args.images, variant=args.variant,
+            sigma=args.sigma, settle_s=args.settle, chunk=args.chunk, progress=not args.quiet,
+            resume=not args.no_resume, distribution=args.distribution, workers=args.workers,
+            executor=getattr(args, "executor", None), address=getattr(args, "address", None),
+        )
+    except ImportError as e:
+        print(f"facetwin babble: error: {e}", file=sys.stderr)
+        return 2
     with np.load(path) as d:
         print(f"wrote {path}: {len(d['ctrl'])} expressions, keys {', '.join(d.files)}")
     return 0
