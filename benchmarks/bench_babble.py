@@ -1,0 +1,129 @@
+"""Babbling throughput in parallel: samples per second with 1 and 2 workers for each executor of ``facetwin babble``.
+
+Run from the repository root (either form)::
+
+    python -m facetwin.benchmarks.bench_babble --samples 200          # ~5 min on 2 cores
+    python benchmarks/bench_babble.py --samples 20 --settle 0.5       # a fast smoke run
+    python -m facetwin.benchmarks.bench_babble --executors thread,process --json out/bench_babble.json
+
+Each figure is one call of :func:`facetwin.envs.babble.babble` (``--samples`` expressions, ``--settle`` seconds
+each, the fast variant, chunks of ``--chunk``, a fresh output file), timed end to end with ``time.perf_counter``:
+loading the face, starting worker processes (``"process"``) or threads' model copies (``"thread"``), simulating,
+and writing the chunks and the dataset. With one worker ``"thread"`` and ``"process"`` run the same code (no pool:
+the chunks in this process), timed once; ``"ray"`` with one worker is one task at a time on a local runtime of 2
+CPUs started before the timing (its start time is printed apart: on a cluster it is already running). Every run's
+arrays are compared with the one-worker run (they must be bit-identical). The bar (issue 15): 2 workers >= 1.8x
+the samples/s of one worker, PASS/FAIL per executor. The load average is printed: other work on the machine lowers
+the ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+BAR = 1.8
+
+
+def _timed_babble(out: Path, args: argparse.Namespace, workers: int, executor: str | None) -> tuple[float, dict]:
+    """Wall seconds of one babble run and its per-sample arrays."""
+    from facetwin.envs.babble import PER_SAMPLE_KEYS, babble
+
+    t0 = time.perf_counter()
+    path = babble(args.samples, out, seed=args.seed, variant=args.variant, settle_s=args.settle, chunk=args.chunk,
+                  progress=False, resume=False, workers=workers, executor=executor)
+    wall = time.perf_counter() - t0
+    with np.load(path) as d:
+        return wall, {k: d[k] for k in PER_SAMPLE_KEYS}
+
+
+def run(args: argparse.Namespace) -> list[dict]:
+    """Time every (executor, workers) pair; rows of executor, workers, seconds, samples/s, ratio, same data."""
+    tmp = Path(tempfile.mkdtemp(prefix="bench_babble_"))
+    rows: list[dict] = []
+    try:
+        base_wall, base = _timed_babble(tmp / "one.npz", args, 1, None)
+        print(f"1 worker (in this process): {base_wall:.1f} s", flush=True)
+        for ex in args.executors:
+            runs = [(1, base_wall, True)] if ex != "ray" else []
+            ray = _start_ray() if ex == "ray" else None
+            try:
+                for w in ((1, 2) if ex == "ray" else (2,)):
+                    wall, arrays = _timed_babble(tmp / f"{ex}{w}.npz", args, w, ex)
+                    same = all(np.array_equal(arrays[k], base[k]) for k in base)
+                    runs.append((w, wall, same))
+                    print(f"{ex}, {w} workers: {wall:.1f} s, same data: {same}", flush=True)
+            finally:
+                if ray is not None:
+                    ray.shutdown()
+            one = runs[0][1]
+            for w, wall, same in runs:
+                rows.append({"executor": ex, "workers": w, "seconds": wall, "samples_per_s": args.samples / wall,
+                             "vs_one_worker": one / wall, "vs_in_process": base_wall / wall, "same_data": same})
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return rows
+
+
+def _start_ray():
+    """A local Ray runtime of 2 CPUs (its start time printed, not counted in the babble runs)."""
+    from facetwin.sim.ray_tasks import import_ray
+
+    ray = import_ray()
+    t0 = time.perf_counter()
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
+    print(f"ray runtime started in {time.perf_counter() - t0:.1f} s", flush=True)
+    return ray
+
+
+def table(rows: list[dict], args: argparse.Namespace) -> str:
+    """The markdown table and the PASS/FAIL lines."""
+    lines = [f"babble: {args.samples} samples, settle {args.settle} s, variant {args.variant}, chunks of {args.chunk}, "
+             f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} (1 min) at the end", "",
+             "| executor | workers | wall s | samples/s | vs 1 worker | vs in-process | same data |",
+             "|---|---:|---:|---:|---:|---:|---|"]
+    for r in rows:
+        lines.append(f"| {r['executor']} | {r['workers']} | {r['seconds']:.1f} | {r['samples_per_s']:.2f} | "
+                     f"{r['vs_one_worker']:.2f}x | {r['vs_in_process']:.2f}x | {'yes' if r['same_data'] else 'NO'} |")
+    lines.append("")
+    for r in rows:
+        if r["workers"] == 2:
+            ok = r["vs_one_worker"] >= BAR and r["same_data"]
+            lines.append(f"{'PASS' if ok else 'FAIL'}: {r['executor']}, 2 workers {r['vs_one_worker']:.2f}x one worker "
+                         f"(bar >= {BAR}x, same data)")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--samples", type=int, default=200, help="expressions per run (default 200)")
+    p.add_argument("--settle", type=float, default=2.0, help="seconds each expression is held (default 2, as babble)")
+    p.add_argument("--chunk", type=int, default=10, help="samples per chunk (default 10: 20 chunks for 2 workers)")
+    p.add_argument("--variant", default="fast", choices=("fast", "full"))
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--executors", default="thread,process,ray", help="comma-separated (default thread,process,ray)")
+    p.add_argument("--json", type=Path, default=None, help="also write the rows as JSON")
+    args = p.parse_args(argv)
+    args.executors = [e.strip() for e in args.executors.split(",") if e.strip()]
+    from facetwin.envs.babble_executors import EXECUTORS
+
+    bad = [e for e in args.executors if e not in EXECUTORS]
+    if bad or args.samples < 2 or args.chunk < 1:
+        p.error(f"executors must be among {EXECUTORS} (got {bad}), --samples >= 2, --chunk >= 1")
+    rows = run(args)
+    print(table(rows, args))
+    from facetwin.benchmarks.common import write_json
+
+    write_json(args.json, {"samples": args.samples, "settle_s": args.settle, "chunk": args.chunk, "rows": rows})
+    return 0 if all(r["vs_one_worker"] >= BAR and r["same_data"] for r in rows if r["workers"] == 2) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
