@@ -22,6 +22,7 @@ COMMANDS = {
     "corpus build": ["corpus", "build", "--out", "{}", "-n", "2"],
     "babble": ["babble", "-n", "10", "--out", "{}"],
     "train": ["train", "--steps", "100", "--out", "{}"],
+    "sweep": ["sweep", "sweep.toml", "--out", "{}"],
     "lipsync": ["lipsync", str(WAV), "--out", "{}"],
     "lipsync --video": ["lipsync", str(WAV), "--out", "ok.npz", "--video", "{}"],
     "sing": ["sing", "twinkle", "--out", "{}"],

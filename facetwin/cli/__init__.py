@@ -1,7 +1,8 @@
 """The ``facetwin`` command line.
 
 Face: ``demo``, ``export-xml``, ``view``, ``info``. Audio: ``say``, ``sing-audio``, ``align``, ``corpus build``.
-Learning: ``babble`` (mirror self-modeling data), ``train`` (SB3 on the Gymnasium environments), ``train-lipsync``
+Learning: ``babble`` (mirror self-modeling data), ``train`` (SB3 on the Gymnasium environments), ``sweep`` (studies
+of ``train`` trials on Ray Tune, locally or on a cluster), ``train-lipsync``
 (the self-model and audio-to-lips weights), ``evaluate`` (all lip-sync methods, one table), ``ingest-video``.
 Performing: ``lipsync`` (any audio file -> motor commands + simulated face), ``sing`` (an mp4 of the twin singing).
 Sim-to-real: ``calibrate`` (a robot's calibration file), ``deploy`` (audio + motor commands on the robot or the twin),
@@ -14,7 +15,7 @@ Layout: this module holds the entry point (:func:`main`: one place for errors an
 numbers checked before any work) and the parser; the commands live in modules of this package as a table
 (:class:`facetwin.cli.table.Command`: name, help, ``add_arguments``, ``run``) calling plain library functions:
 :mod:`facetwin.cli.face` (demo, export-xml, view, info), :mod:`facetwin.cli.speech` (say, sing-audio, align,
-corpus build), :mod:`facetwin.cli.learning` (babble, train, train-residual, ingest-video),
+corpus build), :mod:`facetwin.cli.learning` (babble, train, sweep, train-residual, ingest-video),
 :mod:`facetwin.cli.lipsync` (lipsync, sing, evaluate, train-lipsync), :mod:`facetwin.cli.robot` (calibrate,
 deploy, export-policy, live), :mod:`facetwin.cli.tools` (emulate, train-self-model, build-lip-shapes).
 """
@@ -65,6 +66,7 @@ OUTPUTS: dict[str, dict[str, tuple[str, str | None]]] = {
     "corpus build": {"out": ("folder", None)},
     "babble": {"out": ("file", ".npz")},
     "train": {"out": ("folder", None)},
+    "sweep": {"out": ("folder", None)},
     "lipsync": {"out": ("file", ".npz"), "video": ("file", ".mp4")},
     "sing": {"out": ("file", ".mp4")},
     "evaluate": {"json": ("file", None)},

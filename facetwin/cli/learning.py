@@ -1,4 +1,4 @@
-"""The learning commands: ``facetwin babble``, ``train``, ``train-residual``, ``ingest-video`` (each an
+"""The learning commands: ``facetwin babble``, ``train``, ``sweep``, ``train-residual``, ``ingest-video`` (each an
 ``add_*_arguments`` + ``main_*`` pair over the library functions of :mod:`facetwin.envs` and :mod:`facetwin.agents`)."""
 
 from __future__ import annotations
@@ -151,6 +151,49 @@ def train_main(args: argparse.Namespace) -> int:
         eval_domain_seed=getattr(args, "eval_domain_seed", DEFAULT_EVAL_DOMAIN_SEED),
         verbose=args.verbose,
     )
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------------- sweep
+def add_sweep_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Arguments of ``facetwin sweep``."""
+    parser.add_argument("config", help="the search space, a TOML file (format: facetwin.agents.sweep_space; "
+                        "example: assets/data/sweep_example.toml)")
+    parser.add_argument("--out", type=Path, required=True,
+                        help="output folder: results table, plot, best policy (and Tune's experiment unless --storage)")
+    parser.add_argument("--address", default=None,
+                        help="join the Ray cluster at HOST:PORT ('auto': the one on this node); "
+                        "default: a local Ray runtime on this machine")
+    parser.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local runtime (default: every core)")
+    parser.add_argument("--storage", default=None,
+                        help="where Tune keeps the checkpoints and state, reachable from every node: a shared "
+                        "folder or a URI such as s3://bucket/sweeps (default: --out)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the killed sweep in --out: finished trials are not rerun")
+    add_quiet(parser, "no Ray progress tables and no trial output")
+    return parser
+
+
+@command(COMMANDS, "sweep", add_sweep_arguments,
+         "run a study of `facetwin train` trials on Ray Tune, locally or on a cluster ([scale] extra)")
+def main_sweep(args: argparse.Namespace) -> int:
+    """``facetwin sweep``: run :func:`run_sweep` with the policy export of :mod:`facetwin.sim2real.export`; 2 with
+    one line when the ``[scale]`` extra is missing."""
+    from facetwin.agents.sweep import run_sweep
+    from facetwin.sim2real.export import export_policy
+
+    try:
+        result = run_sweep(args.config, args.out, address=args.address, resume=args.resume, num_cpus=args.num_cpus,
+                           storage=args.storage, quiet=args.quiet, export=export_policy)
+    except ImportError as e:
+        print(f"facetwin sweep: error: {e}", file=sys.stderr)
+        return 2
+    print(result.table)
+    out = result.out_dir
+    print(f"wrote {out / 'results.md'}, {out / 'results.csv'}, {out / 'results.png'}")
+    if result.best is not None:
+        print(f"best trial {result.best.trial} ({result.best.metric:.3f}, {result.best.steps:,} steps): "
+              f"{result.best_run}, exported to {result.best_policy}")
     return 0
 
 
