@@ -40,8 +40,7 @@ def add_babble_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPa
     parser.add_argument("--executor", default=None, choices=EXECUTORS,
                         help=f"how --workers > 1 run: threads, processes or Ray tasks (default {DEFAULT_EXECUTOR}; "
                         "the same data with any)")
-    parser.add_argument("--address", default=None,
-                        help="Ray cluster to run on (with --executor ray; e.g. auto or HEAD:6379; default: local)")
+    parser.add_argument("--address", help="with --executor ray: the Ray cluster, e.g. HEAD:6379 (default: local)")
     add_quiet(parser)
     return parser
 
