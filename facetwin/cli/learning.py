@@ -177,7 +177,7 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
          "run a study of `facetwin train` trials on Ray Tune, locally or on a cluster ([scale] extra)")
 def main_sweep(args: argparse.Namespace) -> int:
     """``facetwin sweep``: run :func:`run_sweep` with the policy export of :mod:`facetwin.sim2real.export`; 2 with
-    one line when the ``[scale]`` extra is missing."""
+    one line when the ``[scale]`` extra is missing, 1 when a trial failed (the table says which and why)."""
     from facetwin.agents.sweep import run_sweep
     from facetwin.sim2real.export import export_policy
 
@@ -193,6 +193,11 @@ def main_sweep(args: argparse.Namespace) -> int:
     if result.best is not None:
         print(f"best trial {result.best.trial} ({result.best.metric:.3f}, {result.best.steps:,} steps): "
               f"{result.best_run}, exported to {result.best_policy}")
+    failed = [r for r in result.rows if r.status.startswith("error")]
+    if failed:
+        print(f"facetwin sweep: {len(failed)} of {len(result.rows)} trials failed (see {out / 'results.md'}; "
+              "--resume runs them again)", file=sys.stderr)
+        return 1
     return 0
 
 
