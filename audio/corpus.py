@@ -306,8 +306,8 @@ def _write_manifest(out: Path, req: _Request, items: list[dict]) -> dict:
 
 
 def _build_missing(out: Path, req: _Request, todo: list[Job], splits: dict[str, str], items: list[dict], bar) -> None:
-    """Build the ``todo`` items (in ``req.workers`` processes or Ray tasks), adding each to ``items`` and rewriting the manifest
-    after each one (with several processes: after every 20 and the last)."""
+    """Build the ``todo`` items (in ``req.workers`` processes or Ray tasks), adding each to ``items`` and rewriting
+    the manifest after each one (with several processes or Ray: after every 20 and the last)."""
     if req.executor != "ray" and (int(req.workers) == 1 or len(todo) < 2):
         for job in todo:
             items.append(_build_item(out, job, splits[job.id]))

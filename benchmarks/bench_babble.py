@@ -7,14 +7,15 @@ Run from the repository root (either form)::
     python -m facetwin.benchmarks.bench_babble --executors thread,process --json out/bench_babble.json
 
 Each figure is one call of :func:`facetwin.envs.babble.babble` (``--samples`` expressions, ``--settle`` seconds
-each, the fast variant, chunks of ``--chunk``, a fresh output file), timed end to end with ``time.perf_counter``:
-loading the face, starting worker processes (``"process"``) or threads' model copies (``"thread"``), simulating,
-and writing the chunks and the dataset. With one worker ``"thread"`` and ``"process"`` run the same code (no pool:
-the chunks in this process), timed once; ``"ray"`` with one worker is one task at a time on a local runtime of 2
-CPUs started before the timing (its start time is printed apart: on a cluster it is already running). Every run's
-arrays are compared with the one-worker run (they must be bit-identical). The bar (issue 15): 2 workers >= 1.8x
-the samples/s of one worker, PASS/FAIL per executor. The load average is printed: other work on the machine lowers
-the ratio.
+each, the fast variant, chunks of ``--chunk``, a fresh output file), timed end to end with ``time.perf_counter``
+after one untimed warm-up call that imports everything: loading the face, starting worker processes
+(``"process"``) or the threads' model copies (``"thread"``), simulating, and writing the chunks and the dataset.
+With one worker ``"thread"`` and ``"process"`` run the same code (no pool: the chunks in this process), timed once;
+``"ray"`` with one worker is one task at a time on a local runtime of 2 CPUs started before the timing (its start
+time is printed apart: on a cluster it is already running). Every run's arrays are compared with the one-worker
+run (they must be bit-identical). The bar (issue 15): 2 workers >= 1.8x
+the samples/s of one worker, PASS/FAIL per executor. The 1-minute load average at the start of each run is printed
+beside it: other work on the machine lowers the ratio (on 2 cores, one other busy process takes half of it).
 """
 
 from __future__ import annotations
@@ -32,16 +33,18 @@ import numpy as np
 BAR = 1.8
 
 
-def _timed_babble(out: Path, args: argparse.Namespace, workers: int, executor: str | None) -> tuple[float, dict]:
-    """Wall seconds of one babble run and its per-sample arrays."""
+def _timed_babble(out: Path, args: argparse.Namespace, workers: int, executor: str | None
+                  ) -> tuple[float, dict, float]:
+    """Wall seconds of one babble run, its per-sample arrays, and the 1-minute load average when it started."""
     from facetwin.envs.babble import PER_SAMPLE_KEYS, babble
 
+    load = os.getloadavg()[0]
     t0 = time.perf_counter()
     path = babble(args.samples, out, seed=args.seed, variant=args.variant, settle_s=args.settle, chunk=args.chunk,
                   progress=False, resume=False, workers=workers, executor=executor)
     wall = time.perf_counter() - t0
     with np.load(path) as d:
-        return wall, {k: d[k] for k in PER_SAMPLE_KEYS}
+        return wall, {k: d[k] for k in PER_SAMPLE_KEYS}, load
 
 
 def run(args: argparse.Namespace) -> list[dict]:
@@ -49,24 +52,28 @@ def run(args: argparse.Namespace) -> list[dict]:
     tmp = Path(tempfile.mkdtemp(prefix="bench_babble_"))
     rows: list[dict] = []
     try:
-        base_wall, base = _timed_babble(tmp / "one.npz", args, 1, None)
+        from facetwin.envs.babble import babble
+
+        babble(1, tmp / "warmup.npz", variant=args.variant, settle_s=0.1, progress=False)  # imports, caches: untimed
+        base_wall, base, base_load = _timed_babble(tmp / "one.npz", args, 1, None)
         print(f"1 worker (in this process): {base_wall:.1f} s", flush=True)
         for ex in args.executors:
-            runs = [(1, base_wall, True)] if ex != "ray" else []
+            runs = [(1, base_wall, True, base_load)] if ex != "ray" else []
             ray = _start_ray() if ex == "ray" else None
             try:
                 for w in ((1, 2) if ex == "ray" else (2,)):
-                    wall, arrays = _timed_babble(tmp / f"{ex}{w}.npz", args, w, ex)
+                    wall, arrays, load = _timed_babble(tmp / f"{ex}{w}.npz", args, w, ex)
                     same = all(np.array_equal(arrays[k], base[k]) for k in base)
-                    runs.append((w, wall, same))
+                    runs.append((w, wall, same, load))
                     print(f"{ex}, {w} workers: {wall:.1f} s, same data: {same}", flush=True)
             finally:
                 if ray is not None:
                     ray.shutdown()
             one = runs[0][1]
-            for w, wall, same in runs:
+            for w, wall, same, load in runs:
                 rows.append({"executor": ex, "workers": w, "seconds": wall, "samples_per_s": args.samples / wall,
-                             "vs_one_worker": one / wall, "vs_in_process": base_wall / wall, "same_data": same})
+                             "vs_one_worker": one / wall, "vs_in_process": base_wall / wall, "same_data": same,
+                             "load_at_start": load})
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return rows
@@ -86,12 +93,13 @@ def _start_ray():
 def table(rows: list[dict], args: argparse.Namespace) -> str:
     """The markdown table and the PASS/FAIL lines."""
     lines = [f"babble: {args.samples} samples, settle {args.settle} s, variant {args.variant}, chunks of {args.chunk}, "
-             f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} (1 min) at the end", "",
-             "| executor | workers | wall s | samples/s | vs 1 worker | vs in-process | same data |",
-             "|---|---:|---:|---:|---:|---:|---|"]
+             f"{os.cpu_count()} CPUs", "",
+             "| executor | workers | wall s | samples/s | vs 1 worker | vs in-process | same data | load at start |",
+             "|---|---:|---:|---:|---:|---:|---|---:|"]
     for r in rows:
         lines.append(f"| {r['executor']} | {r['workers']} | {r['seconds']:.1f} | {r['samples_per_s']:.2f} | "
-                     f"{r['vs_one_worker']:.2f}x | {r['vs_in_process']:.2f}x | {'yes' if r['same_data'] else 'NO'} |")
+                     f"{r['vs_one_worker']:.2f}x | {r['vs_in_process']:.2f}x | {'yes' if r['same_data'] else 'NO'} | "
+                     f"{r['load_at_start']:.2f} |")
     lines.append("")
     for r in rows:
         if r["workers"] == 2:

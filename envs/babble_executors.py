@@ -4,11 +4,11 @@
 yields each chunk's arrays as it finishes; babble writes the chunk files. Sample ``i`` depends only on
 ``(seed, i)`` and starts from the same neutral state, so every executor and worker count gives the same arrays.
 
-| executor | runs a chunk | one machine | cluster |
-|---|---|---|---|
-| ``"thread"`` | in a thread of this process, on the thread's own copy of the model and data (MuJoCo's ``mj_step`` releases the GIL; the per-control-step Python around it is ~0.1 % of the time) | yes, no start-up cost | no |
-| ``"process"`` | in a spawned worker process (``multiprocessing``), on a face that process loads | yes, ~5 s start-up per worker | no |
-| ``"ray"`` | as a Ray task (``[scale]`` extra, :mod:`facetwin.sim.ray_tasks`), on a face each Ray worker loads once; the arrays come back to this process | a local runtime | ``address=`` |
+* ``"thread"`` (the default): threads of this process, each on its own copy of the compiled model and its own data
+  (MuJoCo's ``mj_step`` releases the GIL; only the few numpy operations of a control step hold it); no start-up.
+* ``"process"``: spawned worker processes (``multiprocessing``), each loading the face once; one machine.
+* ``"ray"``: Ray tasks (``[scale]`` extra, :mod:`facetwin.sim.ray_tasks`) on a local runtime or the cluster at
+  ``address``; each Ray worker loads the face once and the arrays come back to this process.
 
 Why not ``mujoco.rollout``: a sample's control step turns gravity with the neck (``FaceModel.step`` sets
 ``model.opt.gravity`` from the room body's pose before each control period), which a rollout over one model cannot
