@@ -53,6 +53,7 @@ the loop's jitter (the README has the figures).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -206,7 +207,7 @@ class LiveSession:
         units = self.layer.command(self.cmd)
         aperture = math.nan
         periods = n - self._last_n if self._last_n >= 0 else 1  # a dropped tick's periods pass too
-        with self.viewer.lock() if self.viewer is not None else _Nothing():
+        with self.viewer.lock() if self.viewer is not None else contextlib.nullcontext():
             if self.sim is not None:
                 self.sim.advance(periods * self.sim.period)
                 aperture = self.sim.face.mouth()["aperture_mm"]
@@ -268,14 +269,6 @@ def _at(a: np.ndarray, idx: np.ndarray) -> np.ndarray:
     ok = idx < len(a)
     out[ok] = a[idx[ok]]
     return out
-
-
-class _Nothing:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 def _fault_text(e: BaseException | None) -> str:
