@@ -32,6 +32,7 @@ COMMANDS = {
     "ingest-video": ["ingest-video", str(WAV), "--corpus", "{}"],
     "calibrate": ["calibrate", "--out", "{}"],
     "deploy": ["deploy", str(WAV), "--calibration", "nominal.json", "--backend", "sim", "--log", "{}"],
+    "live": ["live", str(WAV), "--log", "{}"],
     "export-policy": ["export-policy", "run", "--out", "{}"],
     "train-self-model": ["train-self-model", "--babble", "b.npz", "--out", "{}"],
     "build-lip-shapes": ["build-lip-shapes", "--out", "{}"],
