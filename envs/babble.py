@@ -33,7 +33,7 @@ process, each on its own copy of the model), ``"process"`` (worker processes) or
 runtime or the cluster at ``address``; :mod:`facetwin.envs.babble_executors`). The arrays are the same for every
 executor and worker count, and the file does not record either.
 
->>> babble(2000, "babble.npz", seed=0)              # ~5 min on one core (fast variant)
+>>> babble(2000, "babble.npz", seed=0)              # one core (fast variant)
 >>> babble(2000, "babble.npz", seed=0, workers=2)   # the same file, on both cores
 >>> d = np.load("babble.npz"); d["ctrl"].shape, d["landmarks_mm"].shape   # (2000, 26), (2000, 69, 3)
 """

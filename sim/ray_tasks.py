@@ -2,11 +2,10 @@
 
 :func:`ray_map` runs ``fn(*args)`` for each argument tuple as a Ray task, at most ``workers`` at a time, and yields
 the results as they finish. It joins the Ray runtime this process already started (``ray.init`` called by the
-caller), else the cluster at ``address`` (``"auto"``, ``"HEAD:6379"``, ``"ray://HEAD:10001"``, or the
-``RAY_ADDRESS`` environment variable), else starts a local runtime with ``workers`` CPUs; a runtime it started is
-shut down when the iteration ends. ``fn`` must be a module-level function of an installed package (Ray workers
-import it by name), and a task's result travels back to this process: the caller writes the files, so the workers
-need no shared file system. Used by :func:`facetwin.envs.babble.babble` (``executor="ray"``) and
+caller), else the cluster at ``address`` (``"HEAD:6379"``, ``"auto"``, or the ``RAY_ADDRESS`` environment
+variable), else starts a local runtime with ``workers`` CPUs; a runtime it started is shut down when the iteration
+ends. ``fn`` must be a module-level function of an installed package (Ray workers import it by name), and a task's
+result travels back to this process: the caller writes the files, so the workers need no shared file system. Used by :func:`facetwin.envs.babble.babble` (``executor="ray"``) and
 :func:`facetwin.audio.corpus.build_corpus` (``executor="ray"``).
 """
 
