@@ -219,6 +219,8 @@ def _run_chunks(job: dict, todo: list[tuple[int, int]], face, workers: int, exec
     else with ``executor`` (:mod:`facetwin.envs.babble_executors`; default the fastest on one machine)."""
     tick = bar.update if bar is not None else None
     try:
+        if not todo:  # every chunk already done: no pool, no Ray runtime
+            return
         if executor != "ray" and (int(workers) == 1 or len(todo) < 2):
             for a, b in todo:
                 _write_chunk(job, a, b, simulate_chunk(job, a, b, face, _worker_renderer(job, face), tick))
