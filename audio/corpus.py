@@ -325,7 +325,7 @@ def _parallel_items(out: Path, req: _Request, todo: list[Job], splits: dict[str,
     """The manifest entries of the ``todo`` items as they are built and written: in ``req.workers`` processes, or
     as Ray tasks (``req.workers`` at a time) whose audio and arrays this process writes."""
     if req.executor == "ray":
-        from facetwin.sim.ray_tasks import ray_map
+        from facetwin.ray_tasks import ray_map
 
         for _i, made in ray_map(_make_item, [(job, splits[job.id]) for job in todo], workers=int(req.workers),
                                 address=req.address):
@@ -362,7 +362,7 @@ def build_corpus(
     ``salad_fraction`` of the speech word salads, adds ``n_heldout_voice`` items by held-out voices and sings each
     song ``song_variants`` times; ``"default"`` (the built-in corpora) speaks everything with each language's
     default voice. ``workers`` processes build items in parallel (same files for any count); ``executor="ray"``
-    makes them Ray tasks instead (``workers`` at a time, :mod:`facetwin.sim.ray_tasks`: a local runtime, or the
+    makes them Ray tasks instead (``workers`` at a time, :mod:`facetwin.ray_tasks`: a local runtime, or the
     cluster at ``address``; the same files)."""
     req = _Request(n_utterances, tuple(langs or DEFAULT_LANGUAGES), heldout_langs, heldout_fraction, include_songs,
                    seed, voices, salad_fraction, n_heldout_voice, song_variants, kokoro_fraction, workers, executor,

@@ -98,7 +98,7 @@ def _rows(best: dict[tuple[str, int], dict], args: argparse.Namespace) -> list[d
 
 def _start_ray():
     """A local Ray runtime of 2 CPUs (its start time printed, not counted in the babble runs)."""
-    from facetwin.sim.ray_tasks import import_ray
+    from facetwin.ray_tasks import import_ray
 
     ray = import_ray()
     t0 = time.perf_counter()

@@ -7,7 +7,7 @@ yields each chunk's arrays as it finishes; babble writes the chunk files. Sample
 * ``"thread"`` (the default): threads of this process, each on its own copy of the compiled model and its own data
   (MuJoCo's ``mj_step`` releases the GIL; only the few numpy operations of a control step hold it); no start-up.
 * ``"process"``: spawned worker processes (``multiprocessing``), each loading the face once; one machine.
-* ``"ray"``: Ray tasks (``[scale]`` extra, :mod:`facetwin.sim.ray_tasks`) on a local runtime or the cluster at
+* ``"ray"``: Ray tasks (``[scale]`` extra, :mod:`facetwin.ray_tasks`) on a local runtime or the cluster at
   ``address``; each Ray worker loads the face once and the arrays come back to this process.
 
 Why not ``mujoco.rollout``: a sample's control step turns gravity with the neck (``FaceModel.step`` sets
@@ -64,7 +64,7 @@ def parallel_chunks(executor: str, job: dict, todo: list[tuple[int, int]], face,
     if executor == "process":
         results = _process_chunks(task, job, todo, int(workers))
     elif executor == "ray":
-        from facetwin.sim.ray_tasks import ray_map
+        from facetwin.ray_tasks import ray_map
 
         results = (r for _i, r in ray_map(task, [(job, a, b) for a, b in todo], workers=int(workers),
                                           address=address))

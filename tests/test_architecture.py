@@ -2,7 +2,7 @@
 
 The layer order is written once, here (the README's layout table describes it):
 
-| folder | may import (besides itself and the package base ``facetwin/files.py``, ``facetwin/lazy.py``) |
+| folder | may import (besides itself and the package base ``facetwin/files.py``, ``facetwin/lazy.py``, ``facetwin/ray_tasks.py``) |
 |---|---|
 | ``sim/`` | nothing of facetwin |
 | ``audio/`` | ``sim`` |
@@ -32,7 +32,7 @@ ALLOWED = {
     "sim2real": {"sim", "audio", "envs", "agents", "hardware"},
     "hardware": {"sim"},
 }
-BASE = {"files", "lazy"}  # facetwin/files.py, facetwin/lazy.py: import nothing of facetwin, usable by every layer
+BASE = {"files", "lazy", "ray_tasks"}  # facetwin/files.py, lazy.py, ray_tasks.py: import nothing of facetwin, usable by every layer
 
 
 def _package(path: Path) -> list[str]:

@@ -108,7 +108,10 @@ def add_corpus_arguments(parser: argparse.ArgumentParser) -> None:
     cb.add_argument("--kokoro-fraction", type=float, default=0.0,
                     help="with --voices diverse: share spoken by the Kokoro-82M neural voice ([voices] extra; default 0)")
     cb.add_argument("--song-variants", type=int, default=1, help="times each song is sung (default 1)")
-    cb.add_argument("--workers", type=int, default=1, help="worker processes (same files for any count; default 1)")
+    cb.add_argument("--workers", type=int, default=1, help="workers (same files for any count; default 1)")
+    cb.add_argument("--executor", choices=("process", "ray"), default="process",
+                    help="process: worker processes on this machine (default); ray: Ray tasks ([scale] extra)")
+    cb.add_argument("--address", default=None, help="with --executor ray: the cluster (HEAD:6379, auto)")
     cb.set_defaults(func=cmd_corpus_build)
 
 
@@ -122,7 +125,7 @@ def cmd_corpus_build(args: argparse.Namespace) -> int:
         args.out, args.n, langs=langs, heldout_langs=heldout, heldout_fraction=args.heldout_fraction,
         include_songs=not args.no_songs, seed=args.seed, voices=args.voices, salad_fraction=args.salad_fraction,
         n_heldout_voice=args.heldout_voices, song_variants=args.song_variants, kokoro_fraction=args.kokoro_fraction,
-        workers=args.workers,
+        workers=args.workers, executor=args.executor, address=args.address,
     )
     sizes = {k: len(v) for k, v in manifest["splits"].items()}
     print(f"corpus in {args.out}: {len(manifest['items'])} items, {manifest['total_duration_s']:.1f} s of audio, "
