@@ -136,14 +136,16 @@ def _start_ray(address: str | None, num_cpus: int | None, quiet: bool) -> bool:
     Ray was running already in this process (then it is left running)."""
     import ray
 
+    from facetwin.ray_tasks import init_ray
+
     if ray.is_initialized():
         return False
     level = logging.WARNING if quiet else logging.INFO
     if address is None:
-        ray.init(address="local", num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=False,
+        init_ray(ray, address="local", num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=False,
                  log_to_driver=not quiet, logging_level=level)
     else:
-        ray.init(address=address, log_to_driver=not quiet, logging_level=level)
+        init_ray(ray, address=address, log_to_driver=not quiet, logging_level=level)
     return True
 
 

@@ -28,6 +28,24 @@ def import_ray():
     return ray
 
 
+def init_ray(ray, **kwargs) -> None:
+    """``ray.init(**kwargs)`` with this package's own folder as the working directory during the call.
+
+    Ray puts the driver's working directory first on its workers' ``sys.path``. Run from a facetwin checkout with a
+    regular (non-editable) install, the checkout's ``facetwin/`` folder (the package root only: the subpackages are
+    its sibling folders, mapped at install time) would then shadow the installed package in every worker
+    (``No module named 'facetwin.envs'``). The directory above the imported package is where Python found it, so it
+    shadows nothing."""
+    import facetwin
+
+    here = os.getcwd()
+    os.chdir(os.path.dirname(os.path.dirname(os.path.abspath(facetwin.__file__))))
+    try:
+        ray.init(**kwargs)
+    finally:
+        os.chdir(here)
+
+
 @contextmanager
 def ray_runtime(address: str | None = None, num_cpus: int | None = None):
     """The ``ray`` module with a runtime to submit to: the one already initialized in this process, the cluster at
@@ -38,9 +56,9 @@ def ray_runtime(address: str | None = None, num_cpus: int | None = None):
     if not ray.is_initialized():
         if address is None and not os.environ.get("RAY_ADDRESS"):
             # "local": a runtime of our own, even where `ray start` left one running on this machine
-            ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, logging_level=logging.WARNING)
+            init_ray(ray, address="local", num_cpus=num_cpus, include_dashboard=False, logging_level=logging.WARNING)
         else:
-            ray.init(address=address, logging_level=logging.WARNING)
+            init_ray(ray, address=address, logging_level=logging.WARNING)
         started = True
     try:
         yield ray

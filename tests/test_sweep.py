@@ -246,7 +246,8 @@ def test_a_killed_sweep_resumes_without_rerunning_its_finished_trial(tmp_path, r
     argv = [sys.executable, "-m", "facetwin", "sweep", str(config), "--out", str(out), "--num-cpus", "2"]
     experiment = out / "kill"
     with open(tmp_path / "first.log", "wb") as log:
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+                                cwd=tmp_path)
         deadline = time.monotonic() + 150
         while time.monotonic() < deadline and proc.poll() is None:
             states = _states(experiment)
@@ -266,7 +267,8 @@ def test_a_killed_sweep_resumes_without_rerunning_its_finished_trial(tmp_path, r
     assert before[second]["steps"] in (150, 300) and not (out / "results.md").exists()
     first_files = {p: p.stat().st_mtime_ns for p in (experiment / first).glob("checkpoint_*/*")}
 
-    res = subprocess.run(argv + ["--resume", "--quiet"], capture_output=True, text=True, env=env, timeout=150)
+    res = subprocess.run(argv + ["--resume", "--quiet"], capture_output=True, text=True, env=env, timeout=150,
+                         cwd=tmp_path)
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-3000:]
     after = _states(experiment)
     assert after[first] == before[first]  # the finished trial was not started again: no new checkpoint, same state
