@@ -88,8 +88,10 @@ def test_bad_executor_or_address_and_the_cli_options(tmp_path, monkeypatch, caps
 @pytest.fixture(scope="module")
 def local_ray():
     """A local Ray runtime of 2 CPUs for this module's Ray tests, shut down after."""
-    ray = pytest.importorskip("ray")
-    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="ERROR")
+    from facetwin.ray_tasks import import_ray, init_ray
+
+    ray = import_ray()  # the [scale] extra is part of [test]: a missing Ray fails here, not skips
+    init_ray(ray, address="local", num_cpus=2, include_dashboard=False, logging_level="ERROR")
     yield ray
     ray.shutdown()
 
