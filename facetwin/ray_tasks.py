@@ -36,10 +36,8 @@ def init_ray(ray, **kwargs) -> None:
     its sibling folders, mapped at install time) would then shadow the installed package in every worker
     (``No module named 'facetwin.envs'``). The directory above the imported package is where Python found it, so it
     shadows nothing."""
-    import facetwin
-
     here = os.getcwd()
-    os.chdir(os.path.dirname(os.path.dirname(os.path.abspath(facetwin.__file__))))
+    os.chdir(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # above facetwin/ (this file's folder)
     try:
         ray.init(**kwargs)
     finally:
